@@ -1,0 +1,261 @@
+"""`OrderBook`: the thin Python owner of the numba book state (see `kernels.py`).
+
+It validates every batch at the boundary, sizes the arrays so kernels never overflow, and
+keeps a batch atomic: an invalid batch raises ``ValueError`` naming the message's index and
+leaves the book exactly as it was.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trendgym.envs.lob import kernels as k
+from trendgym.envs.lob.kernels import MESSAGE_DTYPE, TRADE_DTYPE
+
+_MAX_LEVELS = 1 << 22  # a price window wider than this many ticks is refused, not allocated
+_WINDOW_PAD = 256
+_MAX_TICK = 1 << 53  # ticks kept free beyond the extreme prices when the window (re)grows
+
+
+def empty_messages(n: int) -> np.ndarray:
+    """A zeroed message array (zero fields mean the plain behaviour: owner 0, no iceberg)."""
+    return np.zeros(n, dtype=MESSAGE_DTYPE)
+
+
+def as_messages(messages: np.ndarray) -> np.ndarray:
+    """`messages` as a contiguous MESSAGE_DTYPE array; structured arrays with a subset of the
+    fields (at least kind, side, price, qty, order_id) are accepted, missing fields are 0."""
+    if not isinstance(messages, np.ndarray):
+        raise TypeError(f"messages must be a numpy structured array, got {type(messages).__name__}")
+    if messages.dtype == MESSAGE_DTYPE:
+        return np.ascontiguousarray(messages)
+    names = messages.dtype.names
+    if names is None:
+        raise TypeError(f"messages must be a structured array with MESSAGE_DTYPE fields, got dtype {messages.dtype}")
+    missing = {"kind", "side", "price", "qty", "order_id"} - set(names)
+    if missing:
+        raise TypeError(f"messages lack the fields {sorted(missing)}")
+    if messages.ndim != 1:
+        raise ValueError(f"messages must be one-dimensional, got shape {messages.shape}")
+    out = empty_messages(messages.shape[0])
+    for name in MESSAGE_DTYPE.names:
+        if name in names:
+            out[name] = messages[name]
+    return out
+
+
+def _first_invalid(msgs: np.ndarray) -> tuple[int, str] | None:
+    """(index, reason) of the first message that breaks a stateless rule, or None."""
+    kind, side, qty, price = msgs["kind"], msgs["side"], msgs["qty"], msgs["price"]
+    trading = (kind == k.LIMIT) | (kind == k.MARKET)
+    rules = [
+        ((kind < 0) | (kind > k.MODIFY), "unknown kind {kind} (0 limit, 1 market, 2 cancel, 3 modify)"),
+        (trading & (side != k.BUY) & (side != k.SELL), "side must be +1 (buy) or -1 (sell), got {side}"),
+        ((trading | (kind == k.MODIFY)) & (qty <= 0), "quantity must be positive, got qty={qty}"),
+        ((kind == k.LIMIT) & (price <= 0), "a limit price must be positive, got price={price}"),
+        (price > _MAX_TICK, "price {price} exceeds the largest tick %d" % _MAX_TICK),
+        ((kind == k.MODIFY) & (price < 0), "a modify price must be >= 0 (0 keeps it), got price={price}"),
+        ((msgs["owner"] < 0) | (msgs["owner"] >= k.MAX_OWNERS), "owner must be in [0, %d), got owner={owner}" % k.MAX_OWNERS),
+        ((kind == k.LIMIT) & (msgs["peak"] < 0), "iceberg peak must be >= 0, got peak={peak}"),
+        (msgs["order_id"] == k.EMPTY_KEY, "order_id {order_id} is reserved"),
+    ]
+    first = None
+    for bad, reason in rules:
+        hits = np.flatnonzero(bad)
+        if hits.size and (first is None or hits[0] < first[0]):
+            first = (int(hits[0]), reason)
+    if first is None:
+        return None
+    i, reason = first
+    m = msgs[i]
+    return i, reason.format(**{name: m[name] for name in MESSAGE_DTYPE.names})
+
+
+class OrderBook:
+    """A price-time priority limit order book on integer ticks.
+
+    >>> book = OrderBook()
+    >>> msgs = empty_messages(2)
+    >>> msgs[0] = (0, -1, 0, 101, 5, 1, 0)   # limit sell 5 @ 101, id 1
+    >>> msgs[1] = (1, +1, 0, 0, 3, 2, 0)     # market buy 3, id 2
+    >>> book.process(msgs)[["maker_id", "price", "qty"]].tolist()
+    [(1, 101, 3)]
+    >>> book.best_ask(), book.best_bid()
+    (101, None)
+    """
+
+    def __init__(self, capacity: int = 1024, price_levels: int = 1024) -> None:
+        if capacity < 1 or price_levels < 1:
+            raise ValueError(f"capacity and price_levels must be >= 1, got {capacity}, {price_levels}")
+        self._initial = (int(capacity), int(price_levels))
+        self.clear()
+
+    # ------------------------------------------------------------------------ state
+    def clear(self) -> None:
+        """Empty the book and its counters (arrays keep their current sizes)."""
+        capacity, price_levels = self._initial
+        if getattr(self, "orders", None) is not None:
+            capacity, price_levels = self.orders.shape[0], self.levels.shape[0]
+        self.orders = np.zeros(capacity, dtype=k.ORDER_DTYPE)
+        self.orders["next"] = np.arange(1, capacity + 1)
+        self.orders["next"][-1] = -1
+        self.orders["prev"] = -1
+        self.levels = np.zeros(price_levels, dtype=k.LEVEL_DTYPE)
+        self.levels["head"] = self.levels["tail"] = -1
+        self.keys = np.full(_pow2(2 * capacity), k.EMPTY_KEY, dtype=np.int64)
+        self.slots = np.full(self.keys.shape[0], -1, dtype=np.int64)
+        self.meta = np.zeros(k.N_META, dtype=np.int64)
+        self.meta[k.FREE_HEAD] = 0
+        self.owner_stats = np.zeros((k.MAX_OWNERS, k.N_OWNER_STATS), dtype=np.int64)
+        self._trades = np.empty(256, dtype=TRADE_DTYPE)
+        self._window_set = False
+
+    @property
+    def state(self) -> tuple[np.ndarray, ...]:
+        """The arrays kernels take, in their order: orders, levels, keys, slots, meta, owner_stats."""
+        return self.orders, self.levels, self.keys, self.slots, self.meta, self.owner_stats
+
+    def _snapshot(self) -> tuple[np.ndarray, ...]:
+        return tuple(a.copy() for a in self.state)
+
+    def _restore(self, snap: tuple[np.ndarray, ...]) -> None:
+        (self.orders, self.levels, self.keys, self.slots, self.meta, self.owner_stats) = snap
+
+    def reserve(self, new_orders: int, price_lo: int | None = None, price_hi: int | None = None) -> None:
+        """Grow the pool, id table and price window so `new_orders` more resting orders and
+        prices in [price_lo, price_hi] fit. Growing never changes what the book holds."""
+        need = int(self.meta[k.N_LIVE]) + int(new_orders)
+        if need > self.orders.shape[0]:
+            self._grow_pool(max(need, 2 * self.orders.shape[0]))
+        if price_lo is not None:
+            self._cover_prices(int(price_lo), int(price_hi if price_hi is not None else price_lo))
+
+    def _grow_pool(self, capacity: int) -> None:
+        old = self.orders
+        n_old = old.shape[0]
+        orders = np.zeros(capacity, dtype=k.ORDER_DTYPE)
+        orders[:n_old] = old
+        orders["next"][n_old:] = np.arange(n_old + 1, capacity + 1)
+        orders["next"][-1] = self.meta[k.FREE_HEAD]  # new slots first, then the old free chain
+        orders["prev"][n_old:] = -1
+        self.orders = orders
+        self.meta[k.FREE_HEAD] = n_old
+        self.keys = np.full(_pow2(2 * capacity), k.EMPTY_KEY, dtype=np.int64)
+        self.slots = np.full(self.keys.shape[0], -1, dtype=np.int64)
+        k.rehash_nb(self.orders, self.keys, self.slots)
+
+    def _cover_prices(self, lo: int, hi: int) -> None:
+        base, n = int(self.meta[k.BASE]), self.levels.shape[0]
+        if self._window_set and base <= lo and hi < base + n:
+            return
+        if not self._window_set:
+            size = max(n, hi - lo + 1 + 2 * _WINDOW_PAD)
+            new_base = max(1, (lo + hi) // 2 - size // 2)
+        else:  # at least double, growing toward the side that ran out of room
+            lo2, hi2 = min(base, lo - _WINDOW_PAD), max(base + n - 1, hi + _WINDOW_PAD)
+            size = max(hi2 - lo2 + 1, 2 * n)
+            new_base = max(1, lo2 if lo >= base else hi2 + 1 - size)
+        size = max(size, hi + 1 - new_base)
+        if size > _MAX_LEVELS:
+            raise ValueError(
+                f"prices {lo}..{hi} span more than the book's {_MAX_LEVELS}-tick window "
+                f"(it holds {base}..{base + n - 1}); use a coarser tick")
+        levels = np.zeros(size, dtype=k.LEVEL_DTYPE)
+        levels["head"] = levels["tail"] = -1
+        if self._window_set:
+            levels[base - new_base: base - new_base + n] = self.levels
+        self.levels = levels
+        self.meta[k.BASE] = new_base
+        self._window_set = True
+
+    # ------------------------------------------------------------------------ batch API
+    def process(self, messages: np.ndarray) -> np.ndarray:
+        """Apply a batch of messages in order; returns the trades (TRADE_DTYPE) in the order
+        they happened. An invalid batch raises ValueError naming the index; the book is untouched."""
+        msgs = as_messages(messages)
+        if msgs.shape[0] == 0:
+            return np.empty(0, dtype=TRADE_DTYPE)
+        invalid = _first_invalid(msgs)
+        if invalid is not None:
+            raise ValueError(f"message {invalid[0]}: {invalid[1]}")
+        kind = msgs["kind"]
+        is_limit = kind == k.LIMIT
+        priced = msgs["price"][is_limit | ((kind == k.MODIFY) & (msgs["price"] > 0))]
+        if priced.size:
+            self._cover_prices(int(priced.min()), int(priced.max()))
+        self.reserve(int(is_limit.sum()))
+        # Exact liveness of a reused id depends on fills inside the batch, so a batch that
+        # might reuse one runs on a snapshot-protected path; the usual batch runs directly.
+        limit_ids = msgs["order_id"][is_limit]
+        maybe_dup = (np.unique(limit_ids).size < limit_ids.size
+                     or k.first_live_duplicate_nb(msgs, self.keys, self.slots) >= 0)
+        snap = self._snapshot() if maybe_dup else None
+        trades, n_trades, bad = k.process_nb(msgs, *self.state, self._trades, maybe_dup)
+        self._trades = trades
+        if bad >= 0:
+            self._restore(snap)
+            raise ValueError(f"message {bad}: limit order id {msgs['order_id'][bad]} is already live")
+        return trades[:n_trades].copy()
+
+    # ------------------------------------------------------------------------ queries
+    def best_bid(self) -> int | None:
+        p = int(self.meta[k.BEST_BID])
+        return p if p else None
+
+    def best_ask(self) -> int | None:
+        p = int(self.meta[k.BEST_ASK])
+        return p if p else None
+
+    def depth(self, side: int, levels: int) -> np.ndarray:
+        """(levels_found, 2) int array of [price, displayed qty], best first."""
+        if side not in (k.BUY, k.SELL):
+            raise ValueError(f"side must be +1 (bids) or -1 (asks), got {side!r}")
+        if levels < 0:
+            raise ValueError(f"levels must be >= 0, got {levels}")
+        return k.depth_nb(self.levels, self.meta, int(side), int(levels))
+
+    def queue_ahead(self, order_id: int) -> int | None:
+        """Displayed quantity queued ahead of a live order at its price; None if not live."""
+        q = k.queue_ahead_nb(self.orders, self.levels, self.keys, self.slots, self.meta, int(order_id))
+        return None if q < 0 else int(q)
+
+    def order(self, order_id: int) -> dict | None:
+        """A live order's price, side, owner, displayed qty and hidden reserve; None if not live."""
+        slot = k.hash_find_nb(self.keys, self.slots, int(order_id))
+        if slot < 0:
+            return None
+        o = self.orders[slot]
+        return {"order_id": int(o["id"]), "side": int(o["side"]), "owner": int(o["owner"]),
+                "price": int(o["price"]), "qty": int(o["qty"]), "hidden": int(o["hidden"])}
+
+    def fills(self, owner: int) -> dict[str, int]:
+        """Per-owner fill report: quantity and tick value bought and sold, as maker and taker."""
+        if not 0 <= owner < k.MAX_OWNERS:
+            raise ValueError(f"owner must be in [0, {k.MAX_OWNERS}), got {owner}")
+        row = self.owner_stats[owner]
+        return {"bought_qty": int(row[k.BOUGHT_QTY]), "bought_value": int(row[k.BOUGHT_VALUE]),
+                "sold_qty": int(row[k.SOLD_QTY]), "sold_value": int(row[k.SOLD_VALUE]),
+                "maker_qty": int(row[k.MAKER_QTY]), "taker_qty": int(row[k.TAKER_QTY])}
+
+    @property
+    def n_orders(self) -> int:
+        """Number of live resting orders."""
+        return int(self.meta[k.N_LIVE])
+
+    def resting_qty(self) -> int:
+        """Quantity resting on the book, displayed and hidden."""
+        live = self.orders["qty"] > 0
+        return int(self.orders["qty"][live].sum() + self.orders["hidden"][live].sum())
+
+    def totals(self) -> dict[str, int]:
+        """Running quantity counters, for conservation checks:
+        added = resting + maker-side traded + limit-taker traded + cancelled."""
+        m = self.meta
+        return {"added": int(m[k.ADDED_QTY]), "cancelled": int(m[k.CANCELLED_QTY]),
+                "traded": int(m[k.TRADED_QTY]), "dropped": int(m[k.DROPPED_QTY]),
+                "market": int(m[k.MARKET_QTY]), "limit_taker": int(m[k.LIMIT_TAKER_QTY]),
+                "messages": int(m[k.N_MESSAGES])}
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(4, int(n - 1).bit_length())
