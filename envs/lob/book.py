@@ -13,8 +13,7 @@ from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.kernels import MESSAGE_DTYPE, TRADE_DTYPE
 
 _MAX_LEVELS = 1 << 22  # a price window wider than this many ticks is refused, not allocated
-_WINDOW_PAD = 256
-_MAX_TICK = 1 << 53  # ticks kept free beyond the extreme prices when the window (re)grows
+_WINDOW_PAD = 256  # ticks kept free beyond the extreme prices when the window (re)grows
 
 
 def empty_messages(n: int) -> np.ndarray:
@@ -44,31 +43,17 @@ def as_messages(messages: np.ndarray) -> np.ndarray:
     return out
 
 
-def _first_invalid(msgs: np.ndarray) -> tuple[int, str] | None:
-    """(index, reason) of the first message that breaks a stateless rule, or None."""
-    kind, side, qty, price = msgs["kind"], msgs["side"], msgs["qty"], msgs["price"]
-    trading = (kind == k.LIMIT) | (kind == k.MARKET)
-    rules = [
-        ((kind < 0) | (kind > k.MODIFY), "unknown kind {kind} (0 limit, 1 market, 2 cancel, 3 modify)"),
-        (trading & (side != k.BUY) & (side != k.SELL), "side must be +1 (buy) or -1 (sell), got {side}"),
-        ((trading | (kind == k.MODIFY)) & (qty <= 0), "quantity must be positive, got qty={qty}"),
-        ((kind == k.LIMIT) & (price <= 0), "a limit price must be positive, got price={price}"),
-        (price > _MAX_TICK, "price {price} exceeds the largest tick %d" % _MAX_TICK),
-        ((kind == k.MODIFY) & (price < 0), "a modify price must be >= 0 (0 keeps it), got price={price}"),
-        ((msgs["owner"] < 0) | (msgs["owner"] >= k.MAX_OWNERS), "owner must be in [0, %d), got owner={owner}" % k.MAX_OWNERS),
-        ((kind == k.LIMIT) & (msgs["peak"] < 0), "iceberg peak must be >= 0, got peak={peak}"),
-        (msgs["order_id"] == k.EMPTY_KEY, "order_id {order_id} is reserved"),
-    ]
-    first = None
-    for bad, reason in rules:
-        hits = np.flatnonzero(bad)
-        if hits.size and (first is None or hits[0] < first[0]):
-            first = (int(hits[0]), reason)
-    if first is None:
-        return None
-    i, reason = first
-    m = msgs[i]
-    return i, reason.format(**{name: m[name] for name in MESSAGE_DTYPE.names})
+_REASONS = {
+    k.BAD_KIND: "unknown kind {kind} (0 limit, 1 market, 2 cancel, 3 modify)",
+    k.BAD_SIDE: "side must be +1 (buy) or -1 (sell), got {side}",
+    k.BAD_QTY: "quantity must be positive, got qty={qty}",
+    k.BAD_LIMIT_PRICE: "a limit price must be positive, got price={price}",
+    k.BAD_MODIFY_PRICE: "a modify price must be >= 0 (0 keeps it), got price={price}",
+    k.BAD_PRICE_RANGE: "price {price} exceeds the largest tick %d" % k.MAX_TICK,
+    k.BAD_OWNER: "owner must be in [0, %d), got owner={owner}" % k.MAX_OWNERS,
+    k.BAD_PEAK: "iceberg peak must be >= 0, got peak={peak}",
+    k.BAD_ID: "order_id {order_id} is reserved",
+}
 
 
 class OrderBook:
@@ -175,22 +160,18 @@ class OrderBook:
         msgs = as_messages(messages)
         if msgs.shape[0] == 0:
             return np.empty(0, dtype=TRADE_DTYPE)
-        invalid = _first_invalid(msgs)
-        if invalid is not None:
-            raise ValueError(f"message {invalid[0]}: {invalid[1]}")
-        kind = msgs["kind"]
-        is_limit = kind == k.LIMIT
-        priced = msgs["price"][is_limit | ((kind == k.MODIFY) & (msgs["price"] > 0))]
-        if priced.size:
-            self._cover_prices(int(priced.min()), int(priced.max()))
-        self.reserve(int(is_limit.sum()))
-        # Exact liveness of a reused id depends on fills inside the batch, so a batch that
-        # might reuse one runs on a snapshot-protected path; the usual batch runs directly.
-        limit_ids = msgs["order_id"][is_limit]
-        maybe_dup = (np.unique(limit_ids).size < limit_ids.size
-                     or k.first_live_duplicate_nb(msgs, self.keys, self.slots) >= 0)
-        snap = self._snapshot() if maybe_dup else None
-        trades, n_trades, bad = k.process_nb(msgs, *self.state, self._trades, maybe_dup)
+        bad, code, n_limits, lo, hi, maybe_reused = k.screen_nb(msgs, self.keys, self.slots)
+        if bad >= 0:
+            m = msgs[bad]
+            raise ValueError(f"message {bad}: " + _REASONS[code].format(**{n: m[n] for n in MESSAGE_DTYPE.names}))
+        if hi > 0:
+            self._cover_prices(int(lo), int(hi))
+        self.reserve(n_limits)
+        # Whether a reused id is still live when its turn comes depends on fills inside the
+        # batch, so such a batch runs on a snapshot; the usual batch (fresh, increasing ids)
+        # runs directly.
+        snap = self._snapshot() if maybe_reused else None
+        trades, n_trades, bad = k.process_nb(msgs, *self.state, self._trades, maybe_reused)
         self._trades = trades
         if bad >= 0:
             self._restore(snap)

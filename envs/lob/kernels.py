@@ -461,11 +461,50 @@ def queue_ahead_nb(orders, levels, keys, slots, meta, order_id):
     return ahead
 
 
+# screen_nb codes for the first message that breaks a stateless rule
+OK, BAD_KIND, BAD_SIDE, BAD_QTY, BAD_LIMIT_PRICE, BAD_MODIFY_PRICE, BAD_PRICE_RANGE, BAD_OWNER, BAD_PEAK, BAD_ID = range(10)
+MAX_TICK = 1 << 53
+
+
 @njit(cache=True)
-def first_live_duplicate_nb(msgs, keys, slots):
-    """Index of the first limit whose id is live before the batch, or -1 (a cheap screen:
-    whether it is still live when its turn comes is settled exactly by `process_nb`)."""
+def screen_nb(msgs, keys, slots):
+    """One pass over a batch before anything is applied. Returns (bad_index, code, n_limits,
+    price_lo, price_hi, maybe_reused_id): the first message breaking a stateless rule (or -1,
+    OK), how many limits may come to rest, the span of prices that may rest, and whether some
+    limit id is live already or repeats within the batch (ids not strictly increasing), in
+    which case the exact check must run under a snapshot."""
+    n_limits = 0
+    lo, hi = MAX_TICK, 0
+    maybe_reused = False
+    last_id = EMPTY_KEY
     for i in range(msgs.shape[0]):
-        if msgs[i].kind == LIMIT and hash_find_nb(keys, slots, msgs[i].order_id) >= 0:
-            return i
-    return -1
+        m = msgs[i]
+        kind = m.kind
+        if kind < 0 or kind > MODIFY:
+            return i, BAD_KIND, 0, 0, 0, False
+        trading = kind == LIMIT or kind == MARKET
+        if trading and m.side != BUY and m.side != SELL:
+            return i, BAD_SIDE, 0, 0, 0, False
+        if (trading or kind == MODIFY) and m.qty <= 0:
+            return i, BAD_QTY, 0, 0, 0, False
+        if kind == LIMIT and m.price <= 0:
+            return i, BAD_LIMIT_PRICE, 0, 0, 0, False
+        if kind == MODIFY and m.price < 0:
+            return i, BAD_MODIFY_PRICE, 0, 0, 0, False
+        if m.price > MAX_TICK:
+            return i, BAD_PRICE_RANGE, 0, 0, 0, False
+        if m.owner < 0 or m.owner >= MAX_OWNERS:
+            return i, BAD_OWNER, 0, 0, 0, False
+        if kind == LIMIT and m.peak < 0:
+            return i, BAD_PEAK, 0, 0, 0, False
+        if m.order_id == EMPTY_KEY:
+            return i, BAD_ID, 0, 0, 0, False
+        if kind == LIMIT or (kind == MODIFY and m.price > 0):
+            lo = min(lo, m.price)
+            hi = max(hi, m.price)
+        if kind == LIMIT:
+            n_limits += 1
+            if not maybe_reused:
+                maybe_reused = m.order_id <= last_id or hash_find_nb(keys, slots, m.order_id) >= 0
+                last_id = m.order_id
+    return -1, OK, n_limits, lo, hi, maybe_reused
