@@ -1,0 +1,154 @@
+"""Load and validate the user's market data: wide prices, per-asset costs, exogenous signals.
+
+Everything is checked once, here, so the env's hot loop can trust its arrays. Broken data is
+refused with a message that names the problem (and the asset and date where it helps):
+non-positive or infinite prices, duplicate or unsorted dates, non-numeric columns, duplicate
+assets, assets with no price at all, signals whose index or columns do not line up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+PriceSource = pd.DataFrame | str | os.PathLike
+
+
+def load_frame(source: PriceSource, name: str = "prices") -> pd.DataFrame:
+    """A wide DataFrame from a DataFrame, or a CSV / parquet path (first CSV column = dates)."""
+    if isinstance(source, pd.DataFrame):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise ValueError(f"{name}: no such file {str(path)!r}")
+        suffix = path.suffix.lower()
+        if suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+            if not isinstance(frame.index, pd.DatetimeIndex):
+                frame = frame.set_index(frame.columns[0])
+        elif suffix in (".csv", ".txt", ".gz"):
+            frame = pd.read_csv(path, index_col=0)
+        else:
+            raise ValueError(f"{name}: unsupported file type {suffix!r} (use .csv or .parquet)")
+        try:
+            frame.index = pd.DatetimeIndex(pd.to_datetime(frame.index), name=frame.index.name)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"{name}: the first column of {str(path)!r} is not dates ({exc})"
+            ) from exc
+        return frame
+    raise TypeError(
+        f"{name} must be a DataFrame or a path to a CSV/parquet file, got {type(source).__name__}"
+    )
+
+
+def _check_frame(frame: Any, name: str) -> pd.DataFrame:
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
+    if frame.shape[0] < 2 or frame.shape[1] < 1:
+        raise ValueError(f"{name} needs at least 2 dates and 1 asset, got shape {frame.shape}")
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        raise TypeError(f"{name} must have a DatetimeIndex, got {type(frame.index).__name__}")
+    if frame.index.hasnans:
+        raise ValueError(f"{name} has a missing (NaT) date")
+    dup = frame.index[frame.index.duplicated()]
+    if len(dup):
+        raise ValueError(f"{name} has duplicate dates, first {dup[0].date()}")
+    if not frame.index.is_monotonic_increasing:
+        raise ValueError(f"{name} dates are not sorted increasing")
+    dup_cols = frame.columns[frame.columns.duplicated()]
+    if len(dup_cols):
+        raise ValueError(f"{name} has duplicate asset columns: {list(dup_cols)}")
+    for col in frame.columns:
+        dtype = frame[col].dtype
+        if not (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)):
+            raise TypeError(f"{name} column {col!r} is not numeric (dtype {dtype})")
+    return frame
+
+
+def validate_prices(prices: Any, name: str = "prices") -> pd.DataFrame:
+    """Check a wide price frame and return a float64 copy with gaps inside each life filled.
+
+    NaN before an asset's first price (not yet listed) and after its last (delisted) stays NaN;
+    a NaN between two prices (a holiday on that market) carries the last price forward.
+    """
+    frame = _check_frame(prices, name)
+    values = frame.to_numpy(dtype=np.float64, copy=True)
+    bad = np.isinf(values)
+    if bad.any():
+        t, i = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{name}: infinite price for {frame.columns[i]!r} on {frame.index[t].date()}"
+        )
+    bad = values <= 0.0  # NaN compares False
+    if bad.any():
+        t, i = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{name}: non-positive price {float(values[t, i])!r} for {frame.columns[i]!r} on {frame.index[t].date()}"
+        )
+    empty = np.isnan(values).all(axis=0)
+    if empty.any():
+        raise ValueError(f"{name}: asset {frame.columns[np.argmax(empty)]!r} has no prices")
+    out = pd.DataFrame(values, index=frame.index.copy(), columns=[str(c) for c in frame.columns])
+    return out.ffill().where(out.bfill().notna())  # fill inside each life only
+
+
+def validate_signal(signal: Any, prices: pd.DataFrame, name: str) -> np.ndarray:
+    """Check one exogenous per-asset signal aligned to `prices`; float64 array, NaN -> 0."""
+    frame = _check_frame(load_frame(signal, name), name)
+    if not frame.index.equals(prices.index):
+        raise ValueError(
+            f"signal {name!r} is misaligned: its index ({len(frame.index)} dates, "
+            f"{frame.index[0].date()}..{frame.index[-1].date()}) differs from the prices' "
+            f"({len(prices.index)} dates, {prices.index[0].date()}..{prices.index[-1].date()})"
+        )
+    cols = [str(c) for c in frame.columns]
+    unknown = sorted(set(cols) - set(prices.columns))
+    if unknown:
+        raise ValueError(f"signal {name!r} has assets not in the prices: {unknown}")
+    values = frame.to_numpy(dtype=np.float64)
+    if np.isinf(values).any():
+        t, i = np.argwhere(np.isinf(values))[0]
+        raise ValueError(
+            f"signal {name!r}: infinite value for {cols[i]!r} on {frame.index[t].date()}"
+        )
+    out = np.zeros(prices.shape)
+    for j, c in enumerate(cols):
+        out[:, prices.columns.get_loc(c)] = np.nan_to_num(values[:, j], nan=0.0)
+    return out
+
+
+def per_asset(
+    value: Any, assets: pd.Index, name: str, default: float, lo: float, hi: float
+) -> np.ndarray:
+    """A per-asset float array from a scalar, a mapping or a Series (unnamed or NaN -> `default`)."""
+    if value is None:
+        out = np.full(len(assets), float(default))
+    elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        out = np.full(len(assets), float(value))
+    elif isinstance(value, (Mapping, pd.Series)):
+        items = dict(value.items())
+        unknown = sorted(str(k) for k in items if str(k) not in set(assets))
+        if unknown:
+            raise ValueError(f"{name} names assets not in the prices: {unknown}")
+        out = np.full(len(assets), float(default))
+        for k, v in items.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{name}[{k!r}] must be a number, got {type(v).__name__}")
+            out[assets.get_loc(str(k))] = float(v)
+    else:
+        raise TypeError(
+            f"{name} must be a number or a per-asset mapping, got {type(value).__name__}"
+        )
+    out = np.where(np.isnan(out), float(default), out)  # NaN means "not given"
+    bad = (out < lo) | (out > hi) | np.isinf(out)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{name} for {assets[i]!r} is {float(out[i])!r}, outside [{lo}, {hi}]")
+    return out
