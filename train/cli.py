@@ -1,0 +1,115 @@
+"""The ``trendgym`` console command: ``trendgym train --env ID --algo ppo --timesteps N ...``.
+
+Subcommands live in :data:`COMMANDS` (name -> help, argument adder, runner); adding one (e.g.
+``evaluate``) is one entry. Runners import their heavy modules lazily so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {text!r} ({err.msg})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--env", dest="env_id", required=True, help="Gymnasium env id, e.g. trendgym/Execution-v0"
+    )
+    p.add_argument("--algo", default="ppo", choices=["ppo", "sac", "a2c"])
+    p.add_argument(
+        "--timesteps", type=int, default=100_000, help="total env steps (across resumptions)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-envs", type=int, default=1, help="parallel envs (SubprocVecEnv when > 1)")
+    p.add_argument("--out", default=None, help="run directory (default runs/<env>-<algo>-s<seed>)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"
+    )
+    p.add_argument(
+        "--extractor",
+        default="default",
+        choices=["default", "none", "mlp", "lstm", "attention"],
+        help="features extractor (default: the env id's default)",
+    )
+    p.add_argument("--extractor-kwargs", type=_json_object, default={}, metavar="JSON")
+    p.add_argument("--n-stack", type=int, default=1, help="frames stacked into each observation")
+    p.add_argument(
+        "--env-kwargs", type=_json_object, default={}, metavar="JSON", help="gymnasium.make kwargs"
+    )
+    p.add_argument(
+        "--model-kwargs", type=_json_object, default={}, metavar="JSON", help="SB3 keywords"
+    )
+    p.add_argument(
+        "--no-norm-obs", dest="norm_obs", action="store_false", help="disable VecNormalize on obs"
+    )
+    p.add_argument("--norm-reward", action="store_true", help="also normalise rewards")
+    p.add_argument(
+        "--checkpoint-every", type=int, default=10_000, help="env steps between checkpoints"
+    )
+    p.add_argument("--vec-env", default="auto", choices=["auto", "dummy", "subproc"])
+    p.add_argument("--no-progress", dest="progress_bar", action="store_false")
+    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
+    p.add_argument("--verbose", type=int, default=0)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from trendgym.train.core import TrainConfig, train
+
+    fields = vars(args).copy()
+    for key in ("command", "_run"):
+        fields.pop(key, None)
+    if fields["extractor"] == "none":
+        fields["extractor"] = None
+    run_dir = train(TrainConfig(**fields))
+    print(run_dir)
+    return 0
+
+
+COMMANDS: dict[
+    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+] = {
+    "train": (
+        "train an SB3 agent into a run directory (resumable)",
+        _add_train_arguments,
+        _run_train,
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trendgym", description="trendgym command line")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_arguments, runner) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.set_defaults(_run=runner)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args._run(args)
+    except KeyboardInterrupt:
+        print("interrupted: continue from the saved checkpoint with --resume", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError) as err:
+        parser.exit(2, f"trendgym: error: {err}\n")
+    return 2  # unreachable: parser.exit raises SystemExit
+
+
+if __name__ == "__main__":
+    sys.exit(main())
