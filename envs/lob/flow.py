@@ -7,6 +7,9 @@ Optional extras the execution env uses:
 
 - **Hawkes** self-excitation of market orders (``hawkes_alpha``, ``hawkes_beta``): each market
   order raises its side's rate by alpha, decaying at rate beta — bursts and fat tails.
+- **Activity bursts** (``burst_scale``, ``burst_every``, ``burst_seconds``): a two-state
+  Markov switch that speeds every rate up by ``burst_scale`` while it is on, so volatility
+  clusters and minute returns are fat-tailed, as in real markets.
 - **Informed drift** (``drift`` in [-1, 1]): buy market orders arrive at ``(1 + drift) * rate``
   and sells at ``(1 - drift) * rate``, so the price trends; its sign and strength are the
   momentum and urgency an execution agent faces.
@@ -35,10 +38,11 @@ P_LAM, P_THETA = 0, MAX_DEPTH
 P_THETA_FAR, P_MU, P_DRIFT = 2 * MAX_DEPTH, 2 * MAX_DEPTH + 1, 2 * MAX_DEPTH + 2
 P_ALPHA, P_BETA = 2 * MAX_DEPTH + 3, 2 * MAX_DEPTH + 4
 P_LIMIT_SIZE, P_MARKET_SIZE, P_MARKET_TAIL = 2 * MAX_DEPTH + 5, 2 * MAX_DEPTH + 6, 2 * MAX_DEPTH + 7
-N_PARAMS = 2 * MAX_DEPTH + 8
-# float state: clock (s), Hawkes excitation per side, order-flow imbalance accumulator
-F_TIME, F_EXC_BUY, F_EXC_SELL, F_OFI = 0, 1, 2, 3
-N_FSTATE = 4
+P_BURST_SCALE, P_BURST_ON, P_BURST_OFF = 2 * MAX_DEPTH + 8, 2 * MAX_DEPTH + 9, 2 * MAX_DEPTH + 10
+N_PARAMS = 2 * MAX_DEPTH + 11
+# float state: clock (s), Hawkes excitation per side, order-flow imbalance accumulator, burst on/off
+F_TIME, F_EXC_BUY, F_EXC_SELL, F_OFI, F_BURST = 0, 1, 2, 3, 4
+N_FSTATE = 5
 # int state: next order id, last known quotes (used while a side is empty), previous top of book
 I_NEXT_ID, I_LAST_BID, I_LAST_ASK, I_PREV_BID, I_PREV_BIDQ, I_PREV_ASK, I_PREV_ASKQ = range(7)
 N_ISTATE = 7
@@ -61,6 +65,9 @@ class FlowParams:
     limit_size: float = 5.0
     market_size: float = 5.0
     market_size_tail: float = 0.0  # Pareto tail index of market sizes; 0 = geometric sizes
+    burst_scale: float = 1.0  # rate multiplier while a burst is on; 1 = no bursts
+    burst_every: float = 600.0  # mean seconds between bursts
+    burst_seconds: float = 60.0  # mean burst duration
     initial_depth: int = 4  # resting orders per level per side when a book is seeded
 
     def __post_init__(self) -> None:
@@ -77,6 +84,9 @@ class FlowParams:
             "limit_size": self.limit_size >= 1,
             "market_size": self.market_size >= 1,
             "market_size_tail": self.market_size_tail == 0 or self.market_size_tail > 1,
+            "burst_scale": self.burst_scale >= 1,
+            "burst_every": self.burst_every > 0,
+            "burst_seconds": self.burst_seconds > 0,
             "initial_depth": self.initial_depth >= 0,
         }
         for name, ok in checks.items():
@@ -91,9 +101,12 @@ class FlowParams:
         p[P_LAM:P_LAM + lam.size] = lam
         p[P_THETA:P_THETA + MAX_DEPTH] = self.cancel_rate_far  # distances past the table
         p[P_THETA:P_THETA + theta.size] = theta
-        p[[P_THETA_FAR, P_MU, P_DRIFT, P_ALPHA, P_BETA, P_LIMIT_SIZE, P_MARKET_SIZE, P_MARKET_TAIL]] = [
+        bursts = self.burst_scale > 1
+        p[[P_THETA_FAR, P_MU, P_DRIFT, P_ALPHA, P_BETA, P_LIMIT_SIZE, P_MARKET_SIZE, P_MARKET_TAIL,
+           P_BURST_SCALE, P_BURST_ON, P_BURST_OFF]] = [
             self.cancel_rate_far, self.market_rate, self.drift, self.hawkes_alpha, self.hawkes_beta,
-            self.limit_size, self.market_size, self.market_size_tail]
+            self.limit_size, self.market_size, self.market_size_tail, self.burst_scale,
+            1.0 / self.burst_every if bursts else 0.0, 1.0 / self.burst_seconds]
         return p
 
     def as_dict(self) -> dict:
@@ -102,17 +115,20 @@ class FlowParams:
 
 _CST = FlowParams()
 PRESETS: dict[str, FlowParams] = {
-    "calm": _CST,
+    # CST with mild clustering: short bursts of activity and self-exciting market orders
+    "calm": replace(_CST, hawkes_alpha=0.3, burst_scale=2.5, burst_every=600.0, burst_seconds=60.0),
     # more and burstier market orders, faster cancellation: wider swings, thinner touch
-    "volatile": replace(_CST, market_rate=1.6, hawkes_alpha=0.6, hawkes_beta=1.0,
-                        cancel_rates=tuple(1.3 * r for r in _CST.cancel_rates), market_size=7.0),
+    "volatile": replace(_CST, market_rate=1.6, hawkes_alpha=0.6, hawkes_beta=1.0, market_size=7.0,
+                        cancel_rates=tuple(1.3 * r for r in _CST.cancel_rates),
+                        burst_scale=3.0, burst_every=360.0, burst_seconds=90.0),
     # informed buyers: the price drifts up; an execution env flips the sign to fit the side
-    "trending": replace(_CST, drift=0.35, hawkes_alpha=0.3, hawkes_beta=1.0),
+    "trending": replace(_CST, drift=0.25, hawkes_alpha=0.3, hawkes_beta=1.0,
+                        burst_scale=2.5, burst_every=600.0, burst_seconds=60.0),
     # wider spread (little near-touch liquidity), burstier, thinner book, heavy-tailed sizes
     "crypto": replace(_CST, limit_rates=tuple(0.9 / i**0.15 for i in range(1, MAX_DEPTH + 1)),
                       cancel_rates=tuple(1.2 for _ in range(MAX_DEPTH)), cancel_rate_far=1.2,
                       market_rate=1.2, hawkes_alpha=0.75, hawkes_beta=1.0, market_size_tail=2.2,
-                      initial_depth=2),
+                      initial_depth=2, burst_scale=4.0, burst_every=300.0, burst_seconds=60.0),
 }
 
 
@@ -207,9 +223,15 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
         far_ask = meta[k.N_ASK_ORDERS] - near_ask
         c_bid += params[P_THETA_FAR] * far_bid
         c_ask += params[P_THETA_FAR] * far_ask
-        m_buy = max(0.0, mu * (1.0 + drift) + fstate[F_EXC_BUY])
-        m_sell = max(0.0, mu * (1.0 - drift) + fstate[F_EXC_SELL])
-        total = 2.0 * lam_total + m_buy + m_sell + c_bid + c_ask
+        # a burst speeds up the base rates; Hawkes excitation stays in real time (stationary)
+        speed = params[P_BURST_SCALE] if fstate[F_BURST] > 0.0 else 1.0
+        switch = params[P_BURST_OFF] if fstate[F_BURST] > 0.0 else params[P_BURST_ON]
+        lim = speed * lam_total  # per side
+        m_buy = max(0.0, speed * mu * (1.0 + drift) + fstate[F_EXC_BUY])
+        m_sell = max(0.0, speed * mu * (1.0 - drift) + fstate[F_EXC_SELL])
+        c_bid *= speed
+        c_ask *= speed
+        total = 2.0 * lim + m_buy + m_sell + c_bid + c_ask + switch
         dt = exponential_nb(rng) / total
         t = fstate[F_TIME] + dt
         if t > t_end:  # memoryless: the unrealised event is simply not drawn again
@@ -223,10 +245,13 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
         fstate[F_EXC_SELL] *= decay
         fstate[F_TIME] = t
         u = uniform_nb(rng) * total
+        if u >= total - switch:  # a burst starts or ends; no message
+            fstate[F_BURST] = 1.0 - fstate[F_BURST]
+            continue
         kind, side, price, qty, oid = k.LIMIT, k.BUY, 0, 0, 0
-        if u < 2.0 * lam_total:  # limit arrival
-            side = k.BUY if u < lam_total else k.SELL
-            v = (u if side == k.BUY else u - lam_total)
+        if u < 2.0 * lim:  # limit arrival
+            side = k.BUY if u < lim else k.SELL
+            v = (u if side == k.BUY else u - lim) / speed
             i = 0
             acc = params[P_LAM]
             while acc < v and i < MAX_DEPTH - 1:
@@ -238,9 +263,9 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
             istate[I_NEXT_ID] += 1
             trades, n_trades = k.limit_nb(orders, levels, keys, slots, meta, owner_stats, trades,
                                           n_trades, oid, side, BACKGROUND, price, qty, 0)
-        elif u < 2.0 * lam_total + m_buy + m_sell:  # market order
+        elif u < 2.0 * lim + m_buy + m_sell:  # market order
             kind = k.MARKET
-            side = k.BUY if u < 2.0 * lam_total + m_buy else k.SELL
+            side = k.BUY if u < 2.0 * lim + m_buy else k.SELL
             qty = _market_size_nb(rng, params[P_MARKET_SIZE], params[P_MARKET_TAIL])
             oid = istate[I_NEXT_ID]
             istate[I_NEXT_ID] += 1
@@ -254,10 +279,11 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
                 fstate[F_EXC_SELL] += alpha
         else:  # cancellation, proportional to queue sizes
             kind = k.CANCEL
-            v = u - 2.0 * lam_total - m_buy - m_sell
+            v = u - 2.0 * lim - m_buy - m_sell
             side = k.BUY if v < c_bid else k.SELL
             if side == k.SELL:
                 v -= c_bid
+            v /= speed
             q = q_bid if side == k.BUY else q_ask
             ref = ask if side == k.BUY else bid
             step = -1 if side == k.BUY else 1
