@@ -9,6 +9,13 @@ from typing import Any
 
 # public name -> submodule that defines it (add yours here; keep it sorted by module)
 _EXPORTS: dict[str, str] = {
+    "Aggressive": "execution",
+    "AlmgrenChriss": "execution",
+    "PassiveLimit": "execution",
+    "TWAP": "execution",
+    "VWAP": "execution",
+    "almgren_chriss_trajectory": "execution",
+    "execution_baseline_table": "execution",
     "AttentionExtractor": "extractors",
     "LSTMExtractor": "extractors",
     "MLPExtractor": "extractors",

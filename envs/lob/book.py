@@ -160,23 +160,30 @@ class OrderBook:
         msgs = as_messages(messages)
         if msgs.shape[0] == 0:
             return np.empty(0, dtype=TRADE_DTYPE)
-        bad, code, n_limits, lo, hi, maybe_reused = k.screen_nb(msgs, self.keys, self.slots)
+        bad, code, _, lo, hi, maybe_reused = k.screen_nb(msgs, self.keys, self.slots)
         if bad >= 0:
             m = msgs[bad]
             raise ValueError(f"message {bad}: " + _REASONS[code].format(**{n: m[n] for n in MESSAGE_DTYPE.names}))
         if hi > 0:
             self._cover_prices(int(lo), int(hi))
-        self.reserve(n_limits)
         # Whether a reused id is still live when its turn comes depends on fills inside the
         # batch, so such a batch runs on a snapshot; the usual batch (fresh, increasing ids)
-        # runs directly.
+        # runs directly. The pool grows only when it is really full, so it stays cache-sized.
         snap = self._snapshot() if maybe_reused else None
-        trades, n_trades, bad = k.process_nb(msgs, *self.state, self._trades, maybe_reused)
-        self._trades = trades
-        if bad >= 0:
+        start, n_trades = 0, 0
+        while True:
+            n_trades, start, outcome = k.process_nb(
+                msgs, start, *self.state, self._trades, n_trades, maybe_reused)
+            if outcome == k.APPLIED:
+                return self._trades[:n_trades].copy()
+            if outcome == k.NEED_SLOT:
+                self._grow_pool(2 * self.orders.shape[0])
+                continue
+            if outcome == k.NEED_TRADE_ROOM:
+                self._trades = grow_trades(self._trades, n_trades + k.trade_room_needed_nb(self.meta))
+                continue
             self._restore(snap)
-            raise ValueError(f"message {bad}: limit order id {msgs['order_id'][bad]} is already live")
-        return trades[:n_trades].copy()
+            raise ValueError(f"message {start}: limit order id {msgs['order_id'][start]} is already live")
 
     # ------------------------------------------------------------------------ queries
     def best_bid(self) -> int | None:
@@ -193,12 +200,15 @@ class OrderBook:
             raise ValueError(f"side must be +1 (bids) or -1 (asks), got {side!r}")
         if levels < 0:
             raise ValueError(f"levels must be >= 0, got {levels}")
-        return k.depth_nb(self.levels, self.meta, int(side), int(levels))
+        out = np.zeros((levels, 2), dtype=np.int64)
+        return out[: k.depth_nb(self.levels, self.meta, int(side), out)]
 
     def queue_ahead(self, order_id: int) -> int | None:
         """Displayed quantity queued ahead of a live order at its price; None if not live."""
-        q = k.queue_ahead_nb(self.orders, self.levels, self.keys, self.slots, self.meta, int(order_id))
-        return None if q < 0 else int(q)
+        out = np.zeros(3, dtype=np.int64)
+        if not k.order_state_nb(self.orders, self.levels, self.keys, self.slots, self.meta, int(order_id), out):
+            return None
+        return int(out[2])
 
     def order(self, order_id: int) -> dict | None:
         """A live order's price, side, owner, displayed qty and hidden reserve; None if not live."""
@@ -236,6 +246,13 @@ class OrderBook:
                 "traded": int(m[k.TRADED_QTY]), "dropped": int(m[k.DROPPED_QTY]),
                 "market": int(m[k.MARKET_QTY]), "limit_taker": int(m[k.LIMIT_TAKER_QTY]),
                 "messages": int(m[k.N_MESSAGES])}
+
+
+def grow_trades(trades: np.ndarray, needed: int) -> np.ndarray:
+    """A trade buffer with room for at least `needed` trades that keeps the ones already in it."""
+    grown = np.empty(max(needed, 2 * trades.shape[0]), dtype=TRADE_DTYPE)
+    grown[: trades.shape[0]] = trades
+    return grown
 
 
 def _pow2(n: int) -> int:

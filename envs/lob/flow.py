@@ -23,10 +23,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
-from numba import njit
 
 from trendgym.envs.lob import kernels as k
-from trendgym.envs.lob.book import OrderBook
+from trendgym.envs.lob.book import OrderBook, grow_trades
+from trendgym.envs.lob.kernels import kernel
 from trendgym.envs.lob.rng import exponential_nb, seed_state, uniform_nb
 
 MAX_DEPTH = 10  # distances 1..MAX_DEPTH ticks from the opposite best get their own rates
@@ -46,7 +46,7 @@ N_FSTATE = 5
 # int state: next order id, last known quotes (used while a side is empty), previous top of book
 I_NEXT_ID, I_LAST_BID, I_LAST_ASK, I_PREV_BID, I_PREV_BIDQ, I_PREV_ASK, I_PREV_ASKQ = range(7)
 N_ISTATE = 7
-DONE, NEED_WINDOW, NEED_ROOM = 0, 1, 2
+DONE, NEED_WINDOW, NEED_SLOT, NEED_TRADE_ROOM = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -140,14 +140,14 @@ def flow_params(preset: str = "calm", **overrides) -> FlowParams:
 
 
 # ------------------------------------------------------------------------------ kernels
-@njit(cache=True)
+@kernel
 def _geometric_nb(rng, mean):
     if mean <= 1.0:
         return 1
     return 1 + int(np.log(1.0 - uniform_nb(rng)) / np.log(1.0 - 1.0 / mean))
 
 
-@njit(cache=True)
+@kernel
 def _market_size_nb(rng, mean, tail):
     if tail <= 0.0:
         return _geometric_nb(rng, mean)
@@ -156,7 +156,7 @@ def _market_size_nb(rng, mean, tail):
     return max(1, min(int(size), int(100 * mean)))
 
 
-@njit(cache=True)
+@kernel
 def _side_queues_nb(levels, base, ref, side, params, out_q):
     """Orders at distances 1..MAX_DEPTH from the opposite reference quote on `side`, and
     their total cancellation rate (the far remainder uses the far rate)."""
@@ -171,7 +171,7 @@ def _side_queues_nb(levels, base, ref, side, params, out_q):
     return rate, near
 
 
-@njit(cache=True)
+@kernel
 def _pick_order_nb(orders, levels, base, price, rng):
     """A uniformly chosen resting order at `price` (walks the FIFO)."""
     lv = price - base
@@ -182,22 +182,22 @@ def _pick_order_nb(orders, levels, base, price, rng):
     return slot
 
 
-@njit(cache=True)
+@kernel
 def _top_qty_nb(levels, meta, side):
     p = meta[k.BEST_BID] if side == k.BUY else meta[k.BEST_ASK]
     return (p, levels[p - meta[k.BASE]].qty) if p > 0 else (0, 0)
 
 
-@njit(cache=True)
+@kernel
 def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
-                rng, params, fstate, istate, t_end, max_events, out_msgs):
-    """Simulate background events until the clock passes `t_end` or `max_events` ran.
+                rng, params, fstate, istate, t_end, out_msgs, q_bid, q_ask):
+    """Simulate background events until the clock passes `t_end`.
 
-    Returns (trades, n_trades, status, n_events): DONE, or NEED_WINDOW / NEED_ROOM when the
-    caller must grow the book before continuing (checked before any random draw, so the
+    Returns (n_trades, status, n_events): DONE, or NEED_WINDOW / NEED_SLOT / NEED_TRADE_ROOM
+    when the caller must grow the book or the trade buffer before continuing (checked before any random draw, so the
     trajectory never depends on array sizes). Each event is written to `out_msgs` when it
     has room (pass an empty array not to record). Keeps the book uncrossed: limits are placed
-    strictly behind the opposite best."""
+    strictly behind the opposite best. `q_bid`/`q_ask` are scratch (MAX_DEPTH,) int64 arrays."""
     base = meta[k.BASE]
     n_lv = levels.shape[0]
     lam_total = 0.0
@@ -205,18 +205,18 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
         lam_total += params[P_LAM + i]
     mu, drift = params[P_MU], params[P_DRIFT]
     alpha, beta = params[P_ALPHA], params[P_BETA]
-    q_bid = np.zeros(MAX_DEPTH, dtype=np.int64)
-    q_ask = np.zeros(MAX_DEPTH, dtype=np.int64)
     n_events = 0
     record = out_msgs.shape[0]
     while True:
-        if n_events >= max_events:
-            return trades, n_trades, NEED_ROOM, n_events
+        if meta[k.FREE_HEAD] < 0:
+            return n_trades, NEED_SLOT, n_events
+        if trades.shape[0] - n_trades < k.trade_room_needed_nb(meta):
+            return n_trades, NEED_TRADE_ROOM, n_events
         bid = meta[k.BEST_BID] if meta[k.BEST_BID] > 0 else istate[I_LAST_BID]
         ask = meta[k.BEST_ASK] if meta[k.BEST_ASK] > 0 else istate[I_LAST_ASK]
         # any new order lands in [ask - MAX_DEPTH, bid + MAX_DEPTH]; far cancels walk further
         if max(1, ask - MAX_DEPTH - 1) < base or bid + MAX_DEPTH + 1 - base >= n_lv:
-            return trades, n_trades, NEED_WINDOW, n_events
+            return n_trades, NEED_WINDOW, n_events
         c_bid, near_bid = _side_queues_nb(levels, base, ask, k.BUY, params, q_bid)
         c_ask, near_ask = _side_queues_nb(levels, base, bid, k.SELL, params, q_ask)
         far_bid = meta[k.N_BID_ORDERS] - near_bid
@@ -239,7 +239,7 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
             fstate[F_EXC_BUY] *= decay
             fstate[F_EXC_SELL] *= decay
             fstate[F_TIME] = t_end
-            return trades, n_trades, DONE, n_events
+            return n_trades, DONE, n_events
         decay = np.exp(-beta * dt)
         fstate[F_EXC_BUY] *= decay
         fstate[F_EXC_SELL] *= decay
@@ -261,8 +261,8 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
             qty = _geometric_nb(rng, params[P_LIMIT_SIZE])
             oid = istate[I_NEXT_ID]
             istate[I_NEXT_ID] += 1
-            trades, n_trades = k.limit_nb(orders, levels, keys, slots, meta, owner_stats, trades,
-                                          n_trades, oid, side, BACKGROUND, price, qty, 0)
+            n_trades = k.limit_nb(orders, levels, keys, slots, meta, owner_stats, trades,
+                                  n_trades, oid, side, BACKGROUND, price, qty, 0)
         elif u < 2.0 * lim + m_buy + m_sell:  # market order
             kind = k.MARKET
             side = k.BUY if u < 2.0 * lim + m_buy else k.SELL
@@ -270,8 +270,8 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
             oid = istate[I_NEXT_ID]
             istate[I_NEXT_ID] += 1
             meta[k.MARKET_QTY] += qty
-            trades, n_trades, left = k.match_nb(orders, levels, keys, slots, meta, owner_stats,
-                                                trades, n_trades, oid, side, BACKGROUND, qty, 0)
+            n_trades, left = k.match_nb(orders, levels, keys, slots, meta, owner_stats,
+                                        trades, n_trades, oid, side, BACKGROUND, qty, 0)
             meta[k.DROPPED_QTY] += left
             if side == k.BUY:
                 fstate[F_EXC_BUY] += alpha
@@ -354,7 +354,6 @@ class OrderFlow:
     rng: np.random.Generator
     start_price: int = 10_000
     record: int = 0  # keep up to this many generated messages per run() in `messages`
-    chunk: int = 4096
     _state: dict = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -372,6 +371,8 @@ class OrderFlow:
         self.messages = np.zeros(self.record, dtype=k.MESSAGE_DTYPE)
         self.n_messages = 0
         self._trades = np.empty(1024, dtype=k.TRADE_DTYPE)
+        self._q_bid = np.zeros(MAX_DEPTH, dtype=np.int64)
+        self._q_ask = np.zeros(MAX_DEPTH, dtype=np.int64)
 
     @property
     def time(self) -> float:
@@ -409,17 +410,19 @@ class OrderFlow:
         n_trades = 0
         self.n_messages = 0
         while True:
-            book.reserve(self.chunk)
             out = self.messages[self.n_messages:]
-            trades, n_trades, status, n_ev = flow_run_nb(
+            n_trades, status, n_ev = flow_run_nb(
                 book.orders, book.levels, book.keys, book.slots, book.meta, book.owner_stats,
-                self._trades, n_trades, self.xrng, self.p, self.fstate, self.istate, t_end,
-                self.chunk, out)
-            self._trades = trades
+                self._trades, n_trades, self.xrng, self.p, self.fstate, self.istate, t_end, out,
+                self._q_bid, self._q_ask)
             self.n_messages = min(self.record, self.n_messages + n_ev)
             if status == DONE:
-                return trades[:n_trades]
-            if status == NEED_WINDOW:
+                return self._trades[:n_trades]
+            if status == NEED_TRADE_ROOM:
+                self._trades = grow_trades(self._trades, n_trades + k.trade_room_needed_nb(book.meta))
+            elif status == NEED_SLOT:
+                book.reserve(book.orders.shape[0])  # double the pool
+            else:  # NEED_WINDOW
                 bid = book.best_bid() or int(self.istate[I_LAST_BID])
                 ask = book.best_ask() or int(self.istate[I_LAST_ASK])
                 book.reserve(0, min(bid, ask) - 4 * MAX_DEPTH, max(bid, ask) + 4 * MAX_DEPTH)

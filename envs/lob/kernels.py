@@ -12,11 +12,18 @@ State (owned by :class:`trendgym.envs.lob.book.OrderBook`):
 
 Kernels trust their inputs: :class:`OrderBook` validates every batch and sizes every array
 before calling them (the pool, hash table and price window never overflow inside a kernel).
-The only array a kernel grows is the trade buffer, which it returns.
+Kernels never allocate: before each message they check that the trade buffer can hold
+the worst case (every resting order plus every iceberg refill) and hand back to the caller
+to grow it otherwise.
 """
 
 import numpy as np
 from numba import njit
+
+# Hot-path kernels never allocate, so they are compiled without numba's reference counting:
+# with it, every call increfs/decrefs each array argument with atomic operations that the
+# pruning pass cannot remove around loops, which costs ~30x on a hash probe here.
+kernel = njit(cache=True, _nrt=False)
 
 # ---------------------------------------------------------------------------------- dtypes
 MESSAGE_DTYPE = np.dtype(
@@ -82,7 +89,8 @@ DROPPED_QTY = 10  # market-order quantity that found no liquidity
 MARKET_QTY = 11  # market quantity ever submitted
 LIMIT_TAKER_QTY = 12  # part of TRADED_QTY where the taker was a limit order
 N_MESSAGES = 13
-N_META = 14
+REFILLS = 14  # iceberg refills still to come, summed over live orders (bounds trades per message)
+N_META = 15
 
 # owner_stats columns
 BOUGHT_QTY, BOUGHT_VALUE, SOLD_QTY, SOLD_VALUE, MAKER_QTY, TAKER_QTY = 0, 1, 2, 3, 4, 5
@@ -92,13 +100,13 @@ _HASH_MULT = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64 (Fibonacci hash
 
 
 # ------------------------------------------------------------------------------ hash table
-@njit(cache=True)
+@kernel
 def _hash_nb(key, mask):
     h = key * _HASH_MULT
     return (h ^ (h >> 29)) & mask
 
 
-@njit(cache=True)
+@kernel
 def hash_find_nb(keys, slots, key):
     """Pool slot of order `key`, or -1 when it is not live."""
     mask = keys.shape[0] - 1
@@ -112,7 +120,7 @@ def hash_find_nb(keys, slots, key):
         i = (i + 1) & mask
 
 
-@njit(cache=True)
+@kernel
 def hash_insert_nb(keys, slots, key, slot):
     """Map `key` to `slot`; the caller guarantees the key is absent and the table has room."""
     mask = keys.shape[0] - 1
@@ -123,7 +131,7 @@ def hash_insert_nb(keys, slots, key, slot):
     slots[i] = slot
 
 
-@njit(cache=True)
+@kernel
 def hash_delete_nb(keys, slots, key):
     """Remove `key` by backward-shift deletion, so probe chains stay unbroken without tombstones."""
     mask = keys.shape[0] - 1
@@ -148,7 +156,7 @@ def hash_delete_nb(keys, slots, key):
     slots[i] = -1
 
 
-@njit(cache=True)
+@kernel
 def rehash_nb(orders, keys, slots):
     """Insert every live order of the pool into empty `keys`/`slots` (after the table grew)."""
     for s in range(orders.shape[0]):
@@ -157,7 +165,7 @@ def rehash_nb(orders, keys, slots):
 
 
 # ------------------------------------------------------------------------------ FIFO levels
-@njit(cache=True)
+@kernel
 def _append_nb(orders, levels, base, slot):
     """Link `slot` at the back of its price level's queue (time priority)."""
     lv = orders[slot].price - base
@@ -173,7 +181,7 @@ def _append_nb(orders, levels, base, slot):
     levels[lv].count += 1
 
 
-@njit(cache=True)
+@kernel
 def _unlink_nb(orders, levels, base, slot):
     """Unlink `slot` from its level's queue in O(1); the order record itself is kept."""
     lv = orders[slot].price - base
@@ -191,7 +199,7 @@ def _unlink_nb(orders, levels, base, slot):
     levels[lv].count -= 1
 
 
-@njit(cache=True)
+@kernel
 def _refresh_best_nb(levels, meta, side):
     """Move the best price of `side` outward past empty levels (the side is known non-empty)."""
     base = meta[BASE]
@@ -213,10 +221,11 @@ def _refresh_best_nb(levels, meta, side):
         meta[BEST_ASK] = lv + base
 
 
-@njit(cache=True)
+@kernel
 def _release_nb(orders, keys, slots, meta, slot):
     """Return an unlinked order's slot to the free list and forget its id."""
     hash_delete_nb(keys, slots, orders[slot].id)
+    meta[REFILLS] -= _refills_nb(orders[slot].hidden, orders[slot].peak)
     orders[slot].qty = 0
     orders[slot].hidden = 0
     orders[slot].next = meta[FREE_HEAD]
@@ -229,7 +238,7 @@ def _release_nb(orders, keys, slots, meta, slot):
         meta[N_ASK_ORDERS] -= 1
 
 
-@njit(cache=True)
+@kernel
 def _remove_nb(orders, levels, keys, slots, meta, slot):
     """Take a resting order off the book entirely; returns the quantity it still had."""
     side = orders[slot].side
@@ -244,12 +253,8 @@ def _remove_nb(orders, levels, keys, slots, meta, slot):
 
 
 # ------------------------------------------------------------------------------- matching
-@njit(cache=True)
+@kernel
 def _record_trade_nb(trades, n_trades, taker_id, taker_side, taker_owner, maker, price, qty):
-    if n_trades == trades.shape[0]:
-        grown = np.empty(2 * trades.shape[0] + 16, dtype=TRADE_DTYPE)
-        grown[:n_trades] = trades[:n_trades]
-        trades = grown
     t = trades[n_trades]
     t.taker_id = taker_id
     t.maker_id = maker.id
@@ -258,10 +263,22 @@ def _record_trade_nb(trades, n_trades, taker_id, taker_side, taker_owner, maker,
     t.taker_side = taker_side
     t.taker_owner = taker_owner
     t.maker_owner = maker.owner
-    return trades
 
 
-@njit(cache=True)
+@kernel
+def _refills_nb(hidden, peak):
+    """How many more times an order with this reserve will refill its display."""
+    return (hidden + peak - 1) // peak if hidden > 0 else 0
+
+
+@kernel
+def trade_room_needed_nb(meta):
+    """Trades one message can produce at most: each resting order once, plus every iceberg
+    refill, plus the taker's last partial fill."""
+    return meta[N_LIVE] + meta[REFILLS] + 1
+
+
+@kernel
 def _book_fill_nb(owner_stats, owner, side, price, qty, is_maker):
     if side == BUY:
         owner_stats[owner, BOUGHT_QTY] += qty
@@ -272,11 +289,11 @@ def _book_fill_nb(owner_stats, owner, side, price, qty, is_maker):
     owner_stats[owner, MAKER_QTY if is_maker else TAKER_QTY] += qty
 
 
-@njit(cache=True)
+@kernel
 def match_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
              taker_id, taker_side, taker_owner, qty, limit_price):
     """Trade `qty` against the opposite side up to `limit_price` (0 = no limit), in
-    price-time priority at the makers' prices. Returns (trades, n_trades, unfilled qty).
+    price-time priority at the makers' prices. Returns (n_trades, unfilled qty).
     An iceberg maker whose display is exhausted refills from its reserve at the back of
     the queue, so the taker reaches it again only after everyone queued behind it."""
     base = meta[BASE]
@@ -293,8 +310,7 @@ def match_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
             slot = levels[lv].head
             maker = orders[slot]
             traded = min(qty, maker.qty)
-            trades = _record_trade_nb(trades, n_trades, taker_id, taker_side, taker_owner,
-                                      maker, best, traded)
+            _record_trade_nb(trades, n_trades, taker_id, taker_side, taker_owner, maker, best, traded)
             n_trades += 1
             _book_fill_nb(owner_stats, taker_owner, taker_side, best, traded, False)
             _book_fill_nb(owner_stats, maker.owner, -taker_side, best, traded, True)
@@ -306,6 +322,7 @@ def match_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
                 if maker.hidden > 0:
                     _unlink_nb(orders, levels, base, slot)
                     refill = min(maker.peak, maker.hidden)
+                    meta[REFILLS] -= 1
                     maker.hidden -= refill
                     maker.qty = refill
                     _append_nb(orders, levels, base, slot)
@@ -314,10 +331,10 @@ def match_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
                     _release_nb(orders, keys, slots, meta, slot)
         if levels[lv].count == 0:
             _refresh_best_nb(levels, meta, -taker_side)
-    return trades, n_trades, qty
+    return n_trades, qty
 
 
-@njit(cache=True)
+@kernel
 def _rest_nb(orders, levels, keys, slots, meta, order_id, side, owner, price, qty, peak):
     """Queue a (non-crossing) remainder at `price`; an iceberg shows `peak` and hides the rest."""
     slot = meta[FREE_HEAD]
@@ -331,6 +348,7 @@ def _rest_nb(orders, levels, keys, slots, meta, order_id, side, owner, price, qt
     o.qty = shown
     o.hidden = qty - shown
     o.peak = peak if shown < qty else 0
+    meta[REFILLS] += _refills_nb(o.hidden, o.peak)
     _append_nb(orders, levels, meta[BASE], slot)
     hash_insert_nb(keys, slots, order_id, slot)
     meta[N_LIVE] += 1
@@ -344,20 +362,20 @@ def _rest_nb(orders, levels, keys, slots, meta, order_id, side, owner, price, qt
             meta[BEST_ASK] = price
 
 
-@njit(cache=True)
+@kernel
 def limit_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
              order_id, side, owner, price, qty, peak):
     """A limit order: trade what crosses at the makers' prices, rest the remainder at `price`."""
     meta[ADDED_QTY] += qty
-    trades, n_trades, left = match_nb(orders, levels, keys, slots, meta, owner_stats, trades,
-                                      n_trades, order_id, side, owner, qty, price)
+    n_trades, left = match_nb(orders, levels, keys, slots, meta, owner_stats, trades,
+                              n_trades, order_id, side, owner, qty, price)
     meta[LIMIT_TAKER_QTY] += qty - left
     if left > 0:
         _rest_nb(orders, levels, keys, slots, meta, order_id, side, owner, price, left, peak)
-    return trades, n_trades
+    return n_trades
 
 
-@njit(cache=True)
+@kernel
 def cancel_nb(orders, levels, keys, slots, meta, order_id):
     """Cancel a live order by id in O(1); an unknown or filled id is a no-op. Returns qty removed."""
     slot = hash_find_nb(keys, slots, order_id)
@@ -368,7 +386,7 @@ def cancel_nb(orders, levels, keys, slots, meta, order_id):
     return removed
 
 
-@njit(cache=True)
+@kernel
 def modify_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
               order_id, new_price, new_qty):
     """Resize and/or reprice a live order. Shrinking at the same price keeps queue priority;
@@ -376,7 +394,7 @@ def modify_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
     An unknown id is a no-op."""
     slot = hash_find_nb(keys, slots, order_id)
     if slot < 0:
-        return trades, n_trades
+        return n_trades
     o = orders[slot]
     remaining = o.qty + o.hidden
     if new_price <= 0:
@@ -384,81 +402,77 @@ def modify_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
     if new_price == o.price and new_qty <= remaining:
         cut = remaining - new_qty
         from_hidden = min(cut, o.hidden)
+        meta[REFILLS] -= _refills_nb(o.hidden, o.peak)
         o.hidden -= from_hidden
+        meta[REFILLS] += _refills_nb(o.hidden, o.peak)
         from_shown = cut - from_hidden
         o.qty -= from_shown
         levels[o.price - meta[BASE]].qty -= from_shown
         meta[CANCELLED_QTY] += cut
-        return trades, n_trades
+        return n_trades
     side, owner, peak = o.side, o.owner, o.peak
     meta[CANCELLED_QTY] += _remove_nb(orders, levels, keys, slots, meta, slot)
     return limit_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
                     order_id, side, owner, new_price, new_qty, peak)
 
 
-@njit(cache=True)
-def process_nb(msgs, orders, levels, keys, slots, meta, owner_stats, trades, check_live):
-    """Apply a validated batch in order. Returns (trades, n_trades, bad_index): bad_index is
-    the first limit whose id is already live (only looked for when `check_live`), else -1;
-    the caller then restores its snapshot of the state."""
-    n_trades = 0
-    for i in range(msgs.shape[0]):
+APPLIED, DUPLICATE_ID, NEED_SLOT, NEED_TRADE_ROOM = 0, 1, 2, 3  # process_nb outcomes
+
+
+@kernel
+def process_nb(msgs, start, orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
+               check_live):
+    """Apply a validated batch from message `start` on. Returns (n_trades, index, outcome):
+    APPLIED when done; NEED_SLOT / NEED_TRADE_ROOM when the order pool / trade buffer may be
+    too small for message `index` (grow it and call again from there); DUPLICATE_ID when
+    the limit at `index` reuses a live id (only looked for when `check_live`; the caller
+    restores its snapshot)."""
+    for i in range(start, msgs.shape[0]):
         m = msgs[i]
         kind = m.kind
+        if kind != CANCEL:
+            if meta[FREE_HEAD] < 0:
+                return n_trades, i, NEED_SLOT
+            if trades.shape[0] - n_trades < trade_room_needed_nb(meta):
+                return n_trades, i, NEED_TRADE_ROOM
         if kind == LIMIT:
             if check_live and hash_find_nb(keys, slots, m.order_id) >= 0:
-                return trades, n_trades, i
-            trades, n_trades = limit_nb(orders, levels, keys, slots, meta, owner_stats, trades,
-                                        n_trades, m.order_id, m.side, m.owner, m.price, m.qty,
-                                        m.peak)
+                return n_trades, i, DUPLICATE_ID
+            n_trades = limit_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
+                                m.order_id, m.side, m.owner, m.price, m.qty, m.peak)
         elif kind == MARKET:
             meta[MARKET_QTY] += m.qty
-            trades, n_trades, left = match_nb(orders, levels, keys, slots, meta, owner_stats,
-                                              trades, n_trades, m.order_id, m.side, m.owner,
-                                              m.qty, 0)
+            n_trades, left = match_nb(orders, levels, keys, slots, meta, owner_stats, trades,
+                                      n_trades, m.order_id, m.side, m.owner, m.qty, 0)
             meta[DROPPED_QTY] += left
         elif kind == CANCEL:
             cancel_nb(orders, levels, keys, slots, meta, m.order_id)
         else:
-            trades, n_trades = modify_nb(orders, levels, keys, slots, meta, owner_stats, trades,
-                                         n_trades, m.order_id, m.price, m.qty)
+            n_trades = modify_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
+                                 m.order_id, m.price, m.qty)
         meta[N_MESSAGES] += 1
-    return trades, n_trades, -1
+    return n_trades, msgs.shape[0], APPLIED
 
 
 # -------------------------------------------------------------------------------- queries
-@njit(cache=True)
-def depth_nb(levels, meta, side, n_levels):
-    """(found, 2) array of [price, displayed qty] for the best `n_levels` non-empty levels."""
-    out = np.zeros((n_levels, 2), dtype=np.int64)
+@kernel
+def depth_nb(levels, meta, side, out):
+    """Fill `out` (n, 2) with [price, displayed qty] of the best non-empty levels of `side`;
+    returns how many were found."""
     best = meta[BEST_BID] if side == BUY else meta[BEST_ASK]
     if best == 0:
-        return out[:0]
+        return 0
     base = meta[BASE]
     lv = best - base
     step = -1 if side == BUY else 1
     found = 0
-    while found < n_levels and 0 <= lv < levels.shape[0]:
+    while found < out.shape[0] and 0 <= lv < levels.shape[0]:
         if levels[lv].count > 0:
             out[found, 0] = lv + base
             out[found, 1] = levels[lv].qty
             found += 1
         lv += step
-    return out[:found]
-
-
-@njit(cache=True)
-def queue_ahead_nb(orders, levels, keys, slots, meta, order_id):
-    """Displayed quantity queued ahead of `order_id` at its price (-1 if it is not live)."""
-    slot = hash_find_nb(keys, slots, order_id)
-    if slot < 0:
-        return -1
-    ahead = 0
-    s = levels[orders[slot].price - meta[BASE]].head
-    while s != slot:
-        ahead += orders[s].qty
-        s = orders[s].next
-    return ahead
+    return found
 
 
 # screen_nb codes for the first message that breaks a stateless rule
@@ -466,7 +480,7 @@ OK, BAD_KIND, BAD_SIDE, BAD_QTY, BAD_LIMIT_PRICE, BAD_MODIFY_PRICE, BAD_PRICE_RA
 MAX_TICK = 1 << 53
 
 
-@njit(cache=True)
+@kernel
 def screen_nb(msgs, keys, slots):
     """One pass over a batch before anything is applied. Returns (bad_index, code, n_limits,
     price_lo, price_hi, maybe_reused_id): the first message breaking a stateless rule (or -1,
@@ -508,3 +522,46 @@ def screen_nb(msgs, keys, slots):
                 maybe_reused = m.order_id <= last_id or hash_find_nb(keys, slots, m.order_id) >= 0
                 last_id = m.order_id
     return -1, OK, n_limits, lo, hi, maybe_reused
+
+
+@kernel
+def top_of_book_nb(levels, meta, n_levels, out):
+    """Fill `out` with [best_bid, best_ask, bid_qty_1, ask_qty_1, bid_qty_n, ask_qty_n]
+    (qty summed over the best `n_levels` non-empty levels; 0 for an empty side)."""
+    base = meta[BASE]
+    for col, side in ((0, BUY), (1, SELL)):
+        best = meta[BEST_BID] if side == BUY else meta[BEST_ASK]
+        out[col] = best
+        out[2 + col] = 0
+        out[4 + col] = 0
+        if best == 0:
+            continue
+        lv = best - base
+        step = -1 if side == BUY else 1
+        found = 0
+        while found < n_levels and 0 <= lv < levels.shape[0]:
+            if levels[lv].count > 0:
+                if found == 0:
+                    out[2 + col] = levels[lv].qty
+                out[4 + col] += levels[lv].qty
+                found += 1
+            lv += step
+
+
+@kernel
+def order_state_nb(orders, levels, keys, slots, meta, order_id, out):
+    """Fill `out` with [remaining qty (shown + hidden), price, queue ahead] of a live order;
+    all zeros when it is not live. Returns whether it is live."""
+    slot = hash_find_nb(keys, slots, order_id) if order_id != EMPTY_KEY else -1
+    if slot < 0:
+        out[0] = out[1] = out[2] = 0
+        return False
+    out[0] = orders[slot].qty + orders[slot].hidden
+    out[1] = orders[slot].price
+    ahead = 0
+    s = levels[orders[slot].price - meta[BASE]].head
+    while s != slot:
+        ahead += orders[s].qty
+        s = orders[s].next
+    out[2] = ahead
+    return True
