@@ -25,6 +25,17 @@ OBS_HIGH = np.array([1, 1, 50, 1, 1, 10, 10, 100, 1, 10, 10, 1], dtype=np.float3
 _SIDES = {"buy": 1, "sell": -1}
 
 
+def _check_allowed(proposed: np.ndarray, allowed: np.ndarray) -> None:
+    """A pre-trade hook may drop or shrink orders, never add, reprice up or enlarge them."""
+    if not isinstance(allowed, np.ndarray) or allowed.dtype != k.MESSAGE_DTYPE:
+        raise TypeError("pre_trade must return a MESSAGE_DTYPE array")
+    sizes = dict(zip(proposed["order_id"].tolist(), proposed["qty"].tolist(), strict=True))
+    for m in allowed:
+        oid = int(m["order_id"])
+        if oid not in sizes or m["kind"] == k.CANCEL or int(m["qty"]) > sizes[oid]:
+            raise ValueError(f"pre_trade may only drop or shrink the proposed orders; got order {oid} ({m})")
+
+
 def encode_action(order_type: int, fraction: float, replace: bool = False) -> np.ndarray:
     """The Box action for a decoded choice: the centre of the order type's bin, the size
     fraction of what remains, and keep (-1) or replace (+1) the resting child order."""
@@ -175,6 +186,11 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         self.book = OrderBook()
         self.flow: OrderFlow | None = None
         self.episodes = 0  # resets so far: lets policies cache per-episode estimates
+        # Pre-trade hook (set by ComplianceWrapper): pre_trade(messages, env) -> messages sees
+        # every new order and modify before the book does and may drop or shrink them; cancels
+        # always go through, so the env never loses track of a resting order.
+        self.pre_trade = None
+        self.compliance_violations = 0
         self._tob = np.zeros(6, dtype=np.int64)
         self._own = np.zeros(3, dtype=np.int64)
         self._msgs = np.zeros(2, dtype=k.MESSAGE_DTYPE)
@@ -217,6 +233,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         self.cash_ticks = 0  # side-signed tick value paid so far: Σ price·qty
         self.fees_ticks = 0.0
         self.n_orders = 0
+        self.compliance_violations = 0
         self.next_id = 1
         self.own_id = k.EMPTY_KEY
         self.shortfall = 0.0  # running IS in bps
@@ -311,7 +328,6 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         if kind == k.LIMIT:
             self.own_id = self.next_id
         self.next_id += 1
-        self.n_orders += 1
         return n + 1
 
     def _cancel_own(self, n: int) -> int:
@@ -320,10 +336,30 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         self.own_id = k.EMPTY_KEY
         return n + 1
 
-    def _submit(self, msgs: np.ndarray) -> None:
+    def cancel_resting(self) -> int:
+        """Cancel the agent's resting child order (a kill switch uses this); returns the
+        quantity taken off the book."""
+        self._refresh_own()
+        qty = int(self._own[0])
+        if qty:
+            self._submit(self._msgs[: self._cancel_own(0)])
+        return qty
+
+    def _submit(self, msgs: np.ndarray) -> int:
+        """Send messages to the book (through the pre-trade hook); returns how many reached it."""
+        if self.pre_trade is not None:
+            cancels = msgs[msgs["kind"] == k.CANCEL]
+            proposed = msgs[msgs["kind"] != k.CANCEL]
+            allowed = self.pre_trade(proposed.copy(), self) if proposed.shape[0] else proposed
+            _check_allowed(proposed, allowed)
+            msgs = np.concatenate([cancels, allowed])
+        if msgs.shape[0] == 0:
+            return 0
+        self.n_orders += int(np.count_nonzero((msgs["kind"] == k.LIMIT) | (msgs["kind"] == k.MARKET)))
         trades = self.book.process(msgs)
         self._count_market(trades)
         self._book_fills()
+        return msgs.shape[0]
 
     def _run_flow(self, seconds: float) -> None:
         trades = self.flow.run(seconds)
@@ -355,17 +391,14 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _complete_at_market(self) -> None:
         """Cancel the child and walk the book for the rest; if the book runs dry, let the
-        flow refill it (a second at a time) — the shortfall always counts every lot."""
-        self._refresh_own()
-        if self._own[0]:
-            self._msgs[0]["kind"], self._msgs[0]["order_id"] = k.CANCEL, self.own_id
-            self._submit(self._msgs[:1])
-            self.own_id = k.EMPTY_KEY
+        flow refill it (a second at a time). If compliance holds the completion back, the
+        rest is marked at the last mid (Perold's opportunity cost): every lot is counted."""
+        self.cancel_resting()
         for _ in range(3600):
             if self.remaining == 0:
                 return
-            self._new(0, k.MARKET, 0, self.remaining)
-            self._submit(self._msgs[:1])
+            if not self._submit(self._msgs[: self._new(0, k.MARKET, 0, self.remaining)]):
+                return
             if self.remaining:
                 self._run_flow(1.0)
         raise RuntimeError("the book stayed empty for an hour of simulated time")
@@ -424,7 +457,8 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     def _summary(self) -> dict[str, Any]:
         side, tick = self.side, self.tick_size
         arrival = self.arrival_ticks * tick
-        avg = (self.cash_ticks + side * self.fees_ticks) / self.quantity * tick
+        marked = self.remaining * self.prev_mid  # lots compliance kept from completing, at the mid
+        avg = (self.cash_ticks + side * self.fees_ticks + marked) / self.quantity * tick
         vwap = self.market_value / self.market_qty * tick if self.market_qty else arrival
         return {
             "shortfall_bps": side * (avg / arrival - 1.0) * 1e4,
@@ -432,7 +466,8 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
             "arrival_price": arrival,
             "avg_price": avg,
             "n_orders": self.n_orders,
-            "compliance_violations": 0,
+            "compliance_violations": self.compliance_violations,
+            "unfilled_marked": self.remaining,
             "market_vwap": vwap,
             "vwap_slippage_bps": side * (avg / vwap - 1.0) * 1e4,
             "side": "buy" if side == 1 else "sell",
