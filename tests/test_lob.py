@@ -73,6 +73,17 @@ def assert_same_book(book, twin):
         assert book.queue_ahead(oid) == twin.queue_ahead(oid)
         o = book.order(oid)
         assert (o["qty"], o["hidden"], o["price"]) == (twin.live[oid]["qty"], twin.live[oid]["hidden"], twin.live[oid]["price"])
+    tob = np.zeros(6, dtype=np.int64)
+    k.top_of_book_nb(book.levels, book.meta, 5, tob)
+    bids, asks = twin.depth(1, 5), twin.depth(-1, 5)
+    assert tob.tolist() == [bids[0][0] if bids else 0, asks[0][0] if asks else 0,
+                            bids[0][1] if bids else 0, asks[0][1] if asks else 0,
+                            sum(q for _, q in bids), sum(q for _, q in asks)]
+    state = np.zeros(3, dtype=np.int64)
+    for oid, o in twin.live.items():
+        assert k.order_state_nb(*book.state[:5], oid, state)
+        assert state.tolist() == [o["qty"] + o["hidden"], o["price"], twin.queue_ahead(oid)]
+    assert not k.order_state_nb(*book.state[:5], 10_000, state) and state.tolist() == [0, 0, 0]
     for owner in range(4):
         row = twin.fills.get(owner, [0] * 6)
         f = book.fills(owner)
