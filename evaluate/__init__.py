@@ -5,6 +5,13 @@ Sharpe ratios are per period unless a name says ``annualised``; kurtosis is non-
 
 from trendgym.evaluate.ledger import DEFAULT_LEDGER_PATH, Ledger, TrialRecord, code_version
 from trendgym.evaluate.pbo import PBOResult, pbo
+from trendgym.evaluate.report import Report, evaluate_agent, write_report
+from trendgym.evaluate.runner import (
+    WalkForwardConfig,
+    WalkForwardResult,
+    register_domain,
+    run_walk_forward,
+)
 from trendgym.evaluate.splits import (
     CombinatorialFold,
     Fold,
@@ -34,6 +41,15 @@ from trendgym.evaluate.stats import (
     sortino_ratio,
     turnover,
 )
+from trendgym.evaluate.survivorship import (
+    PlaceboResult,
+    SurvivorshipReport,
+    cost_stress,
+    delisting_check,
+    placebo_search,
+    survivorship_check,
+)
+from trendgym.evaluate.verdict import Assessment, Check, NotComputed, Verdict, assess, verdict
 
 __all__ = [
     "DEFAULT_LEDGER_PATH",
@@ -67,4 +83,24 @@ __all__ = [
     "sortino_ratio",
     "turnover",
     "walk_forward_splits",
+    # walk-forward runner, checks, verdict, reports
+    "Assessment",
+    "Check",
+    "NotComputed",
+    "PlaceboResult",
+    "Report",
+    "SurvivorshipReport",
+    "Verdict",
+    "WalkForwardConfig",
+    "WalkForwardResult",
+    "assess",
+    "cost_stress",
+    "delisting_check",
+    "evaluate_agent",
+    "placebo_search",
+    "register_domain",
+    "run_walk_forward",
+    "survivorship_check",
+    "verdict",
+    "write_report",
 ]

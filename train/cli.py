@@ -85,6 +85,11 @@ COMMANDS: dict[
         _add_train_arguments,
         _run_train,
     ),
+    "evaluate": (
+        "walk-forward evaluation of an agent vs the baselines, with a verdict and a report",
+        lambda p: __import__("trendgym.evaluate.cli", fromlist=["add_arguments"]).add_arguments(p),
+        lambda a: __import__("trendgym.evaluate.cli", fromlist=["run"]).run(a),
+    ),
 }
 
 

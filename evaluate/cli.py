@@ -1,0 +1,96 @@
+"""``trendgym evaluate``: walk-forward evaluation of an SB3 agent, written as a report folder.
+
+    trendgym evaluate --env trendgym/Portfolio-v0 --algo ppo --folds 2 --seeds 2 \\
+        --timesteps 2048 --out report/ [--ledger runs/ledger.sqlite] [--ray-address ADDR] \\
+        [--env-kwargs JSON] [--model-kwargs JSON]
+
+Prints the verdict and the report path; exits 0 whether the agent passes or not (a failing
+verdict is a result, not an error), 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {text!r} ({err.msg})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", dest="env_id", required=True, help="env id, e.g. trendgym/Portfolio-v0")
+    p.add_argument("--algo", default="ppo", choices=["ppo", "sac", "a2c"])
+    p.add_argument("--folds", type=int, default=2, help="walk-forward OOS blocks")
+    p.add_argument("--seeds", type=int, default=2, help="training seeds per fold (0..S-1)")
+    p.add_argument("--timesteps", type=int, default=2048, help="training steps per trial")
+    p.add_argument("--out", default="report", help="report folder")
+    p.add_argument("--ledger", default="runs/ledger.sqlite", help="trial ledger (SQLite)")
+    p.add_argument(
+        "--experiment", default="walk-forward", help="ledger tag whose trials the DSR counts"
+    )
+    p.add_argument(
+        "--ray-address", default=None, help="run trials on Ray ('local' starts one here)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="local worker processes (0: in process)"
+    )
+    p.add_argument("--env-kwargs", type=_json_object, default={}, metavar="JSON")
+    p.add_argument(
+        "--model-kwargs", type=_json_object, default={}, metavar="JSON", help="SB3 keywords"
+    )
+    p.add_argument(
+        "--grid",
+        type=json.loads,
+        default=[{}],
+        metavar="JSON",
+        help="list of SB3 keyword sets tried in every fold (selection on the validation tail)",
+    )
+    p.add_argument(
+        "--extractor", default="default", choices=["default", "none", "mlp", "lstm", "attention"]
+    )
+    p.add_argument("--baseline", default="best", help="baseline to beat at 2x costs, or 'best'")
+    p.add_argument("--purge", type=int, default=0)
+    p.add_argument("--embargo", type=int, default=0)
+    p.add_argument("--no-placebo", dest="placebo", action="store_false")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def run(args: argparse.Namespace) -> int:
+    from trendgym.evaluate.report import evaluate_agent
+
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    if not isinstance(args.grid, list) or not all(isinstance(g, dict) for g in args.grid):
+        raise ValueError(f"--grid must be a JSON list of objects, got {args.grid!r}")
+    report = evaluate_agent(
+        args.env_id,
+        args.algo,
+        out_dir=args.out,
+        n_folds=args.folds,
+        seeds=tuple(range(args.seeds)),
+        timesteps=args.timesteps,
+        env_kwargs=args.env_kwargs,
+        model_kwargs=args.model_kwargs,
+        grid=tuple(args.grid),
+        ledger=args.ledger,
+        workers=args.workers,
+        ray_address=args.ray_address,
+        placebo=args.placebo,
+        progress=args.progress,
+        extractor=None if args.extractor == "none" else args.extractor,
+        baseline=args.baseline,
+        purge=args.purge,
+        embargo=args.embargo,
+        experiment=args.experiment,
+    )
+    print(report.assessment.verdict.headline)
+    print(report.index_html)
+    return 0
