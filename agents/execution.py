@@ -201,7 +201,7 @@ def execution_baseline_table(presets=("calm", "volatile", "trending", "crypto"),
 
     rows = []
     total = len(presets) * len(EXECUTION_BASELINES) * episodes
-    with tqdm(total=total, desc="execution baselines", disable=not progress, leave=False) as bar:
+    with tqdm(total=total, desc="execution baselines", disable=None if progress else True, leave=False) as bar:
         for preset in presets:
             env = ExecutionEnv(preset=preset, **env_kwargs)
             for name, cls in EXECUTION_BASELINES.items():
