@@ -10,6 +10,7 @@ from gymnasium import spaces
 
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.book import OrderBook
+from trendgym.envs.lob.kernels import kernel
 from trendgym.envs.lob.flow import I_LAST_ASK, I_LAST_BID, PRESETS, OrderFlow, flow_params
 
 AGENT = 1  # owner tag of the agent's orders on the book
@@ -25,15 +26,23 @@ OBS_HIGH = np.array([1, 1, 50, 1, 1, 10, 10, 100, 1, 10, 10, 1], dtype=np.float3
 _SIDES = {"buy": 1, "sell": -1}
 
 
-def _check_allowed(proposed: np.ndarray, allowed: np.ndarray) -> None:
-    """A pre-trade hook may drop or shrink orders, never add, reprice up or enlarge them."""
-    if not isinstance(allowed, np.ndarray) or allowed.dtype != k.MESSAGE_DTYPE:
-        raise TypeError("pre_trade must return a MESSAGE_DTYPE array")
-    sizes = dict(zip(proposed["order_id"].tolist(), proposed["qty"].tolist(), strict=True))
-    for m in allowed:
-        oid = int(m["order_id"])
-        if oid not in sizes or m["kind"] == k.CANCEL or int(m["qty"]) > sizes[oid]:
-            raise ValueError(f"pre_trade may only drop or shrink the proposed orders; got order {oid} ({m})")
+@kernel
+def first_disallowed_nb(proposed, allowed):
+    """Index of the first message a pre-trade hook returned that is not one of the proposed
+    orders dropped, shrunk, or (a limit) made more passive; -1 when all of them are."""
+    for i in range(allowed.shape[0]):
+        a = allowed[i]
+        ok = False
+        for j in range(proposed.shape[0]):
+            p = proposed[j]
+            if p.order_id == a.order_id:
+                same = p.kind == a.kind and p.side == a.side and p.owner == a.owner and p.peak == a.peak
+                passive = a.price == p.price or (p.kind == k.LIMIT and a.price > 0 and (a.price - p.price) * p.side < 0)
+                ok = same and passive and 0 < a.qty <= p.qty
+                break
+        if not ok:
+            return i
+    return -1
 
 
 def encode_action(order_type: int, fraction: float, replace: bool = False) -> np.ndarray:
@@ -348,11 +357,18 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     def _submit(self, msgs: np.ndarray) -> int:
         """Send messages to the book (through the pre-trade hook); returns how many reached it."""
         if self.pre_trade is not None:
-            cancels = msgs[msgs["kind"] == k.CANCEL]
-            proposed = msgs[msgs["kind"] != k.CANCEL]
-            allowed = self.pre_trade(proposed.copy(), self) if proposed.shape[0] else proposed
-            _check_allowed(proposed, allowed)
-            msgs = np.concatenate([cancels, allowed])
+            first = int(msgs["kind"][0] == k.CANCEL)  # a cancel always comes first, if at all
+            proposed = msgs[first:]
+            if proposed.shape[0]:
+                allowed = self.pre_trade(proposed.copy(), self)
+                if not isinstance(allowed, np.ndarray) or allowed.dtype != k.MESSAGE_DTYPE or allowed.ndim != 1:
+                    raise TypeError("pre_trade must return a one-dimensional MESSAGE_DTYPE array")
+                bad = first_disallowed_nb(proposed, allowed)
+                if bad >= 0:
+                    raise ValueError("pre_trade may only drop, shrink or make more passive the proposed "
+                                     f"orders; got {allowed[bad]} for {proposed}")
+                msgs = msgs[: first + allowed.shape[0]]
+                msgs[first:] = allowed
         if msgs.shape[0] == 0:
             return 0
         self.n_orders += int(np.count_nonzero((msgs["kind"] == k.LIMIT) | (msgs["kind"] == k.MARKET)))

@@ -271,3 +271,39 @@ def test_tiny_ppo_trains_on_the_env():
     model.learn(256)
     action, _ = model.predict(ExecutionEnv(**SMALL).reset(seed=0)[0], deterministic=True)
     assert action.shape == (3,)
+
+
+# ------------------------------------------------------------------- pre-trade hook
+def test_pre_trade_hook_sees_orders_first_and_may_only_drop_or_shrink():
+    seen = []
+
+    def halve(msgs, env):
+        seen.append(msgs.copy())
+        msgs["qty"] = np.maximum(msgs["qty"] // 2, 1)
+        return msgs
+
+    env = ExecutionEnv(quantity=40, side="buy", **SMALL)
+    env.pre_trade = halve
+    env.reset(seed=0)
+    env.step(encode_action(5, 1.0))  # market for all 40: the hook lets 20 through
+    assert seen[0]["qty"].tolist() == [40] and env.remaining == 20
+
+    env.pre_trade = lambda msgs, env: msgs[:0]  # block everything, including the completion
+    done = False
+    while not done:
+        _, _, done, _, info = env.step(encode_action(5, 1.0))
+    assert info["unfilled_marked"] == 20 and info["fill_rate"] == 0.5
+    side = 1
+    assert info["shortfall_bps"] == pytest.approx(side * (info["avg_price"] / info["arrival_price"] - 1) * 1e4)
+
+    def enlarge(msgs, env):
+        msgs["qty"] += 1
+        return msgs
+
+    env.pre_trade = enlarge
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="only drop, shrink"):
+        env.step(encode_action(5, 0.5))
+    env.pre_trade = lambda msgs, env: list(msgs)
+    with pytest.raises(TypeError, match="MESSAGE_DTYPE"):
+        env.step(encode_action(5, 0.5))
