@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -222,18 +224,18 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         # warm-up: learn the market's per-step volatility and touch depth before arrival
         n_warm = int(self.warmup_seconds / self.step_seconds)
         mids = np.empty(n_warm + 1)
-        depth = volume = 0.0
+        depth = 0.0
         self._read_book()
         mids[0] = self._mid()
         for i in range(n_warm):
-            volume += float(self.flow.run(self.step_seconds)["qty"].sum())
+            self.flow.run(self.step_seconds)
             self._read_book()
             mids[i + 1] = self._mid()
             depth += self._tob[2] + self._tob[3]
         warm_returns = np.diff(np.log(mids)) * 1e4
         self.vol_bps = max(float(np.std(warm_returns)), 0.1)  # per-step volatility, bps
         self.touch_depth = max(depth / (2 * n_warm), 1.0)  # mean displayed lots at the touch
-        self.step_volume = volume / n_warm  # mean market volume per step, lots
+        self.step_volume = self.flow.take_volume()[0] / n_warm  # mean market volume per step, lots
         self.flow.take_ofi()
         self.arrival_ticks = self._mid()
         self.t = 0
@@ -261,14 +263,15 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         a = np.asarray(action, dtype=np.float32)
         if a.shape != (3,):
             raise ValueError(f"action must have shape (3,), got {a.shape}")
-        if not np.isfinite(a).all():
-            raise ValueError(f"action contains NaN or inf: {a}")
-        if (np.abs(a) > 1.0).any():
+        a0, a1, a2 = a.tolist()
+        if not (-1.0 <= a0 <= 1.0 and -1.0 <= a1 <= 1.0 and -1.0 <= a2 <= 1.0):  # NaN fails too
+            if not np.isfinite(a).all():
+                raise ValueError(f"action contains NaN or inf: {a}")
             raise ValueError(f"action must lie in [-1, 1], got {a}")
-        order_type = min(int((a[0] + 1.0) * 0.5 * N_ORDER_TYPES), N_ORDER_TYPES - 1)
-        fraction = float(a[1] + 1.0) * 0.5
-        replace = bool(a[2] > 0)
-        ref_touch = self._own_touch()  # quotes the agent saw when deciding
+        order_type = min(int((a0 + 1.0) * 0.5 * N_ORDER_TYPES), N_ORDER_TYPES - 1)
+        fraction = (a1 + 1.0) * 0.5
+        replace = a2 > 0
+        ref_touch = self._own_touch()  # quotes the agent saw when deciding (the last observation's)
         if self.latency > 0:
             self._run_flow(self.latency)
         self._act(order_type, fraction, replace, ref_touch)
@@ -280,18 +283,18 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
             self._complete_at_market()
         self._read_book()
         mid = self._mid()
-        step_ret = np.log(mid / self.prev_mid) * 1e4
-        self.ewm_var = 0.9 * self.ewm_var + 0.1 * step_ret**2
+        step_ret = math.log(mid / self.prev_mid) * 1e4
+        self.ewm_var = 0.9 * self.ewm_var + 0.1 * step_ret * step_ret
         self.prev_mid = mid
         shortfall = self._shortfall_bps(mid)
         reward = -(shortfall - self.shortfall)
         self.shortfall = shortfall
         if self.risk_aversion > 0 and not terminated:
-            reward -= self.risk_aversion * (self.remaining / self.quantity) ** 2 * np.sqrt(self.ewm_var)
+            reward -= self.risk_aversion * (self.remaining / self.quantity) ** 2 * math.sqrt(self.ewm_var)
         info = self._info()
         if terminated:
             info.update(self._summary())
-        return self._observation(), float(reward), terminated, False, info
+        return self._observation(read=False), float(reward), terminated, False, info
 
     def _act(self, order_type: int, fraction: float, replace: bool, ref_touch: int) -> None:
         """Turn the decoded action into at most two messages (cancel/modify, then new)."""
@@ -378,8 +381,10 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         return msgs.shape[0]
 
     def _run_flow(self, seconds: float) -> None:
-        trades = self.flow.run(seconds)
-        self._count_market(trades)
+        self.flow.run(seconds)
+        qty, value = self.flow.take_volume()
+        self.market_qty += int(qty)
+        self.market_value += value
         self._book_fills()
         self.last_ofi = self.flow.take_ofi()
 
@@ -435,7 +440,6 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         return 0.5 * float(bid + ask)
 
     def _own_touch(self) -> int:
-        self._read_book()
         bid = int(self._tob[0] or self.flow.istate[I_LAST_BID])
         ask = int(self._tob[1] or self.flow.istate[I_LAST_ASK])
         return bid if self.side == 1 else ask
@@ -447,18 +451,19 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         cost += self.side * (mid - arrival) * self.remaining
         return cost / (self.quantity * arrival) * 1e4
 
-    def _observation(self) -> np.ndarray:
-        self._read_book()
+    def _observation(self, read: bool = True) -> np.ndarray:
+        if read:
+            self._read_book()
         self._refresh_own()
-        bid, ask, bq1, aq1, bq5, aq5 = (float(x) for x in self._tob)
+        bid, ask, bq1, aq1, bq5, aq5 = self._tob.tolist()
         side = self.side
         spread = (ask - bid) if bid and ask else 0.0
         imb1 = side * (bq1 - aq1) / (bq1 + aq1) if bq1 + aq1 > 0 else 0.0
         imb5 = side * (bq5 - aq5) / (bq5 + aq5) if bq5 + aq5 > 0 else 0.0
         mid = self._mid()
-        vol_bps = np.sqrt(self.ewm_var)
-        move = side * np.log(mid / self.arrival_ticks) * 1e4 / self.vol_bps
-        own_qty, own_price, ahead = (float(x) for x in self._own)
+        vol_bps = math.sqrt(self.ewm_var)
+        move = side * math.log(mid / self.arrival_ticks) * 1e4 / self.vol_bps
+        own_qty, own_price, ahead = self._own.tolist()
         touch = bid if side == 1 else ask
         distance = side * (own_price - touch) if own_qty and touch else 0.0
         obs = np.array([

@@ -40,9 +40,10 @@ P_ALPHA, P_BETA = 2 * MAX_DEPTH + 3, 2 * MAX_DEPTH + 4
 P_LIMIT_SIZE, P_MARKET_SIZE, P_MARKET_TAIL = 2 * MAX_DEPTH + 5, 2 * MAX_DEPTH + 6, 2 * MAX_DEPTH + 7
 P_BURST_SCALE, P_BURST_ON, P_BURST_OFF = 2 * MAX_DEPTH + 8, 2 * MAX_DEPTH + 9, 2 * MAX_DEPTH + 10
 N_PARAMS = 2 * MAX_DEPTH + 11
-# float state: clock (s), Hawkes excitation per side, order-flow imbalance accumulator, burst on/off
-F_TIME, F_EXC_BUY, F_EXC_SELL, F_OFI, F_BURST = 0, 1, 2, 3, 4
-N_FSTATE = 5
+# float state: clock (s), Hawkes excitation per side, order-flow imbalance accumulator, burst
+# on/off, traded quantity and tick value accumulators (for the market's VWAP)
+F_TIME, F_EXC_BUY, F_EXC_SELL, F_OFI, F_BURST, F_TRADED_QTY, F_TRADED_VALUE = range(7)
+N_FSTATE = 7
 # int state: next order id, last known quotes (used while a side is empty), previous top of book
 I_NEXT_ID, I_LAST_BID, I_LAST_ASK, I_PREV_BID, I_PREV_BIDQ, I_PREV_ASK, I_PREV_ASKQ = range(7)
 N_ISTATE = 7
@@ -141,16 +142,23 @@ def flow_params(preset: str = "calm", **overrides) -> FlowParams:
 
 # ------------------------------------------------------------------------------ kernels
 @kernel
-def _geometric_nb(rng, mean):
-    if mean <= 1.0:
-        return 1
-    return 1 + int(np.log(1.0 - uniform_nb(rng)) / np.log(1.0 - 1.0 / mean))
+def _log_q_nb(mean):
+    """log(1 - 1/mean): the constant of geometric sizes with that mean (0 for mean <= 1)."""
+    return np.log(1.0 - 1.0 / mean) if mean > 1.0 else 0.0
 
 
 @kernel
-def _market_size_nb(rng, mean, tail):
+def _geometric_nb(rng, log_q):
+    """A geometric size >= 1 whose mean m gives ``log_q = log(1 - 1/m)``."""
+    if log_q >= 0.0:
+        return 1
+    return 1 + int(np.log(1.0 - uniform_nb(rng)) / log_q)
+
+
+@kernel
+def _market_size_nb(rng, mean, log_q, tail):
     if tail <= 0.0:
-        return _geometric_nb(rng, mean)
+        return _geometric_nb(rng, log_q)
     scale = mean * (tail - 1.0) / tail  # Pareto with this mean
     size = scale * (1.0 - uniform_nb(rng)) ** (-1.0 / tail)
     return max(1, min(int(size), int(100 * mean)))
@@ -205,6 +213,7 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
         lam_total += params[P_LAM + i]
     mu, drift = params[P_MU], params[P_DRIFT]
     alpha, beta = params[P_ALPHA], params[P_BETA]
+    log_q_limit, log_q_market = _log_q_nb(params[P_LIMIT_SIZE]), _log_q_nb(params[P_MARKET_SIZE])
     n_events = 0
     record = out_msgs.shape[0]
     while True:
@@ -235,20 +244,23 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
         dt = exponential_nb(rng) / total
         t = fstate[F_TIME] + dt
         if t > t_end:  # memoryless: the unrealised event is simply not drawn again
-            decay = np.exp(-beta * (t_end - fstate[F_TIME]))
-            fstate[F_EXC_BUY] *= decay
-            fstate[F_EXC_SELL] *= decay
+            if alpha > 0.0:
+                decay = np.exp(-beta * (t_end - fstate[F_TIME]))
+                fstate[F_EXC_BUY] *= decay
+                fstate[F_EXC_SELL] *= decay
             fstate[F_TIME] = t_end
             return n_trades, DONE, n_events
-        decay = np.exp(-beta * dt)
-        fstate[F_EXC_BUY] *= decay
-        fstate[F_EXC_SELL] *= decay
+        if alpha > 0.0:
+            decay = np.exp(-beta * dt)
+            fstate[F_EXC_BUY] *= decay
+            fstate[F_EXC_SELL] *= decay
         fstate[F_TIME] = t
         u = uniform_nb(rng) * total
         if u >= total - switch:  # a burst starts or ends; no message
             fstate[F_BURST] = 1.0 - fstate[F_BURST]
             continue
         kind, side, price, qty, oid = k.LIMIT, k.BUY, 0, 0, 0
+        n_before = n_trades
         if u < 2.0 * lim:  # limit arrival
             side = k.BUY if u < lim else k.SELL
             v = (u if side == k.BUY else u - lim) / speed
@@ -258,7 +270,7 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
                 i += 1
                 acc += params[P_LAM + i]
             price = max(1, ask - 1 - i) if side == k.BUY else bid + 1 + i
-            qty = _geometric_nb(rng, params[P_LIMIT_SIZE])
+            qty = _geometric_nb(rng, log_q_limit)
             oid = istate[I_NEXT_ID]
             istate[I_NEXT_ID] += 1
             n_trades = k.limit_nb(orders, levels, keys, slots, meta, owner_stats, trades,
@@ -266,7 +278,7 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
         elif u < 2.0 * lim + m_buy + m_sell:  # market order
             kind = k.MARKET
             side = k.BUY if u < 2.0 * lim + m_buy else k.SELL
-            qty = _market_size_nb(rng, params[P_MARKET_SIZE], params[P_MARKET_TAIL])
+            qty = _market_size_nb(rng, params[P_MARKET_SIZE], log_q_market, params[P_MARKET_TAIL])
             oid = istate[I_NEXT_ID]
             istate[I_NEXT_ID] += 1
             meta[k.MARKET_QTY] += qty
@@ -314,6 +326,9 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
                     kind = -1
             else:
                 kind = -1
+        for j in range(n_before, n_trades):
+            fstate[F_TRADED_QTY] += trades[j].qty
+            fstate[F_TRADED_VALUE] += trades[j].qty * trades[j].price
         if kind >= 0:
             if n_events < record:
                 m = out_msgs[n_events]
@@ -347,7 +362,8 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
 class OrderFlow:
     """Drives background flow on `book`. ``run(seconds)`` advances the clock and returns the
     trades that happened (a view valid until the next call). ``take_ofi()`` returns the
-    order-flow imbalance accumulated since it was last taken."""
+    order-flow imbalance accumulated since it was last taken, ``take_volume()`` the traded
+    quantity and value."""
 
     book: OrderBook
     params: FlowParams
@@ -392,7 +408,8 @@ class OrderFlow:
         msgs["price"][:half] = self.start_price - dist
         msgs["price"][half:] = self.start_price + dist
         # geometric sizes, drawn from the flow's own stream
-        sizes = np.array([_geometric_nb(self.xrng, self.p[P_LIMIT_SIZE]) for _ in range(n)])
+        log_q = _log_q_nb(self.p[P_LIMIT_SIZE])
+        sizes = np.array([_geometric_nb(self.xrng, log_q) for _ in range(n)])
         msgs["qty"] = sizes
         msgs["order_id"] = np.arange(self.istate[I_NEXT_ID], self.istate[I_NEXT_ID] + n)
         self.istate[I_NEXT_ID] += n
@@ -431,4 +448,11 @@ class OrderFlow:
         ofi = float(self.fstate[F_OFI])
         self.fstate[F_OFI] = 0.0
         return ofi
+
+    def take_volume(self) -> tuple[float, float]:
+        """(quantity, tick value) traded by the flow since last taken."""
+        f = self.fstate
+        out = (float(f[F_TRADED_QTY]), float(f[F_TRADED_VALUE]))
+        f[F_TRADED_QTY] = f[F_TRADED_VALUE] = 0.0
+        return out
 
