@@ -26,7 +26,7 @@ import numpy as np
 
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.book import OrderBook, grow_trades
-from trendgym.envs.lob.kernels import kernel
+from trendgym.envs.lob.kernels import inline_kernel, kernel
 from trendgym.envs.lob.rng import exponential_nb, seed_state, uniform_nb
 
 MAX_DEPTH = 10  # distances 1..MAX_DEPTH ticks from the opposite best get their own rates
@@ -141,13 +141,13 @@ def flow_params(preset: str = "calm", **overrides) -> FlowParams:
 
 
 # ------------------------------------------------------------------------------ kernels
-@kernel
+@inline_kernel
 def _log_q_nb(mean):
     """log(1 - 1/mean): the constant of geometric sizes with that mean (0 for mean <= 1)."""
     return np.log(1.0 - 1.0 / mean) if mean > 1.0 else 0.0
 
 
-@kernel
+@inline_kernel
 def _geometric_nb(rng, log_q):
     """A geometric size >= 1 whose mean m gives ``log_q = log(1 - 1/m)``."""
     if log_q >= 0.0:
@@ -155,7 +155,7 @@ def _geometric_nb(rng, log_q):
     return 1 + int(np.log(1.0 - uniform_nb(rng)) / log_q)
 
 
-@kernel
+@inline_kernel
 def _market_size_nb(rng, mean, log_q, tail):
     if tail <= 0.0:
         return _geometric_nb(rng, log_q)
@@ -164,7 +164,7 @@ def _market_size_nb(rng, mean, log_q, tail):
     return max(1, min(int(size), int(100 * mean)))
 
 
-@kernel
+@inline_kernel
 def _side_queues_nb(levels, base, ref, side, params, out_q):
     """Orders at distances 1..MAX_DEPTH from the opposite reference quote on `side`, and
     their total cancellation rate (the far remainder uses the far rate)."""
@@ -179,7 +179,7 @@ def _side_queues_nb(levels, base, ref, side, params, out_q):
     return rate, near
 
 
-@kernel
+@inline_kernel
 def _pick_order_nb(orders, levels, base, price, rng):
     """A uniformly chosen resting order at `price` (walks the FIFO)."""
     lv = price - base
@@ -190,7 +190,7 @@ def _pick_order_nb(orders, levels, base, price, rng):
     return slot
 
 
-@kernel
+@inline_kernel
 def _top_qty_nb(levels, meta, side):
     p = meta[k.BEST_BID] if side == k.BUY else meta[k.BEST_ASK]
     return (p, levels[p - meta[k.BASE]].qty) if p > 0 else (0, 0)

@@ -24,6 +24,9 @@ from numba import njit
 # with it, every call increfs/decrefs each array argument with atomic operations that the
 # pruning pass cannot remove around loops, which costs ~30x on a hash probe here.
 kernel = njit(cache=True, _nrt=False)
+# Helpers called once or more per message are inlined into their callers: a numba call passes
+# every array as an exploded struct, which costs more than the work of a small helper.
+inline_kernel = njit(cache=True, _nrt=False, inline="always")
 
 # ---------------------------------------------------------------------------------- dtypes
 MESSAGE_DTYPE = np.dtype(
@@ -100,13 +103,13 @@ _HASH_MULT = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64 (Fibonacci hash
 
 
 # ------------------------------------------------------------------------------ hash table
-@kernel
+@inline_kernel
 def _hash_nb(key, mask):
     h = key * _HASH_MULT
     return (h ^ (h >> 29)) & mask
 
 
-@kernel
+@inline_kernel
 def hash_find_nb(keys, slots, key):
     """Pool slot of order `key`, or -1 when it is not live."""
     mask = keys.shape[0] - 1
@@ -120,7 +123,7 @@ def hash_find_nb(keys, slots, key):
         i = (i + 1) & mask
 
 
-@kernel
+@inline_kernel
 def hash_insert_nb(keys, slots, key, slot):
     """Map `key` to `slot`; the caller guarantees the key is absent and the table has room."""
     mask = keys.shape[0] - 1
@@ -131,7 +134,7 @@ def hash_insert_nb(keys, slots, key, slot):
     slots[i] = slot
 
 
-@kernel
+@inline_kernel
 def hash_delete_nb(keys, slots, key):
     """Remove `key` by backward-shift deletion, so probe chains stay unbroken without tombstones."""
     mask = keys.shape[0] - 1
@@ -165,7 +168,7 @@ def rehash_nb(orders, keys, slots):
 
 
 # ------------------------------------------------------------------------------ FIFO levels
-@kernel
+@inline_kernel
 def _append_nb(orders, levels, base, slot):
     """Link `slot` at the back of its price level's queue (time priority)."""
     lv = orders[slot].price - base
@@ -181,7 +184,7 @@ def _append_nb(orders, levels, base, slot):
     levels[lv].count += 1
 
 
-@kernel
+@inline_kernel
 def _unlink_nb(orders, levels, base, slot):
     """Unlink `slot` from its level's queue in O(1); the order record itself is kept."""
     lv = orders[slot].price - base
@@ -199,7 +202,7 @@ def _unlink_nb(orders, levels, base, slot):
     levels[lv].count -= 1
 
 
-@kernel
+@inline_kernel
 def _refresh_best_nb(levels, meta, side):
     """Move the best price of `side` outward past empty levels (the side is known non-empty)."""
     base = meta[BASE]
@@ -221,7 +224,7 @@ def _refresh_best_nb(levels, meta, side):
         meta[BEST_ASK] = lv + base
 
 
-@kernel
+@inline_kernel
 def _release_nb(orders, keys, slots, meta, slot):
     """Return an unlinked order's slot to the free list and forget its id."""
     hash_delete_nb(keys, slots, orders[slot].id)
@@ -238,7 +241,7 @@ def _release_nb(orders, keys, slots, meta, slot):
         meta[N_ASK_ORDERS] -= 1
 
 
-@kernel
+@inline_kernel
 def _remove_nb(orders, levels, keys, slots, meta, slot):
     """Take a resting order off the book entirely; returns the quantity it still had."""
     side = orders[slot].side
@@ -253,7 +256,7 @@ def _remove_nb(orders, levels, keys, slots, meta, slot):
 
 
 # ------------------------------------------------------------------------------- matching
-@kernel
+@inline_kernel
 def _record_trade_nb(trades, n_trades, taker_id, taker_side, taker_owner, maker, price, qty):
     t = trades[n_trades]
     t.taker_id = taker_id
@@ -265,20 +268,20 @@ def _record_trade_nb(trades, n_trades, taker_id, taker_side, taker_owner, maker,
     t.maker_owner = maker.owner
 
 
-@kernel
+@inline_kernel
 def _refills_nb(hidden, peak):
     """How many more times an order with this reserve will refill its display."""
     return (hidden + peak - 1) // peak if hidden > 0 else 0
 
 
-@kernel
+@inline_kernel
 def trade_room_needed_nb(meta):
     """Trades one message can produce at most: each resting order once, plus every iceberg
     refill, plus the taker's last partial fill."""
     return meta[N_LIVE] + meta[REFILLS] + 1
 
 
-@kernel
+@inline_kernel
 def _book_fill_nb(owner_stats, owner, side, price, qty, is_maker):
     if side == BUY:
         owner_stats[owner, BOUGHT_QTY] += qty
@@ -289,7 +292,7 @@ def _book_fill_nb(owner_stats, owner, side, price, qty, is_maker):
     owner_stats[owner, MAKER_QTY if is_maker else TAKER_QTY] += qty
 
 
-@kernel
+@inline_kernel
 def match_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
              taker_id, taker_side, taker_owner, qty, limit_price):
     """Trade `qty` against the opposite side up to `limit_price` (0 = no limit), in
@@ -334,7 +337,7 @@ def match_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
     return n_trades, qty
 
 
-@kernel
+@inline_kernel
 def _rest_nb(orders, levels, keys, slots, meta, order_id, side, owner, price, qty, peak):
     """Queue a (non-crossing) remainder at `price`; an iceberg shows `peak` and hides the rest."""
     slot = meta[FREE_HEAD]
@@ -362,7 +365,7 @@ def _rest_nb(orders, levels, keys, slots, meta, order_id, side, owner, price, qt
             meta[BEST_ASK] = price
 
 
-@kernel
+@inline_kernel
 def limit_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
              order_id, side, owner, price, qty, peak):
     """A limit order: trade what crosses at the makers' prices, rest the remainder at `price`."""
@@ -375,7 +378,7 @@ def limit_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
     return n_trades
 
 
-@kernel
+@inline_kernel
 def cancel_nb(orders, levels, keys, slots, meta, order_id):
     """Cancel a live order by id in O(1); an unknown or filled id is a no-op. Returns qty removed."""
     slot = hash_find_nb(keys, slots, order_id)
@@ -386,7 +389,7 @@ def cancel_nb(orders, levels, keys, slots, meta, order_id):
     return removed
 
 
-@kernel
+@inline_kernel
 def modify_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
               order_id, new_price, new_qty):
     """Resize and/or reprice a live order. Shrinking at the same price keeps queue priority;

@@ -7,7 +7,7 @@ seeded from the caller's ``np.random.Generator``.
 
 import numpy as np
 
-from trendgym.envs.lob.kernels import kernel
+from trendgym.envs.lob.kernels import inline_kernel
 
 _U64 = np.uint64
 
@@ -20,12 +20,12 @@ def seed_state(rng: np.random.Generator) -> np.ndarray:
     return state
 
 
-@kernel
+@inline_kernel
 def _rotl(x, k):
     return (x << _U64(k)) | (x >> _U64(64 - k))
 
 
-@kernel
+@inline_kernel
 def next_u64_nb(s):
     """Next 64 random bits; advances `s` in place."""
     result = _rotl(s[1] * _U64(5), 7) * _U64(9)
@@ -39,13 +39,13 @@ def next_u64_nb(s):
     return result
 
 
-@kernel
+@inline_kernel
 def uniform_nb(s):
     """A float64 uniform on [0, 1) from the top 53 bits."""
     return float(next_u64_nb(s) >> _U64(11)) * (1.0 / 9007199254740992.0)
 
 
-@kernel
+@inline_kernel
 def exponential_nb(s):
     """A unit-rate exponential draw."""
     return -np.log(1.0 - uniform_nb(s))
