@@ -11,10 +11,15 @@ are installed (gym-anytrading, gym-trading-env: optional `bench` extra), and the
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.metadata
 import importlib.util
 import time
+import warnings
 
+import gymnasium as gym
 import numpy as np
+import pandas as pd
 
 from trendgym.agents.execution import TWAP, execution_baseline_table
 from trendgym.envs.execution import ExecutionEnv
@@ -77,30 +82,72 @@ def numba_share(env: ExecutionEnv, steps: int) -> float:
     return numba_in_steps / stepping
 
 
-def peers(steps: int) -> list[tuple[str, float | None]]:
-    out = []
-    for name, module in (("gym-anytrading", "gym_anytrading"), ("gym-trading-env", "gym_trading_env")):
-        if importlib.util.find_spec(module) is None:
-            out.append((name, None))
-            continue
-        import gymnasium as gym
-        import pandas as pd
+PEERS = (("gym-anytrading", "gym_anytrading"), ("gym-trading-env", "gym_trading_env"))
 
+
+def synthetic_ohlcv(rows: int, freq: str = "min", seed: int = 0) -> pd.DataFrame:
+    """A geometric random-walk OHLCV frame: lower-case columns, DatetimeIndex."""
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 1e-3, rows)))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    wick = np.abs(rng.normal(0.0, 5e-4, rows)) * close
+    return pd.DataFrame(
+        {"open": open_, "high": np.maximum(open_, close) + wick, "low": np.minimum(open_, close) - wick,
+         "close": close, "volume": rng.lognormal(10.0, 1.0, rows)},
+        index=pd.date_range("2020-01-01", periods=rows, freq=freq))
+
+
+def make_peer(module: str, df: pd.DataFrame) -> tuple[gym.Env, str]:
+    """(the peer env, unwrapped as ours is timed; a note on what it steps). Built untimed."""
+    with warnings.catch_warnings():  # gym_trading_env.environments sets filterwarnings("error") process-wide
         importlib.import_module(module)
-        idx = pd.date_range("2020-01-01", periods=steps + 100, freq="min")
-        close = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 1e-3, idx.size)))
-        df = pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": 1.0}, index=idx)
         if module == "gym_anytrading":
-            env = gym.make("stocks-v0", df=df.rename(columns=str.capitalize), frame_bound=(10, idx.size), window_size=10)
-        else:
-            env = gym.make("TradingEnv", df=df, positions=[-1, 0, 1])
-        env.reset(seed=0)
+            env = gym.make("stocks-v0", df=df.rename(columns=str.capitalize), window_size=30,
+                           frame_bound=(30, len(df)))
+            return env.unwrapped, "stocks-v0, window 30, Discrete(2) sell/buy"
+        importlib.import_module("gym_trading_env.environments")
+        close = df["close"]
+        feats = df.assign(feature_return=np.log(close).diff().fillna(0.0),
+                          feature_range=(df["high"] - df["low"]) / close)
+        # initial_position fixed: 'random' draws from the global np.random; verbose=0: no episode log
+        env = gym.make("TradingEnv", df=feats, positions=[-1, 0, 1], initial_position=0, verbose=0)
+        return env.unwrapped, "TradingEnv, positions [-1, 0, 1], 2 + 2 dynamic features"
+
+
+def peer_steps_per_second(env: gym.Env, steps: int, seed: int = 0) -> float:
+    """Env steps/s under a random policy (action_space.sample), resets excluded."""
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    elapsed, done_steps = 0.0, 0
+    while done_steps < steps:
+        done = False
         t0 = time.perf_counter()
-        for _ in range(steps):
+        while not done and done_steps < steps:
             _, _, term, trunc, _ = env.step(env.action_space.sample())
-            if term or trunc:
-                env.reset()
-        out.append((name, steps / (time.perf_counter() - t0)))
+            done_steps += 1
+            done = term or trunc
+        elapsed += time.perf_counter() - t0
+        if done:
+            env.reset(seed=seed + done_steps)
+    return done_steps / elapsed
+
+
+def peers(steps: int, rows: int = 10_000, freq: str = "min") -> list[tuple[str, float | None, str]]:
+    """(peer, steps/s or None, what was stepped or why not) for each peer, measured in this process
+    on the same synthetic OHLCV frame of `rows` bars; construction and resets are not timed."""
+    out: list[tuple[str, float | None, str]] = []
+    df = synthetic_ohlcv(rows, freq)
+    for name, module in PEERS:
+        if importlib.util.find_spec(module) is None:
+            out.append((name, None, "not installed (pip install 'trendgym[bench]')"))
+            continue
+        try:
+            env, what = make_peer(module, df)
+            sps = peer_steps_per_second(env, steps)
+        except Exception as exc:  # a peer's incompatibility is a result to print, not a crash
+            out.append((name, None, f"failed: {type(exc).__name__}: {exc}"))
+            continue
+        out.append((name, sps, f"{name} {importlib.metadata.version(name)}: {what}, {rows:,} bars"))
     return out
 
 
@@ -125,9 +172,11 @@ def main() -> None:
     print(f"{'TWAP':<16}{twap_sps:>14,.0f}")
     print(f"background messages per step: {msgs:.0f}; time in numba kernels: {share:.0%}, "
           f"Python: {1 - share:.0%} (resets excluded)")
-    for name, sps in peers(args.steps):
-        print(f"{name:<16}{'not installed' if sps is None else f'{sps:,.0f}':>14}"
-              + ("  (pip install 'trendgym[bench]')" if sps is None else ""))
+    print("peers, same process, random policy, resets excluded (a bar step each: no book, no flow):")
+    for name, sps, note in peers(args.steps):
+        figure = "-" if sps is None else f"{sps:,.0f}"
+        ratio = "" if sps is None else f"  ours/peer {random_sps / sps:.2f}x;"
+        print(f"{name:<16}{figure:>14}{ratio}  {note}")
 
     print(f"\nshortfall (bps, mean ± s.e.) over {args.episodes} seeded episodes per preset "
           "(random side, size and urgency; the same episodes for every baseline):")

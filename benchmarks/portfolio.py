@@ -7,7 +7,8 @@ Prints, in one process:
 3. steps/s at 30 assets as the history grows (5, 20, 80 years): a step must not slow down;
 4. the same env loop written the pure-pandas way (features recomputed from the history each
    step, as per-step pandas envs do), at growing history lengths;
-5. gym-trading-env / gym-anytrading, only if importable (they are not dependencies).
+5. gym-anytrading / gym-trading-env steps/s where installed (optional `bench` extra), same
+   process, random policy, beside Portfolio-v0 at 4 assets (they are single-asset envs).
 
 Step rates are the best of 3 repeats. Run: ``.venv/bin/python benchmarks/portfolio.py``
 (well under a minute on 2 cores).
@@ -15,16 +16,18 @@ Step rates are the best of 3 repeats. Run: ``.venv/bin/python benchmarks/portfol
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import time
 
 import numpy as np
 import pandas as pd
+from execution import peers  # sibling script: benchmarks/ is sys.path[0] when run as a file
 from numba import njit
 from trendgym.envs.market import accounting, features
 from trendgym.envs.market.generator import generate_market
 from trendgym.envs.portfolio import PortfolioEnv
+
+PEER_ROWS = 20 * 261  # 20 years of business days, as Portfolio-v0's rows above
 
 
 def compile_times() -> dict[str, float]:
@@ -211,12 +214,16 @@ def main() -> None:
     rows = [{"years": y, "steps/s": time_pandas(30, y)} for y in (2.0, 5.0, 20.0)]
     print(pd.DataFrame(rows).to_string(index=False))
 
-    print("\n== peers (measured only when importable)")
-    for name in ("gym_trading_env", "gym_anytrading"):
-        found = importlib.util.find_spec(name) is not None
-        print(
-            f"  {name}: {'installed but not benchmarked here' if found else 'not installed, skipped'}"
-        )
+    print(
+        "\n== peers, same process: single-asset daily envs over a synthetic 20-year OHLCV frame,"
+        "\n   random policy, resets and construction excluded (ours at its smallest universe)"
+    )
+    ours = time_env(4, 20.0)["steps/s"]  # 4 assets: the futures generator's smallest universe
+    print(f"  {'trendgym Portfolio-v0, 4 assets':32s} {ours:>10,.0f} steps/s")
+    for name, sps, note in peers(20_000, rows=PEER_ROWS, freq="B"):
+        figure = "-" if sps is None else f"{sps:,.0f}"
+        ratio = "" if sps is None else f"  ours/peer {ours / sps:.2f}x;"
+        print(f"  {name:32s} {figure:>10} steps/s{ratio}  {note}")
 
 
 if __name__ == "__main__":

@@ -170,6 +170,8 @@ class OrderBook:
         # batch, so such a batch runs on a snapshot; the usual batch (fresh, increasing ids)
         # runs directly. The pool grows only when it is really full, so it stays cache-sized.
         snap = self._snapshot() if maybe_reused else None
+        if self._trades.shape[0] < msgs.shape[0] // 4:  # a guess that saves most regrowths
+            self._trades = np.empty(msgs.shape[0] // 4, dtype=TRADE_DTYPE)
         start, n_trades = 0, 0
         while True:
             n_trades, start, outcome = k.process_nb(
@@ -180,7 +182,7 @@ class OrderBook:
                 self._grow_pool(2 * self.orders.shape[0])
                 continue
             if outcome == k.NEED_TRADE_ROOM:
-                self._trades = grow_trades(self._trades, n_trades + k.trade_room_needed_nb(self.meta))
+                self._trades = grow_trades(self._trades, n_trades, n_trades + k.trade_room_needed_nb(self.meta))
                 continue
             self._restore(snap)
             raise ValueError(f"message {start}: limit order id {msgs['order_id'][start]} is already live")
@@ -248,10 +250,10 @@ class OrderBook:
                 "messages": int(m[k.N_MESSAGES])}
 
 
-def grow_trades(trades: np.ndarray, needed: int) -> np.ndarray:
-    """A trade buffer with room for at least `needed` trades that keeps the ones already in it."""
+def grow_trades(trades: np.ndarray, n_trades: int, needed: int) -> np.ndarray:
+    """A trade buffer with room for at least `needed` trades that keeps the first `n_trades`."""
     grown = np.empty(max(needed, 2 * trades.shape[0]), dtype=TRADE_DTYPE)
-    grown[: trades.shape[0]] = trades
+    grown[:n_trades] = trades[:n_trades]
     return grown
 
 

@@ -436,7 +436,7 @@ class OrderFlow:
             if status == DONE:
                 return self._trades[:n_trades]
             if status == NEED_TRADE_ROOM:
-                self._trades = grow_trades(self._trades, n_trades + k.trade_room_needed_nb(book.meta))
+                self._trades = grow_trades(self._trades, n_trades, n_trades + k.trade_room_needed_nb(book.meta))
             elif status == NEED_SLOT:
                 book.reserve(book.orders.shape[0])  # double the pool
             else:  # NEED_WINDOW
