@@ -4,7 +4,10 @@ Importing the package registers the environment ids; it never imports torch or S
 """
 
 from trendgym.envs.registration import register_envs as _register_envs
+from trendgym.envs.sb3_vec import make_sb3_vec_env  # light: SB3 is imported only when called
 
 __version__ = "0.1.0"
+
+__all__ = ["make_sb3_vec_env"]
 
 _register_envs()

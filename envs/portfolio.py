@@ -375,28 +375,33 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def episode_summary(self) -> dict[str, Any]:
         """Performance of the episode so far (the terminal info's summary keys)."""
-        rets = self._rets[: self._k]
-        n = rets.size
-        nav_path = np.cumprod(np.concatenate([[1.0], np.maximum(1.0 + rets, 0.0)]))
-        peak = np.maximum.accumulate(nav_path)
-        std = float(rets.std(ddof=1)) if n > 1 else 0.0
-        years = n / PERIODS_PER_YEAR
-        total = float(nav_path[-1] - 1.0)
-        return {
-            "total_return": total,
-            "cagr": float((1.0 + total) ** (1.0 / years) - 1.0)
-            if years > 0 and total > -1.0
-            else -1.0,
-            "sharpe": float(rets.mean() / std * math.sqrt(PERIODS_PER_YEAR)) if std > 0 else 0.0,
-            "max_drawdown": float(np.max(1.0 - nav_path / peak)),
-            "turnover": self._turnover_sum * PERIODS_PER_YEAR / max(n, 1),
-            "costs": self._cost_sum,
-            "n_steps": n,
-            "compliance_violations": 0,
-        }
+        return summarize_episode(self._rets[: self._k], self._turnover_sum, self._cost_sum)
 
     def render(self) -> None:
         return None
+
+
+def summarize_episode(rets: np.ndarray, turnover_sum: float, cost_sum: float) -> dict[str, Any]:
+    """Terminal summary of an episode from its net returns and summed turnover and costs.
+
+    Shared by `PortfolioEnv` and the vector env so both report the same numbers bit for bit.
+    """
+    n = rets.size
+    nav_path = np.cumprod(np.concatenate([[1.0], np.maximum(1.0 + rets, 0.0)]))
+    peak = np.maximum.accumulate(nav_path)
+    std = float(rets.std(ddof=1)) if n > 1 else 0.0
+    years = n / PERIODS_PER_YEAR
+    total = float(nav_path[-1] - 1.0)
+    return {
+        "total_return": total,
+        "cagr": float((1.0 + total) ** (1.0 / years) - 1.0) if years > 0 and total > -1.0 else -1.0,
+        "sharpe": float(rets.mean() / std * math.sqrt(PERIODS_PER_YEAR)) if std > 0 else 0.0,
+        "max_drawdown": float(np.max(1.0 - nav_path / peak)),
+        "turnover": turnover_sum * PERIODS_PER_YEAR / max(n, 1),
+        "costs": cost_sum,
+        "n_steps": n,
+        "compliance_violations": 0,
+    }
 
 
 def _check_number(

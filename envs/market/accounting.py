@@ -111,6 +111,50 @@ def rebalance_nb(
 
 
 @njit(cache=True)
+def step_into_nb(
+    target,
+    weights,
+    t,
+    market,
+    avg_corr,
+    prop_cost,
+    max_leverage,
+    target_vol,
+    static_obs,
+    n_features,
+    weight_col,
+    weight_clip,
+    obs,
+):
+    """Rebalance one portfolio at t and write the observation of t+1 into `obs`; allocates nothing.
+
+    The shared core of the single env (``env_step_nb``) and the batched vector kernel. Tradable
+    rows are read straight from `market` (exact 0/1 floats), so no mask is built per call.
+    Returns (net, gross, cost, turnover).
+    """
+    net, gross, cost, turnover = rebalance_nb(
+        target,
+        weights,
+        market[t, ROW_TRADABLE],
+        market[t, ROW_RET_NEXT],
+        market[t + 1, ROW_TRADABLE],
+        prop_cost,
+        market[t, ROW_IMPACT],
+        market[t, ROW_VOL],
+        avg_corr[t],
+        max_leverage,
+        target_vol,
+    )
+    row = static_obs[t + 1]
+    for j in range(row.shape[0]):
+        obs[j] = row[j]
+    for i in range(weights.shape[0]):
+        w = min(max(weights[i], -weight_clip), weight_clip)
+        obs[i * n_features + weight_col] = w
+    return net, gross, cost, turnover
+
+
+@njit(cache=True)
 def env_step_nb(
     action,
     weights,
@@ -133,23 +177,20 @@ def env_step_nb(
     if code != ACTION_OK:
         return code, 0.0, 0.0, 0.0, 0.0, static_obs[t].copy()
     target = action.astype(np.float64)
-    tradable = market[t, ROW_TRADABLE] > 0.5
-    tradable_next = market[t + 1, ROW_TRADABLE] > 0.5
-    net, gross, cost, turnover = rebalance_nb(
+    obs = np.empty(static_obs.shape[1], dtype=static_obs.dtype)
+    net, gross, cost, turnover = step_into_nb(
         target,
         weights,
-        tradable,
-        market[t, ROW_RET_NEXT],
-        tradable_next,
+        t,
+        market,
+        avg_corr,
         prop_cost,
-        market[t, ROW_IMPACT],
-        market[t, ROW_VOL],
-        avg_corr[t],
         max_leverage,
         target_vol,
+        static_obs,
+        n_features,
+        weight_col,
+        weight_clip,
+        obs,
     )
-    obs = static_obs[t + 1].copy()
-    for i in range(weights.shape[0]):
-        w = min(max(weights[i], -weight_clip), weight_clip)
-        obs[i * n_features + weight_col] = w
     return code, net, gross, cost, turnover, obs

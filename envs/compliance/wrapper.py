@@ -1,0 +1,234 @@
+"""`ComplianceWrapper`: pre-trade controls, a kill switch and an audit trail around both envs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from trendgym.envs.compliance.audit import AuditLog
+from trendgym.envs.compliance.execution import ExecutionCompliance
+from trendgym.envs.compliance.portfolio import PortfolioCompliance
+from trendgym.envs.compliance.rules import (
+    EXECUTION,
+    MODES,
+    PORTFOLIO,
+    PRESETS,
+    RULES,
+    ExposureLimit,
+    MaxOrderSize,
+    MaxTurnover,
+    PositionLimit,
+    Rule,
+)
+from trendgym.envs.execution import ExecutionEnv
+from trendgym.envs.portfolio import PortfolioEnv
+
+_NO_RECORDS: tuple = ()
+_META_KEYS = ("preset", "mode", "instrument")
+
+
+def resolve_rules(rules: Any, env_kind: str, mode: str | dict[str, str] | None = None) -> list[Rule]:
+    """The rule objects a ``rules=`` / ``compliance=`` spec means for `env_kind`.
+
+    Accepts ``None``/``False`` (no rules), ``True`` or a preset name (``"default"``,
+    ``"strict"``: every rule that applies to the env), a dict ``{rule_name: params | True |
+    False}`` (exactly those rules; a ``"preset"`` key starts from that preset instead, and
+    ``False`` removes a rule), a `Rule`, or a list of `Rule` objects or ``{"rule": name,
+    **params}`` dicts. ``mode`` overrides the rules' modes: one mode for every rule that
+    supports it, or ``{rule_name: mode}``.
+    """
+    if env_kind not in (EXECUTION, PORTFOLIO):
+        raise ValueError(f"env_kind must be {EXECUTION!r} or {PORTFOLIO!r}, got {env_kind!r}")
+    if rules is None or rules is False:
+        built: list[Rule] = []
+    elif rules is True or isinstance(rules, str):
+        name = "default" if rules is True else rules
+        if name not in PRESETS:
+            raise ValueError(f"unknown compliance preset {name!r}; choose from {sorted(PRESETS)}")
+        built = [RULES[k](**p) for k, p in PRESETS[name][env_kind].items()]
+    elif isinstance(rules, dict):
+        spec = dict(rules)
+        for key in ("mode", "instrument"):
+            spec.pop(key, None)
+        preset = spec.pop("preset", None)
+        chosen: dict[str, dict[str, Any]] = dict(PRESETS[_preset(preset)][env_kind]) if preset else {}
+        for key, params in spec.items():
+            if key not in RULES:
+                raise ValueError(f"unknown compliance rule {key!r}; choose from {sorted(RULES)}")
+            if params is False or params is None:
+                chosen.pop(key, None)
+            elif params is True:
+                chosen[key] = {}
+            elif isinstance(params, dict):
+                chosen[key] = {**chosen.get(key, {}), **params}
+            else:
+                raise TypeError(f"compliance rule {key!r} takes a dict of parameters, True or False, got {params!r}")
+        built = [RULES[k](**p) for k, p in chosen.items()]
+    elif isinstance(rules, Rule):
+        built = [rules]
+    elif isinstance(rules, (list, tuple)):
+        built = []
+        for item in rules:
+            if isinstance(item, Rule):
+                built.append(item)
+            elif isinstance(item, dict) and item.get("rule") in RULES:
+                params = {k: v for k, v in item.items() if k != "rule"}
+                built.append(RULES[item["rule"]](**params))
+            else:
+                raise TypeError(f"a rules list holds Rule objects or {{'rule': name, ...}} dicts, got {item!r}")
+    else:
+        raise TypeError(f"rules must be None, True, a preset name, a dict or a list of rules, got {type(rules).__name__}")
+    seen: set[type] = set()
+    for rule in built:
+        if type(rule) in seen:
+            raise ValueError(f"rule {rule.name!r} is given twice")
+        seen.add(type(rule))
+        if env_kind not in rule.envs:
+            raise ValueError(f"rule {rule.name!r} applies to {', '.join(rule.envs)} only, not to the {env_kind} env")
+    return _with_modes(built, mode)
+
+
+def _preset(name: Any) -> str:
+    if name not in PRESETS:
+        raise ValueError(f"unknown compliance preset {name!r}; choose from {sorted(PRESETS)}")
+    return name
+
+
+def _with_modes(rules: list[Rule], mode: str | dict[str, str] | None) -> list[Rule]:
+    from dataclasses import replace
+
+    if mode is None:
+        return rules
+    if isinstance(mode, str):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        return [replace(r, mode=mode) if mode in r.modes else r for r in rules]
+    if isinstance(mode, dict):
+        unknown = set(mode) - {r.name for r in rules}
+        if unknown:
+            raise ValueError(f"mode names rules that are not active: {sorted(unknown)}")
+        return [replace(r, mode=mode[r.name]) if r.name in mode else r for r in rules]
+    raise TypeError(f"mode must be None, a mode name or a dict, got {type(mode).__name__}")
+
+
+class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Pre-trade compliance between an agent and Execution-v0 or Portfolio-v0.
+
+    In Execution-v0 it installs the env's pre-trade hook, so it sees every new order and
+    modify (also the forced completion at the horizon and orders delayed by latency) before
+    the book; in Portfolio-v0 it sees the target weights before the env. Each rule blocks,
+    clips or penalises (see `trendgym.envs.compliance.rules`); the kill switch cancels the
+    agent's resting orders and blocks every later order of the episode.
+
+    Every intervention is appended to ``self.audit`` (an `AuditLog`) and to the step's
+    ``info["compliance"]`` (a list of record dicts; an empty tuple when none), and
+    ``info["compliance_violations"]`` is the episode's running count of interventions (the
+    terminal info's contract key). A penalised intervention subtracts the rule's ``penalty``
+    from that step's reward; blocks and clips cost nothing beyond their market effect.
+
+    Parameters
+    ----------
+    env : the env (wrapped or not) whose ``unwrapped`` is an ExecutionEnv or PortfolioEnv.
+    rules : a preset name (``"default"``, ``"strict"``), a dict or a list of rules; see
+        `resolve_rules`.
+    mode : one mode for every rule that supports it, or ``{rule_name: mode}``.
+    instrument : the name of Execution-v0's single instrument for the restricted list.
+    """
+
+    def __init__(self, env: gym.Env, rules: Any = "default", mode: str | dict[str, str] | None = None,
+                 instrument: str = "EXEC") -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, rules=rules, mode=mode, instrument=instrument)
+        gym.Wrapper.__init__(self, env)
+        base = env.unwrapped
+        if isinstance(base, ExecutionEnv):
+            self.env_kind = EXECUTION
+        elif isinstance(base, PortfolioEnv):
+            self.env_kind = PORTFOLIO
+        else:
+            raise TypeError(f"ComplianceWrapper wraps Execution-v0 or Portfolio-v0, got {type(base).__name__}")
+        if isinstance(rules, dict):
+            mode = rules.get("mode", mode)
+            instrument = rules.get("instrument", instrument)
+        if not isinstance(instrument, str):
+            raise TypeError(f"instrument must be a string, got {instrument!r}")
+        self.rules = resolve_rules(rules, self.env_kind, mode)
+        self.audit = AuditLog()
+        self.episode = 0
+        self.violations = 0
+        self._t = 0
+        self._penalty = 0.0
+        self._records: list[dict[str, Any]] = []
+        self._base = base
+        if self.env_kind == EXECUTION:
+            if base.pre_trade is not None:
+                raise ValueError("this Execution-v0 already has a pre-trade hook (wrapped twice?)")
+            self.engine: Any = ExecutionCompliance(self.rules, self._record, instrument)
+            base.pre_trade = self.engine.pre_trade
+        else:
+            sizing = [r.name for r in self.rules if isinstance(r, (PositionLimit, ExposureLimit, MaxTurnover, MaxOrderSize))]
+            if base.target_vol is not None and sizing:
+                raise ValueError(
+                    f"Portfolio-v0 with target_vol rescales the weights after the wrapper, so the limits "
+                    f"{sizing} could not hold; use target_vol=None (or scale in the policy)")
+            self.engine = PortfolioCompliance(self.rules, self._record, base)
+
+    # ------------------------------------------------------------------ audit
+    def _record(self, rule: Rule, action: str, asked: dict, done: dict, why: str) -> None:
+        penalty = rule.penalty_for(self.env_kind) if action == "penalize" else 0.0
+        rec = self.audit.append(self.episode, self._t, rule.name, action, asked, done, why, penalty)
+        del rec["episode"]  # info is per episode (and the checkers compare infos across resets)
+        self._records.append(rec)
+        self.violations += 1
+        self._penalty += penalty
+        if self.env_kind == EXECUTION:
+            self._base.compliance_violations = self.violations
+        if rule is not self.engine.kill:
+            self.engine.note_breach(self._base)
+
+    def _finish(self, info: dict[str, Any]) -> None:
+        if self._records:
+            info["compliance"] = self._records
+            self._records = []
+        else:
+            info["compliance"] = _NO_RECORDS
+        info["compliance_violations"] = self.violations
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.episode += 1
+        self.violations = 0
+        self._t = 0
+        self._penalty = 0.0
+        self._records = []
+        self.engine.reset(self._base)
+        self._finish(info)
+        return obs, info
+
+    def step(self, action):
+        base = self._base
+        self._penalty = 0.0
+        if self.env_kind == EXECUTION:
+            self.engine.begin_step(base, self._t)
+            obs, reward, terminated, truncated, info = self.env.step(action)
+        else:
+            a = action if type(action) is np.ndarray else np.asarray(action)
+            if a.shape != base.action_space.shape or a.dtype.kind != "f":
+                if a.dtype.kind in "iu" and a.shape == base.action_space.shape:
+                    a = a.astype(np.float64)
+                else:
+                    return self.env.step(action)  # the env refuses it with its own error
+            send = self.engine.check(a, base, self._t)
+            if send is None:  # NaN or outside [-1, 1]: the env raises its ValueError
+                return self.env.step(action)
+            obs, reward, terminated, truncated, info = self.env.step(action if send is a else send)
+        self._t += 1
+        if self._penalty:
+            reward = float(reward) - self._penalty
+        self._finish(info)
+        return obs, reward, terminated, truncated, info
+
+    def audit_summary(self):
+        """`AuditLog.summary` of everything recorded so far."""
+        return self.audit.summary()

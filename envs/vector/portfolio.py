@@ -1,0 +1,527 @@
+"""``PortfolioVectorEnv``: N ``trendgym/Portfolio-v0`` portfolios stepped by one numba call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+from trendgym.envs.market.accounting import ACTION_NAN
+from trendgym.envs.portfolio import WEIGHT_CLIP, PortfolioEnv, summarize_episode
+from trendgym.envs.vector.portfolio_nb import (
+    F_COST_SUM,
+    F_NAV,
+    F_TURNOVER_SUM,
+    I_END,
+    I_K,
+    I_T,
+    N_FSTATE,
+    N_ISTATE,
+    vector_reset_nb,
+    vector_step_nb,
+    vector_step_serial_nb,
+)
+
+# below this many envs, waking the other cores costs more than it saves (benchmarks/vector.py)
+PARALLEL_MIN_ENVS = 32
+# auto mode: now and then, time the kernel not in use (see `_choose_kernel`): after PROBE_EVERY
+# steps, doubling up to PROBE_EVERY_MAX while the probes keep losing
+PROBE_EVERY = 50
+PROBE_EVERY_MAX = 1600
+TIMING_ALPHA = 0.25
+# shared settings that set_attr may change (one value for every env)
+SETTABLE_ATTRS = ("max_leverage", "target_vol", "dsr_eta")
+
+
+def autoreset_mode_of(mode: Any) -> AutoresetMode:
+    """An ``AutoresetMode`` from the enum, its value ("NextStep") or its name ("next_step")."""
+    if isinstance(mode, AutoresetMode):
+        return mode
+    if isinstance(mode, str):
+        for m in AutoresetMode:
+            if mode in (m.value, m.name, m.name.lower()):
+                return m
+    raise ValueError(
+        f"autoreset_mode must be one of {[m.name.lower() for m in AutoresetMode]}, got {mode!r}"
+    )
+
+
+class PortfolioVectorEnv(VectorEnv):
+    """`num_envs` independent Portfolio-v0 episodes on one dataset, stepped in one numba call.
+
+    ## Description
+
+    The native vector version of ``PortfolioEnv``: the dataset, features and costs are built once
+    (by one ``PortfolioEnv`` holding them, `template`) and shared; each sub-env has its own
+    window start, NAV, weights and episode accumulators, all in arrays. A step is one parallel
+    numba call over the envs (``prange``: all cores), so the environment costs a fraction of a
+    microsecond per env-step. Trajectories are identical bit for bit to a ``SyncVectorEnv`` of
+    ``PortfolioEnv``s with the same kwargs and seeds: same window draws, observations, rewards,
+    terminations, truncations and infos.
+
+    ## Action Space
+
+    `Box(-1, 1, (num_envs, n_assets), float32)`: one row of target weights per env, as the single
+    env's action. NaN or values outside [-1, 1] raise ``ValueError`` naming the env, and the batch
+    changes nothing.
+
+    ## Observation Space
+
+    `Box(..., (num_envs, obs_dim), float32)`: one row per env, each the single env's observation
+    (layout in `obs_layout`).
+
+    ## Rewards
+
+    As the single env (`reward=`): net log return or differential Sharpe, float64 per env.
+
+    ## Starting State
+
+    As the single env. ``reset(seed=s)`` seeds env i with ``s + i`` (as ``SyncVectorEnv``), or
+    with ``seed[i]`` given a list; ``options={"reset_mask": mask}`` resets only those envs.
+
+    ## Episode End
+
+    As the single env; autoreset follows ``metadata["autoreset_mode"]``: ``NEXT_STEP`` (default;
+    the step after an episode ends resets that env, reward 0, its action ignored),
+    ``SAME_STEP`` (reset at once; the last observation and info go to ``info["final_obs"]`` and
+    ``info["final_info"]``) or ``DISABLED`` (reset with ``reset_mask``; stepping an ended env
+    raises ``RuntimeError``).
+
+    Infos are Gymnasium vector infos (arrays with `_key` masks): `nav`, `date` (datetime64) every
+    step; `turnover` and `costs` for stepped envs; on an episode's last step the single env's
+    terminal summary keys (`total_return`, `sharpe`, ..., `step_turnover`, `step_costs`).
+
+    ## Arguments
+
+    - `num_envs`: number of portfolios.
+    - `autoreset_mode=AutoresetMode.NEXT_STEP` (or "next_step", "same_step", "disabled").
+    - `copy=True`: return a fresh observation array each step; False reuses one buffer (faster,
+      but the array returned by the previous step is overwritten).
+    - `parallel=None`: True spreads the envs over all cores (numba ``prange``), False keeps one
+      thread. None (auto): one thread below `PARALLEL_MIN_ENVS` (32) envs; from there, the
+      kernel with the lower recent step time, re-timing the other one after `PROBE_EVERY` steps
+      (doubling, up to `PROBE_EVERY_MAX`, while it keeps losing)
+      (a ``prange`` step waits for its slowest thread, so on a machine whose cores are busy with
+      other processes one thread can be many times faster). Results are identical either way;
+      `kernel_steps` counts the steps each kernel made.
+    - every ``PortfolioEnv`` keyword (`prices`, `costs_bps`, `window`, `preset`, ...).
+
+    ## Version History
+
+    - v0: first release.
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        *,
+        autoreset_mode: Any = AutoresetMode.NEXT_STEP,
+        copy: bool = True,
+        parallel: bool | None = None,
+        **env_kwargs: Any,
+    ) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
+            raise TypeError(f"num_envs must be an int, got {type(num_envs).__name__}")
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        mode = autoreset_mode_of(autoreset_mode)
+        if env_kwargs.get("compliance") is not None:
+            raise ValueError(
+                "compliance= wraps single envs: use gymnasium.make_vec(..., "
+                "vectorization_mode='sync') for a compliance-wrapped vector env"
+            )
+        env_kwargs.pop("compliance", None)
+        template = PortfolioEnv(**env_kwargs)  # validates the kwargs, builds the shared data
+        self.template = template
+        self.num_envs = int(num_envs)
+        self.metadata = {"render_modes": [], "autoreset_mode": mode}
+        self.render_mode = template.render_mode
+        self.copy = bool(copy)
+        if parallel is not None and not isinstance(parallel, bool):
+            raise TypeError(f"parallel must be True, False or None, got {parallel!r}")
+        self.parallel = parallel
+        self._auto = parallel is None and self.num_envs >= PARALLEL_MIN_ENVS
+        self._use_prange = bool(parallel) or self._auto
+        # per kernel: [moving average of step seconds, timed steps] (auto mode only)
+        self._timing = {True: [0.0, 0], False: [0.0, 0]}
+        self._probe_every = PROBE_EVERY
+        self._next_probe = PROBE_EVERY
+        self._probing = False
+        self.kernel_steps = {"prange": 0, "serial": 0}
+        self.single_observation_space = template.observation_space
+        self.single_action_space = template.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+
+        self.max_leverage = template.max_leverage
+        self.target_vol = template.target_vol
+        self.dsr_eta = template.dsr_eta
+        self.reward_kind = template.reward_kind
+        self.window = template.window
+        self.obs_layout = template.obs_layout
+        self.dates = template.dates
+        self._dates64 = template.prices.index.to_numpy(dtype="datetime64[ns]")
+
+        n, n_assets = self.num_envs, template.action_space.shape[0]
+        obs_dim = template.observation_space.shape[0]
+        first, last = template._span
+        self._first, self._last = first, last
+        longest = self.window if self.window is not None else last - first
+        self._fstate = np.zeros((n, N_FSTATE))
+        self._istate = np.zeros((n, N_ISTATE), dtype=np.int64)
+        self._weights = np.zeros((n, n_assets))
+        self._targets = np.zeros((n, n_assets))
+        self._rets = np.full((n, longest), 0.0)  # touched now, not page by page mid-episode
+        self._obs = np.zeros((n, obs_dim), dtype=np.float32)
+        self._final_obs = np.zeros((n, obs_dim), dtype=np.float32)
+        self._rewards = np.zeros(n)
+        self._terminated = np.zeros(n, dtype=bool)
+        self._truncated = np.zeros(n, dtype=bool)
+        self._step_out = np.zeros((n, 7))
+        self._codes = np.zeros(n, dtype=np.int64)
+        self._next_start = np.full(n, first, dtype=np.int64)
+        self._autoreset = np.zeros(n, dtype=bool)
+        self._done = np.ones(n, dtype=bool)  # no episode yet: reset() first
+        self._any_done = True
+        self._any_autoreset = False
+        self._everyone = np.ones(n, dtype=bool)
+        self._everyone.flags.writeable = False
+        self._generators: list[np.random.Generator | None] = [None] * n
+        self._no_reset = np.zeros(n, dtype=bool)
+
+    # ---------------------------------------------------------------- seeding and starts
+    def _draw_start(self, i: int) -> int:
+        """Env i's next start row, drawn as ``PortfolioEnv.reset`` draws it."""
+        if self.window is None:
+            return self._first
+        gen = self._generators[i]
+        return int(gen.integers(self._first, self._last - self.window + 1))
+
+    def _seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:
+        if seed is None:
+            return [None] * self.num_envs
+        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            return [int(seed) + i for i in range(self.num_envs)]
+        seeds = list(seed)
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"seed list must have {self.num_envs} entries, got {len(seeds)}")
+        return seeds
+
+    # ---------------------------------------------------------------- gym vector API
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        seeds = self._seeds(seed)
+        mask = np.ones(self.num_envs, dtype=bool)
+        if options and "reset_mask" in options:
+            mask = np.asarray(options["reset_mask"])
+            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+                raise ValueError(
+                    f"reset_mask must be a bool array of shape ({self.num_envs},), got {mask!r}"
+                )
+            if not mask.any():
+                raise ValueError("reset_mask resets no env")
+        starts = self._next_start.copy()
+        for i in np.flatnonzero(mask):
+            # as gym.Env.reset: a seed reseeds; no seed keeps the generator (made once if none)
+            if seeds[i] is not None or self._generators[i] is None:
+                self._generators[i], _ = seeding.np_random(seeds[i])
+                starts[i] = self._draw_start(i)
+            self._next_start[i] = self._draw_start(i)
+        obs = self._obs if not self.copy else np.empty_like(self._obs)
+        if self.copy:
+            obs[:] = self._obs  # rows not reset keep their current observation
+        vector_reset_nb(
+            mask,
+            starts,
+            self.window or 0,
+            self._last,
+            self._fstate,
+            self._istate,
+            self._weights,
+            self.template._static_obs,
+            obs,
+        )
+        self._obs = obs
+        self._autoreset[mask] = False
+        self._any_autoreset = bool(self._autoreset.any())
+        self._done[mask] = False
+        self._any_done = bool(self._done.any())
+        nav = self._fstate[:, F_NAV].copy()
+        infos = {
+            "nav": nav,
+            "_nav": mask.copy(),
+            "date": self._dates64[self._istate[:, I_T]],
+            "_date": mask.copy(),
+        }
+        return (obs.copy() if self.copy else obs), infos
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        a = actions if type(actions) is np.ndarray else np.asarray(actions)
+        if a.shape != self.action_space.shape:
+            raise ValueError(f"actions must have shape {self.action_space.shape}, got {a.shape}")
+        if a.dtype != np.float32 and a.dtype != np.float64:
+            if a.dtype.kind not in "fiu":
+                raise ValueError(f"actions must be numeric, got dtype {a.dtype}")
+            a = a.astype(np.float64)
+        mode = self.metadata["autoreset_mode"]
+        next_step = mode is AutoresetMode.NEXT_STEP
+        any_reset_first = next_step and self._any_autoreset
+        reset_first = self._autoreset if any_reset_first else self._no_reset
+        if self._any_done:
+            stepped_done = self._done & ~reset_first
+            if stepped_done.any():
+                i = int(np.flatnonzero(stepped_done)[0])
+                raise RuntimeError(f"env {i}'s episode is over: reset it before step()")
+        same_step = mode is AutoresetMode.SAME_STEP
+        obs = np.empty_like(self._obs) if self.copy else self._obs
+        use_prange = self._choose_kernel()
+        kernel = vector_step_nb if use_prange else vector_step_serial_nb
+        start = time.perf_counter()
+        bad = kernel(
+            a,
+            self._targets,
+            reset_first,
+            same_step,
+            self._next_start,
+            self.window or 0,
+            self._last,
+            self._fstate,
+            self._istate,
+            self._weights,
+            self._rets,
+            self.template._market,
+            self.template._avg_corr,
+            self.template._prop_cost,
+            self.max_leverage,
+            self.target_vol or 0.0,
+            self.template._static_obs,
+            self.template._n_features,
+            self.template._weight_col,
+            WEIGHT_CLIP,
+            self.reward_kind == "log_return",
+            self.dsr_eta,
+            obs,
+            self._final_obs,
+            self._rewards,
+            self._terminated,
+            self._truncated,
+            self._step_out,
+            self._codes,
+        )
+        self._record_timing(use_prange, time.perf_counter() - start)
+        if bad >= 0:
+            why = "NaN" if self._codes[bad] == ACTION_NAN else "outside [-1, 1]"
+            raise ValueError(f"action of env {bad} has weights {why}: {a[bad].tolist()}")
+        # every row of `obs` was written: each env was stepped or reset (stepping an ended
+        # env without a reset is refused above), so a fresh `np.empty` is safe
+        self._obs = obs
+        ended = self._terminated | self._truncated
+        any_ended = bool(ended.any())
+        infos = self._step_infos(reset_first, any_reset_first, ended, any_ended, same_step)
+        if same_step and any_ended:
+            self._refill_starts(ended)
+        if any_reset_first:
+            self._refill_starts(reset_first)
+        self._autoreset = ended
+        self._any_autoreset = any_ended
+        if mode is AutoresetMode.DISABLED:
+            self._done = ended
+            self._any_done = any_ended
+        return (
+            obs,
+            self._rewards.copy(),
+            self._terminated.copy(),
+            self._truncated.copy(),
+            infos,
+        )
+
+    def _choose_kernel(self) -> bool:
+        """True for the prange kernel. Auto: the faster lately; every PROBE_EVERY steps the other."""
+        if not self._auto:
+            return self._use_prange
+        n_steps = self.kernel_steps["prange"] + self.kernel_steps["serial"]
+        par, ser = self._timing[True], self._timing[False]
+        if par[1] < 2 or ser[1] < 2:  # time each kernel twice (the first call may load it)
+            return par[1] <= ser[1]
+        faster = par[0] <= ser[0]
+        self._probing = n_steps >= self._next_probe
+        return (not faster) if self._probing else faster
+
+    def _record_timing(self, use_prange: bool, seconds: float) -> None:
+        self.kernel_steps["prange" if use_prange else "serial"] += 1
+        if not self._auto:
+            return
+        avg = self._timing[use_prange]
+        avg[1] += 1
+        if avg[1] == 2:  # the first call is not a step time (cache load, thread start)
+            avg[0] = seconds
+        elif avg[1] > 2:
+            avg[0] += TIMING_ALPHA * (seconds - avg[0])
+        if self._probing:
+            self._probing = False
+            lost = seconds > self._timing[not use_prange][0]
+            self._probe_every = min(2 * self._probe_every, PROBE_EVERY_MAX) if lost else PROBE_EVERY
+            self._next_probe = self.kernel_steps["prange"] + self.kernel_steps["serial"]
+            self._next_probe += self._probe_every
+
+    def _refill_starts(self, used: np.ndarray) -> None:
+        if self.window is None:
+            return
+        for i in np.flatnonzero(used):
+            self._next_start[i] = self._draw_start(i)
+
+    def _step_infos(
+        self,
+        reset_first: np.ndarray,
+        any_reset_first: bool,
+        ended: np.ndarray,
+        any_ended: bool,
+        same_step: bool,
+    ) -> dict[str, Any]:
+        """Vector infos exactly as ``SyncVectorEnv`` would merge the single envs' infos."""
+        out = self._step_out
+        everyone = self._everyone  # read-only all-True mask, shared across steps
+        infos: dict[str, Any] = {
+            "nav": self._fstate[:, F_NAV].copy(),
+            "_nav": everyone,
+            "date": self._dates64[self._istate[:, I_T]],
+            "_date": everyone,
+        }
+        # a reset env's info is the reset info (nav, date): no step keys for it
+        has_step_keys = None
+        if any_reset_first:
+            has_step_keys = ~reset_first
+        if same_step and any_ended:
+            has_step_keys = ~ended
+        if has_step_keys is None:
+            infos["turnover"] = out[:, 1].copy()
+            infos["_turnover"] = everyone
+            infos["costs"] = out[:, 2].copy()
+            infos["_costs"] = everyone
+        elif has_step_keys.any():
+            infos["turnover"] = np.where(has_step_keys, out[:, 1], 0.0)
+            infos["_turnover"] = has_step_keys
+            infos["costs"] = np.where(has_step_keys, out[:, 2], 0.0)
+            infos["_costs"] = has_step_keys.copy()
+        if not any_ended:
+            return infos
+        n = self.num_envs
+        idx = np.flatnonzero(ended)
+        if same_step:
+            final = {
+                "nav": np.where(ended, out[:, 0], 0.0),
+                "_nav": ended.copy(),
+                "date": self._dates64[out[:, 3].astype(np.int64)],
+                "_date": ended.copy(),
+                "turnover": np.where(ended, out[:, 1], 0.0),
+                "_turnover": ended.copy(),
+                "costs": np.where(ended, out[:, 2], 0.0),
+                "_costs": ended.copy(),
+            }
+            self._add_summaries(final, idx, ended)
+            final_obs = np.full(n, None, dtype=object)
+            for i in idx:
+                final_obs[i] = self._final_obs[i].copy()
+            infos["final_obs"] = final_obs
+            infos["_final_obs"] = ended.copy()
+            infos["final_info"] = final
+            infos["_final_info"] = ended.copy()
+        else:
+            self._add_summaries(infos, idx, ended)
+        return infos
+
+    def _add_summaries(self, infos: dict[str, Any], idx: np.ndarray, ended: np.ndarray) -> None:
+        """The single env's terminal keys for the envs in `idx` (step keys move to step_*)."""
+        out = self._step_out
+        n = self.num_envs
+        infos["step_turnover"] = np.where(ended, out[:, 1], 0.0)
+        infos["_step_turnover"] = ended.copy()
+        infos["step_costs"] = np.where(ended, out[:, 2], 0.0)
+        infos["_step_costs"] = ended.copy()
+        for i in idx:
+            k = int(out[i, 4])
+            summary = summarize_episode(self._rets[i, :k], out[i, 5], out[i, 6])
+            for key, value in summary.items():
+                if key not in infos:
+                    infos[key] = np.zeros(n, dtype=type(value))
+                    infos[f"_{key}"] = np.zeros(n, dtype=bool)
+                infos[key][i] = value
+                mask = infos[f"_{key}"]
+                if not mask[i]:
+                    if not mask.flags.writeable:  # the shared all-True mask is never written
+                        mask = infos[f"_{key}"] = mask.copy()
+                    mask[i] = True
+
+    # ---------------------------------------------------------------- per-env access
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        """One value per env: per-env state (t, nav, weights, np_random) or the shared data."""
+        if name == "t":
+            return tuple(int(x) for x in self._istate[:, I_T])
+        if name == "nav":
+            return tuple(float(x) for x in self._fstate[:, F_NAV])
+        if name == "weights":
+            return tuple(w.copy() for w in self._weights)
+        if name == "np_random":
+            return tuple(self._generators)
+        if name in SETTABLE_ATTRS or name in ("reward_kind", "render_mode", "window"):
+            value = getattr(self, name)
+        else:
+            value = getattr(self.template, name)  # AttributeError names it
+        return (value,) * self.num_envs
+
+    def set_attr(self, name: str, values: Any) -> None:
+        """Set a shared setting (`max_leverage`, `target_vol`, `dsr_eta`) for every env at once."""
+        if name not in SETTABLE_ATTRS:
+            raise ValueError(
+                f"cannot set {name!r}: only the shared settings {SETTABLE_ATTRS} can be set"
+            )
+        if isinstance(values, (list, tuple)):
+            if len(values) != self.num_envs or any(v != values[0] for v in values):
+                raise ValueError(f"{name} is shared by all envs: give one value, got {values!r}")
+            values = values[0]
+        setattr(self.template, name, values)  # keep the template in step for get_attr
+        setattr(self, name, values)
+
+    def episode_summaries(self) -> tuple[dict[str, Any], ...]:
+        """Each env's ``episode_summary`` so far (as ``PortfolioEnv.episode_summary``)."""
+        return tuple(
+            summarize_episode(
+                self._rets[i, : self._istate[i, I_K]],
+                self._fstate[i, F_TURNOVER_SUM],
+                self._fstate[i, F_COST_SUM],
+            )
+            for i in range(self.num_envs)
+        )
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        """One result per env, as ``SyncVectorEnv.call``: `episode_summary` per env, `render`
+        (None), or a shared attribute's value; other methods are not per-env here."""
+        if name == "episode_summary":
+            return self.episode_summaries()
+        if name == "render":
+            return (None,) * self.num_envs
+        value = self.get_attr(name)[0]
+        if callable(value):
+            raise ValueError(
+                f"{name!r} cannot be called per env on {type(self).__name__}: its sub-envs are "
+                "rows of arrays (use step/reset on the vector env)"
+            )
+        return (value,) * self.num_envs
+
+    @property
+    def episode_ends(self) -> np.ndarray:
+        """Row at which each env's current episode truncates."""
+        return self._istate[:, I_END].copy()
+
+    def render(self) -> None:
+        return None
