@@ -25,6 +25,16 @@ test: $(STAMP)
 test-expensive: $(STAMP)
 	$(BIN)/python -m pytest -q -m expensive
 
+# renders the HTML report in headless Chromium (Debian's package; installed when missing)
+test-browser: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(BIN)/python -m pytest -q -m browser
+
+# the walk-forward runner on a local Ray instance, against the local backend
+test-ray: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[ray]"
+	$(BIN)/python -m pytest -q -m ray
+
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 

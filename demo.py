@@ -74,13 +74,30 @@ def execution_agent(args: DemoArgs, out: Path) -> str:
                      f"{np.mean([i['vwap_slippage_bps'] for i in infos]):.2f} |")
     comparison = "\n".join(lines)
     print(comparison)
-    return _markdown(table.round(2)) + "\n\n" + comparison
+    return _markdown(table.round(2)) + "\n\n" + comparison + "\n\n" + under_compliance(policies["PPO"], seeds)
+
+
+def under_compliance(agent, seeds) -> str:
+    from trendgym.agents.execution import run_execution_episode
+    from trendgym.envs.compliance import ComplianceWrapper
+    from trendgym.envs.execution import ExecutionEnv
+
+    _section("5. The same PPO agent under the 'strict' compliance wrapper: every order checked first")
+    env = ComplianceWrapper(ExecutionEnv(), rules="strict")
+    infos = [run_execution_episode(env, agent, s) for s in seeds]
+    sf = np.array([i["shortfall_bps"] for i in infos])
+    audit = env.get_wrapper_attr("audit").summary()
+    text = (f"shortfall {sf.mean():.2f} ± {sf.std(ddof=1) / np.sqrt(sf.size):.2f} bps; "
+            f"{sum(i['compliance_violations'] for i in infos)} interventions over {len(infos)} episodes")
+    print(text)
+    print(audit.to_string(index=False) if len(audit) else "(no interventions)")
+    return f"Under `compliance=\"strict\"`: {text}\n\n" + (_markdown(audit) if len(audit) else "(no interventions)")
 
 
 def portfolio_baselines(args: DemoArgs) -> str:
     from trendgym.agents.portfolio import portfolio_baseline_table
 
-    _section("5. Portfolio-v0: trend baselines on the synthetic 'futures' market (20 years)")
+    _section("6. Portfolio-v0: trend baselines on the synthetic 'futures' market (20 years)")
     table = portfolio_baseline_table("futures", seed=args.seed).rename_axis("baseline").reset_index()
     print(table.round(3).to_string(index=False))
     return _markdown(table.round(3))
@@ -89,7 +106,7 @@ def portfolio_baselines(args: DemoArgs) -> str:
 def walk_forward_report(args: DemoArgs, out: Path) -> str:
     from trendgym.evaluate import evaluate_agent
 
-    _section("6. Walk-forward evaluation: PPO on Portfolio-v0 (futures) vs the trend baselines, "
+    _section("7. Walk-forward evaluation: PPO on Portfolio-v0 (futures) vs the trend baselines, "
              "2 folds x 2 seeds, placebo, survivorship and 2x-cost checks")
     report = evaluate_agent("trendgym/Portfolio-v0", "ppo", out_dir=out, n_folds=2, seeds=(0, 1),
                             timesteps=2048, env_kwargs={"preset": "futures", "data_seed": args.seed})
