@@ -20,12 +20,20 @@ _TOUCH_BIN = float(encode_action(3, 0.0)[0])
 _WAIT_BIN = float(encode_action(0, 0.0)[0])
 
 
-def almgren_chriss_trajectory(X: float, T: float, N: int, sigma: float, eta: float,
-                              gamma: float, lam: float) -> np.ndarray:
+def almgren_chriss_trajectory(
+    X: float, T: float, N: int, sigma: float, eta: float, gamma: float, lam: float
+) -> np.ndarray:
     """Optimal holdings at the N+1 grid points t_k = k·T/N (Almgren & Chriss 2000):
     x_k = X·sinh(κ(T − t_k)) / sinh(κT), with τ = T/N, η̃ = η − γτ/2 and κ from
     (2/τ²)(cosh κτ − 1) = λσ²/η̃. ``lam = 0`` gives the straight TWAP line."""
-    for name, value in (("X", X), ("T", T), ("sigma", sigma), ("eta", eta), ("gamma", gamma), ("lam", lam)):
+    for name, value in (
+        ("X", X),
+        ("T", T),
+        ("sigma", sigma),
+        ("eta", eta),
+        ("gamma", gamma),
+        ("lam", lam),
+    ):
         if not np.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value}")
     if not isinstance(N, (int, np.integer)) or N < 1:
@@ -37,7 +45,9 @@ def almgren_chriss_trajectory(X: float, T: float, N: int, sigma: float, eta: flo
     tau = T / N
     eta_tilde = eta - 0.5 * gamma * tau
     if eta_tilde <= 0:
-        raise ValueError(f"eta − gamma·tau/2 must be positive (got {eta_tilde}); the temporary impact is too small")
+        raise ValueError(
+            f"eta − gamma·tau/2 must be positive (got {eta_tilde}); the temporary impact is too small"
+        )
     t = np.arange(N + 1) * tau
     kappa_tilde_sq = lam * sigma**2 / eta_tilde
     if kappa_tilde_sq == 0:
@@ -58,7 +68,9 @@ class _ExecutionPolicy:
     def __init__(self, env: gym.Env) -> None:
         base = getattr(env, "unwrapped", env)
         if not isinstance(base, ExecutionEnv):
-            raise TypeError(f"{type(self).__name__} acts in trendgym/Execution-v0, got {type(base).__name__}")
+            raise TypeError(
+                f"{type(self).__name__} acts in trendgym/Execution-v0, got {type(base).__name__}"
+            )
         self.env = base
         self.horizon = base.horizon
 
@@ -67,7 +79,9 @@ class _ExecutionPolicy:
         single = obs.ndim == 1
         batch = obs[None] if single else obs
         if self.reads_env_state and batch.shape[0] != 1:
-            raise ValueError(f"{type(self).__name__} reads its env's state, so it acts on one observation at a time, got {batch.shape[0]}")
+            raise ValueError(
+                f"{type(self).__name__} reads its env's state, so it acts on one observation at a time, got {batch.shape[0]}"
+            )
         actions = np.stack([self._act(o) for o in batch]).astype(np.float32)
         return (actions[0] if single else actions), state
 
@@ -98,7 +112,9 @@ class _ScheduleFollower(_ExecutionPolicy):
             return encode_action(MARKET, 0.0)
         k = self.horizon - self._steps_left(obs)
         target_after = self._schedule()[k + 1]
-        return encode_action(MARKET, float(np.clip((remaining - target_after) / remaining, 0.0, 1.0)))
+        return encode_action(
+            MARKET, float(np.clip((remaining - target_after) / remaining, 0.0, 1.0))
+        )
 
 
 class TWAP(_ScheduleFollower):
@@ -107,7 +123,9 @@ class TWAP(_ScheduleFollower):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        self.line = almgren_chriss_trajectory(1.0, float(self.horizon), self.horizon, 0.0, 1.0, 0.0, 0.0)
+        self.line = almgren_chriss_trajectory(
+            1.0, float(self.horizon), self.horizon, 0.0, 1.0, 0.0, 0.0
+        )
 
     def _schedule(self) -> np.ndarray:
         return self.line
@@ -121,8 +139,14 @@ class AlmgrenChriss(_ScheduleFollower):
 
     reads_env_state = True
 
-    def __init__(self, env: gym.Env, lam: float = 1e-3, eta: float | None = None,
-                 sigma: float | None = None, gamma: float = 0.0) -> None:
+    def __init__(
+        self,
+        env: gym.Env,
+        lam: float = 1e-3,
+        eta: float | None = None,
+        sigma: float | None = None,
+        gamma: float = 0.0,
+    ) -> None:
         super().__init__(env)
         if lam < 0:
             raise ValueError(f"lam must be >= 0, got {lam}")
@@ -132,10 +156,13 @@ class AlmgrenChriss(_ScheduleFollower):
     def _schedule(self) -> np.ndarray:
         e = self.env
         if self._episode != e.episodes:  # estimate once per episode, from the warm-up
-            sigma = self.sigma_arg if self.sigma_arg is not None else e.vol_bps * 1e-4 * e.arrival_ticks
+            sigma = (
+                self.sigma_arg if self.sigma_arg is not None else e.vol_bps * 1e-4 * e.arrival_ticks
+            )
             eta = self.eta_arg if self.eta_arg is not None else 1.0 / (2.0 * e.touch_depth)
-            self.trajectory = almgren_chriss_trajectory(1.0, float(self.horizon), self.horizon,
-                                                        sigma, eta, self.gamma, self.lam)
+            self.trajectory = almgren_chriss_trajectory(
+                1.0, float(self.horizon), self.horizon, sigma, eta, self.gamma, self.lam
+            )
             self._episode = e.episodes
         return self.trajectory
 
@@ -178,8 +205,13 @@ class PassiveLimit(_ExecutionPolicy):
         return np.array([_TOUCH_BIN, 1.0, 1.0], dtype=np.float32)
 
 
-EXECUTION_BASELINES = {"TWAP": TWAP, "VWAP": VWAP, "AlmgrenChriss": AlmgrenChriss, "Aggressive": Aggressive,
-                       "PassiveLimit": PassiveLimit}
+EXECUTION_BASELINES = {
+    "TWAP": TWAP,
+    "VWAP": VWAP,
+    "AlmgrenChriss": AlmgrenChriss,
+    "Aggressive": Aggressive,
+    "PassiveLimit": PassiveLimit,
+}
 
 
 def run_execution_episode(env: gym.Env, policy, seed: int) -> dict:
@@ -192,8 +224,13 @@ def run_execution_episode(env: gym.Env, policy, seed: int) -> dict:
             return info
 
 
-def execution_baseline_table(presets=("calm", "volatile", "trending", "crypto"), episodes: int = 200,
-                             seed: int = 0, progress: bool = True, **env_kwargs):
+def execution_baseline_table(
+    presets=("calm", "volatile", "trending", "crypto"),
+    episodes: int = 200,
+    seed: int = 0,
+    progress: bool = True,
+    **env_kwargs,
+):
     """Shortfall (bps) mean ± standard error of every baseline on each flow preset, over the
     same seeded episodes (same parent orders, same flow draws) for every baseline."""
     import pandas as pd
@@ -201,7 +238,9 @@ def execution_baseline_table(presets=("calm", "volatile", "trending", "crypto"),
 
     rows = []
     total = len(presets) * len(EXECUTION_BASELINES) * episodes
-    with tqdm(total=total, desc="execution baselines", disable=None if progress else True, leave=False) as bar:
+    with tqdm(
+        total=total, desc="execution baselines", disable=None if progress else True, leave=False
+    ) as bar:
         for preset in presets:
             env = ExecutionEnv(preset=preset, **env_kwargs)
             for name, cls in EXECUTION_BASELINES.items():
@@ -211,9 +250,14 @@ def execution_baseline_table(presets=("calm", "volatile", "trending", "crypto"),
                     infos.append(run_execution_episode(env, policy, seed + i))
                     bar.update()
                 shortfall = np.array([info["shortfall_bps"] for info in infos])
-                rows.append({"preset": preset, "baseline": name,
-                             "shortfall_bps": shortfall.mean(),
-                             "se_bps": shortfall.std(ddof=1) / np.sqrt(len(shortfall)),
-                             "fill_rate": np.mean([info["fill_rate"] for info in infos]),
-                             "vwap_slippage_bps": np.mean([info["vwap_slippage_bps"] for info in infos])})
+                rows.append(
+                    {
+                        "preset": preset,
+                        "baseline": name,
+                        "shortfall_bps": shortfall.mean(),
+                        "se_bps": shortfall.std(ddof=1) / np.sqrt(len(shortfall)),
+                        "fill_rate": np.mean([info["fill_rate"] for info in infos]),
+                        "vwap_slippage_bps": np.mean([info["vwap_slippage_bps"] for info in infos]),
+                    }
+                )
     return pd.DataFrame(rows)

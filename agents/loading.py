@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
+
 from trendgym.agents.sb3 import algo_class
 
 CONFIG_FILE = "config.json"

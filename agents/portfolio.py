@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from trendgym.envs.market.features import PERIODS_PER_YEAR
 
 BASELINES = ("StaticTSMOM", "CSMOM", "EqualWeight", "RiskParity", "RiskParityTrend")

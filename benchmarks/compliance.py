@@ -17,6 +17,7 @@ import argparse
 import time
 
 import numpy as np
+
 from trendgym.agents.portfolio import StaticTSMOM
 from trendgym.envs.compliance import ComplianceWrapper
 from trendgym.envs.execution import ExecutionEnv
@@ -59,8 +60,10 @@ def execution_variants():
 
 
 def portfolio_variants():
-    return {"bare": lambda: PortfolioEnv(),
-            "wrapped": lambda: ComplianceWrapper(PortfolioEnv(), rules="default")}
+    return {
+        "bare": lambda: PortfolioEnv(),
+        "wrapped": lambda: ComplianceWrapper(PortfolioEnv(), rules="default"),
+    }
 
 
 def portfolio_actions(n: int) -> np.ndarray:
@@ -93,7 +96,10 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     cases = {
-        "Execution-v0 (random actions)": (execution_variants(), rng.uniform(-1, 1, (args.steps, 3)).astype(np.float32)),
+        "Execution-v0 (random actions)": (
+            execution_variants(),
+            rng.uniform(-1, 1, (args.steps, 3)).astype(np.float32),
+        ),
         "Portfolio-v0 (StaticTSMOM actions)": (portfolio_variants(), portfolio_actions(args.steps)),
     }
     print(f"{'env':36s} {'variant':12s} {'steps/s':>10s} {'overhead':>9s} {'interventions':>14s}")

@@ -13,6 +13,7 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+
 from trendgym.evaluate import Ledger, pbo
 
 

@@ -55,10 +55,16 @@ def numba_share(env: ExecutionEnv, steps: int) -> float:
             out = fn(*a)
             inside[0] += time.perf_counter() - t0
             return out
+
         return wrapper
 
-    patches = [(flow_module, "flow_run_nb"), (kernels, "process_nb"), (kernels, "top_of_book_nb"),
-               (kernels, "order_state_nb"), (kernels, "screen_nb")]
+    patches = [
+        (flow_module, "flow_run_nb"),
+        (kernels, "process_nb"),
+        (kernels, "top_of_book_nb"),
+        (kernels, "order_state_nb"),
+        (kernels, "screen_nb"),
+    ]
     saved = [(mod, name, getattr(mod, name)) for mod, name in patches]
     for mod, name, fn in saved:
         setattr(mod, name, timed(fn))
@@ -92,23 +98,37 @@ def synthetic_ohlcv(rows: int, freq: str = "min", seed: int = 0) -> pd.DataFrame
     open_ = np.concatenate([[100.0], close[:-1]])
     wick = np.abs(rng.normal(0.0, 5e-4, rows)) * close
     return pd.DataFrame(
-        {"open": open_, "high": np.maximum(open_, close) + wick, "low": np.minimum(open_, close) - wick,
-         "close": close, "volume": rng.lognormal(10.0, 1.0, rows)},
-        index=pd.date_range("2020-01-01", periods=rows, freq=freq))
+        {
+            "open": open_,
+            "high": np.maximum(open_, close) + wick,
+            "low": np.minimum(open_, close) - wick,
+            "close": close,
+            "volume": rng.lognormal(10.0, 1.0, rows),
+        },
+        index=pd.date_range("2020-01-01", periods=rows, freq=freq),
+    )
 
 
 def make_peer(module: str, df: pd.DataFrame) -> tuple[gym.Env, str]:
     """(the peer env, unwrapped as ours is timed; a note on what it steps). Built untimed."""
-    with warnings.catch_warnings():  # gym_trading_env.environments sets filterwarnings("error") process-wide
+    with (
+        warnings.catch_warnings()
+    ):  # gym_trading_env.environments sets filterwarnings("error") process-wide
         importlib.import_module(module)
         if module == "gym_anytrading":
-            env = gym.make("stocks-v0", df=df.rename(columns=str.capitalize), window_size=30,
-                           frame_bound=(30, len(df)))
+            env = gym.make(
+                "stocks-v0",
+                df=df.rename(columns=str.capitalize),
+                window_size=30,
+                frame_bound=(30, len(df)),
+            )
             return env.unwrapped, "stocks-v0, window 30, Discrete(2) sell/buy"
         importlib.import_module("gym_trading_env.environments")
         close = df["close"]
-        feats = df.assign(feature_return=np.log(close).diff().fillna(0.0),
-                          feature_range=(df["high"] - df["low"]) / close)
+        feats = df.assign(
+            feature_return=np.log(close).diff().fillna(0.0),
+            feature_range=(df["high"] - df["low"]) / close,
+        )
         # initial_position fixed: 'random' draws from the global np.random; verbose=0: no episode log
         env = gym.make("TradingEnv", df=feats, positions=[-1, 0, 1], initial_position=0, verbose=0)
         return env.unwrapped, "TradingEnv, positions [-1, 0, 1], 2 + 2 dynamic features"
@@ -152,7 +172,9 @@ def peers(steps: int, rows: int = 10_000, freq: str = "min") -> list[tuple[str, 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--steps", type=int, default=40_000)
     ap.add_argument("--episodes", type=int, default=200)
     args = ap.parse_args()
@@ -161,27 +183,39 @@ def main() -> None:
     t0 = time.perf_counter()
     env.reset(seed=0)
     env.step(env.action_space.sample())
-    print(f"first reset+step (numba compile or cache load): {time.perf_counter() - t0:.2f} s (excluded)")
+    print(
+        f"first reset+step (numba compile or cache load): {time.perf_counter() - t0:.2f} s (excluded)"
+    )
     rng = np.random.default_rng(0)
-    random_sps, msgs = steps_per_second(env, lambda o: rng.uniform(-1, 1, 3).astype(np.float32), args.steps)
+    random_sps, msgs = steps_per_second(
+        env, lambda o: rng.uniform(-1, 1, 3).astype(np.float32), args.steps
+    )
     twap = TWAP(env)
     twap_sps, _ = steps_per_second(env, lambda o: twap.predict(o)[0], args.steps)
     share = numba_share(ExecutionEnv(), args.steps // 4)
     print(f"{'policy':<16}{'env steps/s':>14}")
     print(f"{'random':<16}{random_sps:>14,.0f}")
     print(f"{'TWAP':<16}{twap_sps:>14,.0f}")
-    print(f"background messages per step: {msgs:.0f}; time in numba kernels: {share:.0%}, "
-          f"Python: {1 - share:.0%} (resets excluded)")
-    print("peers, same process, random policy, resets excluded (a bar step each: no book, no flow):")
+    print(
+        f"background messages per step: {msgs:.0f}; time in numba kernels: {share:.0%}, "
+        f"Python: {1 - share:.0%} (resets excluded)"
+    )
+    print(
+        "peers, same process, random policy, resets excluded (a bar step each: no book, no flow):"
+    )
     for name, sps, note in peers(args.steps):
         figure = "-" if sps is None else f"{sps:,.0f}"
         ratio = "" if sps is None else f"  ours/peer {random_sps / sps:.2f}x;"
         print(f"{name:<16}{figure:>14}{ratio}  {note}")
 
-    print(f"\nshortfall (bps, mean ± s.e.) over {args.episodes} seeded episodes per preset "
-          "(random side, size and urgency; the same episodes for every baseline):")
+    print(
+        f"\nshortfall (bps, mean ± s.e.) over {args.episodes} seeded episodes per preset "
+        "(random side, size and urgency; the same episodes for every baseline):"
+    )
     table = execution_baseline_table(episodes=args.episodes)
-    wide = table.assign(cell=[f"{m:.2f} ± {s:.2f}" for m, s in zip(table.shortfall_bps, table.se_bps, strict=True)])
+    wide = table.assign(
+        cell=[f"{m:.2f} ± {s:.2f}" for m, s in zip(table.shortfall_bps, table.se_bps, strict=True)]
+    )
     print(wide.pivot(index="baseline", columns="preset", values="cell").to_string())
 
 

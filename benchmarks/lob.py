@@ -63,7 +63,7 @@ class PythonBook:
 
     def process(self, kinds, sides, prices, qtys, ids):
         trades = []
-        for kind, side, price, qty, oid in zip(kinds, sides, prices, qtys, ids):
+        for kind, side, price, qty, oid in zip(kinds, sides, prices, qtys, ids, strict=True):
             if kind == 0:
                 left = self._match(side, qty, price, trades, oid)
                 if left:
@@ -104,7 +104,13 @@ def _seed_messages(flow: OrderFlow) -> np.ndarray:
     msgs = np.zeros(flow.book.n_orders, dtype=flow.messages.dtype)
     live = flow.book.orders[flow.book.orders["qty"] > 0]
     live = live[np.argsort(live["id"])]
-    msgs["kind"], msgs["side"], msgs["price"], msgs["qty"], msgs["order_id"] = 0, live["side"], live["price"], live["qty"], live["id"]
+    msgs["kind"], msgs["side"], msgs["price"], msgs["qty"], msgs["order_id"] = (
+        0,
+        live["side"],
+        live["price"],
+        live["qty"],
+        live["id"],
+    )
     return msgs
 
 
@@ -126,7 +132,13 @@ def time_numba(seed_msgs, stream, repeats=5):
 
 def time_python(seed_msgs, stream):
     book = PythonBook()
-    cols = lambda m: (m["kind"].tolist(), m["side"].tolist(), m["price"].tolist(), m["qty"].tolist(), m["order_id"].tolist())  # noqa: E731
+    cols = lambda m: (
+        m["kind"].tolist(),
+        m["side"].tolist(),
+        m["price"].tolist(),
+        m["qty"].tolist(),
+        m["order_id"].tolist(),
+    )  # noqa: E731
     book.process(*cols(seed_msgs))
     args = cols(stream)
     t0 = time.perf_counter()
@@ -160,44 +172,62 @@ HFTBACKTEST_NUMPY = "numpy>=2.0,<2.3"
 def hftbacktest_row() -> str:
     """Why hftbacktest's L3 (market-by-order) replay has no figure here."""
     if importlib.util.find_spec("hftbacktest") is None:
-        return (f"hftbacktest: not measured: not installed. hftbacktest 2.4.x requires {HFTBACKTEST_NUMPY} "
-                f"and this environment has numpy {np.__version__}; installing it would downgrade numpy, "
-                "so it is not in the bench extra")
-    return (f"hftbacktest {importlib.metadata.version('hftbacktest')}: importable, but not measured: "
-            "this script has no L3 replay for it (written while 2.4.x could not be installed beside "
-            f"numpy {np.__version__}: it requires {HFTBACKTEST_NUMPY})")
+        return (
+            f"hftbacktest: not measured: not installed. hftbacktest 2.4.x requires {HFTBACKTEST_NUMPY} "
+            f"and this environment has numpy {np.__version__}; installing it would downgrade numpy, "
+            "so it is not in the bench extra"
+        )
+    return (
+        f"hftbacktest {importlib.metadata.version('hftbacktest')}: importable, but not measured: "
+        "this script has no L3 replay for it (written while 2.4.x could not be installed beside "
+        f"numpy {np.__version__}: it requires {HFTBACKTEST_NUMPY})"
+    )
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--preset", default="calm")
     args = ap.parse_args()
 
     seed_msgs, stream = generate_stream(args.messages, args.preset)
     kinds = np.bincount(stream["kind"], minlength=3)
-    print(f"stream: {stream.size:,} messages from the '{args.preset}' flow "
-          f"(limit {kinds[0]:,}, market {kinds[1]:,}, cancel {kinds[2]:,})")
+    print(
+        f"stream: {stream.size:,} messages from the '{args.preset}' flow "
+        f"(limit {kinds[0]:,}, market {kinds[1]:,}, cancel {kinds[2]:,})"
+    )
     nb_s, nb_trades, compile_s = time_numba(seed_msgs, stream)
     py_s, py_trades = time_python(seed_msgs, stream)
     same = len(py_trades) == nb_trades.size and all(
         (a[1], a[2], a[3]) == (int(b["maker_id"]), int(b["price"]), int(b["qty"]))
-        for a, b in zip(py_trades[:10_000], nb_trades[:10_000], strict=False))
+        for a, b in zip(py_trades[:10_000], nb_trades[:10_000], strict=False)
+    )
     print(f"{'book':<28}{'messages/s':>16}{'seconds':>10}{'trades':>10}")
-    print(f"{'trendgym OrderBook (numba)':<28}{stream.size / nb_s:>16,.0f}{nb_s:>10.4f}{nb_trades.size:>10,}")
+    print(
+        f"{'trendgym OrderBook (numba)':<28}{stream.size / nb_s:>16,.0f}{nb_s:>10.4f}{nb_trades.size:>10,}"
+    )
     print(f"{'pure-Python book':<28}{stream.size / py_s:>16,.0f}{py_s:>10.4f}{len(py_trades):>10,}")
-    print(f"ratio numba / Python: {py_s / nb_s:.1f}x   same trades: {same}   "
-          f"first-call compile/cache load: {compile_s:.2f} s (excluded)")
+    print(
+        f"ratio numba / Python: {py_s / nb_s:.1f}x   same trades: {same}   "
+        f"first-call compile/cache load: {compile_s:.2f} s (excluded)"
+    )
     print(hftbacktest_row())
 
     print("\nbackground flow (generation + matching in one numba kernel):")
-    print(f"{'preset':<10}{'msgs/s, one call':>18}{'msgs/s, env-sized calls':>26}{'us/call':>10}{'msgs/call':>11}")
+    print(
+        f"{'preset':<10}{'msgs/s, one call':>18}{'msgs/s, env-sized calls':>26}{'us/call':>10}{'msgs/call':>11}"
+    )
     for preset in ("calm", "volatile", "trending", "crypto"):
         long_rate, step_rate, us, per_call = time_flow(preset)
         print(f"{preset:<10}{long_rate:>18,.0f}{step_rate:>26,.0f}{us:>10.1f}{per_call:>11.0f}")
 
     print("\nstylized facts (4 simulated hours each, 1 s sampling):")
-    rows = {p: stylized_facts(p, seed=0, seconds=4 * 3600) for p in ("calm", "volatile", "trending", "crypto")}
+    rows = {
+        p: stylized_facts(p, seed=0, seconds=4 * 3600)
+        for p in ("calm", "volatile", "trending", "crypto")
+    }
     names = list(next(iter(rows.values())))
     print(f"{'fact':<26}" + "".join(f"{p:>11}" for p in rows))
     for name in names:

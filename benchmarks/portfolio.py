@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from execution import peers  # sibling script: benchmarks/ is sys.path[0] when run as a file
 from numba import njit
+
 from trendgym.envs.market import accounting, features
 from trendgym.envs.market.generator import generate_market
 from trendgym.envs.portfolio import PortfolioEnv

@@ -23,7 +23,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-import trendgym  # noqa: F401  (registers trendgym/* ids)
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import (
     DummyVecEnv,
@@ -32,6 +31,8 @@ from stable_baselines3.common.vec_env import (
     VecEnvWrapper,
     VecMonitor,
 )
+
+import trendgym  # noqa: F401  (registers trendgym/* ids)
 from trendgym.agents.sb3 import make_model, normalize_env, obs_layout_of
 
 OUR_IDS = {

@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 from gymnasium import spaces
+
 from trendgym.envs.market.accounting import (
     ACTION_NAN,
     ACTION_OK,
@@ -155,7 +156,10 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
             _check_number("target_vol", target_vol, lo=0.0, open_lo=True)
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
-        for name, value in (("warmup", 0 if warmup is None else warmup), ("min_history", min_history)):
+        for name, value in (
+            ("warmup", 0 if warmup is None else warmup),
+            ("min_history", min_history),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
         self.max_leverage = float(max_leverage)

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from trendgym.evaluate.stats import (
     as_returns,
     deflated_sharpe_ratio,

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from trendgym.evaluate.ledger import DEFAULT_LEDGER_PATH, Ledger
 from trendgym.evaluate.runner import WalkForwardConfig, cost_label, run_walk_forward
 from trendgym.evaluate.stats import drawdown

@@ -33,6 +33,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
+
 from trendgym.evaluate.ledger import DEFAULT_LEDGER_PATH, Ledger, TrialRecord
 from trendgym.evaluate.splits import walk_forward_splits
 from trendgym.evaluate.stats import max_drawdown, sharpe_ratio
@@ -283,6 +284,7 @@ def domain_for(env_id: str) -> Domain:
 
 def make_env(env_id: str, env_kwargs: Mapping[str, Any]) -> Any:
     import gymnasium as gym
+
     import trendgym  # noqa: F401  (registers the ids in a fresh worker)
 
     return gym.make(env_id, **dict(env_kwargs))
@@ -556,6 +558,7 @@ def run_trial(job: TrialJob) -> TrialOutcome:
     Runs in a worker process or Ray task; imports torch and SB3 here only.
     """
     import torch
+
     from trendgym.agents.loading import load
     from trendgym.agents.sb3 import _merge
     from trendgym.train.core import TrainConfig, train

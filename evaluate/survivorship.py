@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from trendgym.evaluate.ledger import Ledger
 from trendgym.evaluate.runner import (
     WalkForwardConfig,

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from trendgym.evaluate.ledger import Ledger
 from trendgym.evaluate.pbo import PBOResult, pbo
 from trendgym.evaluate.runner import WalkForwardResult, cost_label, safe_sharpe

@@ -23,8 +23,9 @@ class TwinBook:
         return max(prices) if side == 1 else min(prices)
 
     def depth(self, side, n):
-        prices = sorted((p for p, q in self.levels.items() if q and q[0]["side"] == side),
-                        reverse=(side == 1))
+        prices = sorted(
+            (p for p, q in self.levels.items() if q and q[0]["side"] == side), reverse=(side == 1)
+        )
         return [[p, sum(o["qty"] for o in self.levels[p])] for p in prices[:n]]
 
     def queue_ahead(self, oid):
@@ -51,7 +52,9 @@ class TwinBook:
     def _match(self, taker_id, side, owner, qty, limit, trades):
         while qty > 0:
             best = self.best(-side)
-            if best is None or (limit and ((side == 1 and best > limit) or (side == -1 and best < limit))):
+            if best is None or (
+                limit and ((side == 1 and best > limit) or (side == -1 and best < limit))
+            ):
                 break
             q = self.levels[best]
             while qty > 0 and q:
@@ -79,8 +82,15 @@ class TwinBook:
         left = self._match(oid, side, owner, qty, price, trades)
         if left > 0:
             shown = left if peak <= 0 or peak >= left else peak
-            o = {"id": oid, "side": side, "owner": owner, "price": price, "qty": shown,
-                 "hidden": left - shown, "peak": peak if shown < left else 0}
+            o = {
+                "id": oid,
+                "side": side,
+                "owner": owner,
+                "price": price,
+                "qty": shown,
+                "hidden": left - shown,
+                "peak": peak if shown < left else 0,
+            }
             self.levels.setdefault(price, deque()).append(o)
             self.live[oid] = o
 

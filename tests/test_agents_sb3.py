@@ -13,6 +13,7 @@ from gymnasium import spaces
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stable_baselines3.common.vec_env import DummyVecEnv
+
 from trendgym.agents import (
     AttentionExtractor,
     LSTMExtractor,

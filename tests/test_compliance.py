@@ -10,9 +10,10 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-import trendgym  # noqa: F401  (registers the ids)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import trendgym  # noqa: F401  (registers the ids)
 from trendgym.agents.execution import (
     TWAP,
     VWAP,
@@ -50,7 +51,9 @@ FUZZ = settings(max_examples=15, deadline=None, suppress_health_check=[HealthChe
 
 # ------------------------------------------------------------------------------ helpers
 def exec_wrapped(rules, **kw):
-    env = ComplianceWrapper(ExecutionEnv(side="buy", quantity=50, preset="calm", **{**EXEC_SMALL, **kw}), rules=rules)
+    env = ComplianceWrapper(
+        ExecutionEnv(side="buy", quantity=50, preset="calm", **{**EXEC_SMALL, **kw}), rules=rules
+    )
     env.reset(seed=3)
     return env
 
@@ -95,10 +98,14 @@ def test_price_collar(mode):
     assert send(env, LIMIT, 1, edge, 1, 9001) == [(LIMIT, 1, edge, 1)]  # just inside: untouched
     assert len(env.audit) == 0
     out = send(env, LIMIT, 1, edge + 1, 1, 9002)  # just outside, aggressive
-    expected = {"block": [], "clip": [(LIMIT, 1, edge, 1)], "penalize": [(LIMIT, 1, edge + 1, 1)]}[mode]
+    expected = {"block": [], "clip": [(LIMIT, 1, edge, 1)], "penalize": [(LIMIT, 1, edge + 1, 1)]}[
+        mode
+    ]
     assert out == expected
     rec = only_record(env, "price_collar", mode)
-    assert rec["asked"]["price"] == edge + 1 and rec["penalty"] == (1.0 if mode == "penalize" else 0.0)
+    assert rec["asked"]["price"] == edge + 1 and rec["penalty"] == (
+        1.0 if mode == "penalize" else 0.0
+    )
 
 
 def test_price_collar_never_pulls_a_passive_price_toward_the_market():
@@ -114,7 +121,12 @@ def test_max_order_qty(mode):
     bid = env.unwrapped.book.best_bid()
     assert send(env, LIMIT, 1, bid - 5, 10, 9001) == [(LIMIT, 1, bid - 5, 10)]
     out = send(env, LIMIT, 1, bid - 5, 11, 9002)
-    assert out == {"block": [], "clip": [(LIMIT, 1, bid - 5, 10)], "penalize": [(LIMIT, 1, bid - 5, 11)]}[mode]
+    assert (
+        out
+        == {"block": [], "clip": [(LIMIT, 1, bid - 5, 10)], "penalize": [(LIMIT, 1, bid - 5, 11)]}[
+            mode
+        ]
+    )
     only_record(env, "max_order_size", mode)
 
 
@@ -135,7 +147,10 @@ def test_max_participation(mode):
     assert cap >= 1
     assert send(env, MARKET, 1, 0, cap, 9001) == [(MARKET, 1, 0, cap)]
     out = send(env, MARKET, 1, 0, cap + 1, 9002)
-    assert out == {"block": [], "clip": [(MARKET, 1, 0, cap)], "penalize": [(MARKET, 1, 0, cap + 1)]}[mode]
+    assert (
+        out
+        == {"block": [], "clip": [(MARKET, 1, 0, cap)], "penalize": [(MARKET, 1, 0, cap + 1)]}[mode]
+    )
     only_record(env, "max_participation", mode)
     bid = env.unwrapped.book.best_bid()
     assert send(env, LIMIT, 1, bid, 10 * cap, 9003)  # a resting limit is not capped
@@ -198,19 +213,33 @@ def test_self_trade_prevention(policy):
     assert (out == []) == (policy != "cancel_oldest")
     assert (book.order(9001) is None) == (policy != "cancel_newest")
     assert rec["done"]["cancelled_orders"] == ([] if policy == "cancel_newest" else [9001])
-    assert book.fills(AGENT)["sold_qty"] == 0  # its resting sell never traded (with itself or anyone)
+    assert (
+        book.fills(AGENT)["sold_qty"] == 0
+    )  # its resting sell never traded (with itself or anyone)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(SelfTradePrevention.POLICIES),
-       st.lists(st.tuples(st.sampled_from([LIMIT, LIMIT, MARKET]), st.sampled_from([1, -1]),
-                          st.integers(-6, 6), st.integers(1, 6)), min_size=1, max_size=25))
+@given(
+    st.sampled_from(SelfTradePrevention.POLICIES),
+    st.lists(
+        st.tuples(
+            st.sampled_from([LIMIT, LIMIT, MARKET]),
+            st.sampled_from([1, -1]),
+            st.integers(-6, 6),
+            st.integers(1, 6),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+)
 def test_agent_never_trades_with_itself(policy, orders):
     env = exec_wrapped([SelfTradePrevention(policy=policy)])
     base = env.unwrapped
     centre = int(mid(env))
     for i, (kind, side, offset, qty) in enumerate(orders):
-        allowed = env.engine.pre_trade(msg(kind, side, centre + offset if kind == LIMIT else 0, qty, 9000 + i), base)
+        allowed = env.engine.pre_trade(
+            msg(kind, side, centre + offset if kind == LIMIT else 0, qty, 9000 + i), base
+        )
         if allowed.shape[0]:
             trades = base.book.process(allowed)
             own = (trades["taker_owner"] == AGENT) & (trades["maker_owner"] == AGENT)
@@ -277,7 +306,9 @@ def test_kill_switch_thresholds(trigger):
 def test_kill_switch_stops_everything_and_cancels_resting_orders():
     # every order breaks the size cap (penalised, so it rests); the third breach trips the switch
     rules = [KillSwitch(max_breaches=3), MaxOrderSize(max_qty=1, mode="penalize")]
-    env = ComplianceWrapper(ExecutionEnv(side="buy", quantity=60, preset="calm", horizon=10, warmup_seconds=10.0), rules)
+    env = ComplianceWrapper(
+        ExecutionEnv(side="buy", quantity=60, preset="calm", horizon=10, warmup_seconds=10.0), rules
+    )
     base = env.unwrapped
     env.reset(seed=1)
     book = base.book
@@ -309,7 +340,9 @@ def test_kill_switch_stops_everything_and_cancels_resting_orders():
 def test_penalty_is_subtracted_from_the_reward():
     rules = [MaxOrderSize(max_qty=1, mode="penalize", penalty=2.5)]
     bare = ExecutionEnv(side="buy", quantity=40, preset="calm", **EXEC_SMALL)
-    wrapped = ComplianceWrapper(ExecutionEnv(side="buy", quantity=40, preset="calm", **EXEC_SMALL), rules)
+    wrapped = ComplianceWrapper(
+        ExecutionEnv(side="buy", quantity=40, preset="calm", **EXEC_SMALL), rules
+    )
     bare.reset(seed=4)
     wrapped.reset(seed=4)
     rng = np.random.default_rng(0)
@@ -433,7 +466,9 @@ def test_portfolio_wash_trade_and_its_penalty(mode):
 
 
 def test_portfolio_kill_switch_blocks_the_rest_of_the_episode():
-    env = port_wrapped([KillSwitch(max_breaches=1), PositionLimit(max_position=0.1, mode="penalize")])
+    env = port_wrapped(
+        [KillSwitch(max_breaches=1), PositionLimit(max_position=0.1, mode="penalize")]
+    )
     rng = np.random.default_rng(0)
     tripped_at = None
     for t in range(30):
@@ -463,12 +498,18 @@ def _spy_env_actions(base):
 
 
 @FUZZ
-@given(st.lists(st.lists(st.floats(-1, 1, width=32), min_size=8, max_size=8), min_size=1, max_size=12),
-       st.sampled_from(["block", "clip"]))
+@given(
+    st.lists(st.lists(st.floats(-1, 1, width=32), min_size=8, max_size=8), min_size=1, max_size=12),
+    st.sampled_from(["block", "clip"]),
+)
 def test_portfolio_hard_limits_hold_under_random_actions(actions, size_mode):
     name = str(PortfolioEnv(**PORT_SMALL).assets[3])
-    rules = [PositionLimit(max_position=0.3), ExposureLimit(max_gross=0.8, max_net=0.4),
-             MaxOrderSize(max_notional=0.25, mode=size_mode), RestrictedList(assets=[name])]
+    rules = [
+        PositionLimit(max_position=0.3),
+        ExposureLimit(max_gross=0.8, max_net=0.4),
+        MaxOrderSize(max_notional=0.25, mode=size_mode),
+        RestrictedList(assets=[name]),
+    ]
     env = ComplianceWrapper(PortfolioEnv(**PORT_SMALL), rules)
     base = env.unwrapped
     env.reset(seed=0)
@@ -483,18 +524,38 @@ def test_portfolio_hard_limits_hold_under_random_actions(actions, size_mode):
         assert np.abs(w).max() <= 0.3 + tol
         assert np.abs(w).sum() <= 0.8 + tol and abs(w.sum()) <= 0.4 + tol
         assert abs(w[3]) <= abs(w_before[3]) + tol  # the restricted asset never grows
-        if np.abs(w_before).max() <= 0.3 and np.abs(w_before).sum() <= 0.8 and abs(w_before.sum()) <= 0.4:
-            assert np.abs(w - w_before).max() * nav <= 0.25 + tol  # no forced reduction: order cap holds
+        if (
+            np.abs(w_before).max() <= 0.3
+            and np.abs(w_before).sum() <= 0.8
+            and abs(w_before.sum()) <= 0.4
+        ):
+            assert (
+                np.abs(w - w_before).max() * nav <= 0.25 + tol
+            )  # no forced reduction: order cap holds
         assert info["compliance_violations"] == len(env.audit)
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.floats(-1, 1, width=32), st.floats(-1, 1, width=32), st.floats(-1, 1, width=32)),
-                min_size=1, max_size=8), st.integers(0, 3))
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(-1, 1, width=32), st.floats(-1, 1, width=32), st.floats(-1, 1, width=32)
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.integers(0, 3),
+)
 def test_execution_hard_limits_hold_under_random_actions(actions, seed):
-    rules = [MaxOrderSize(max_qty=15, mode="block"), PositionLimit(max_position=30),
-             PriceCollar(max_pct=0.0003), MaxParticipation(max_rate=0.8, mode="block")]
-    env = ComplianceWrapper(ExecutionEnv(side="buy", quantity=50, preset="volatile", **EXEC_SMALL), rules)
+    rules = [
+        MaxOrderSize(max_qty=15, mode="block"),
+        PositionLimit(max_position=30),
+        PriceCollar(max_pct=0.0003),
+        MaxParticipation(max_rate=0.8, mode="block"),
+    ]
+    env = ComplianceWrapper(
+        ExecutionEnv(side="buy", quantity=50, preset="volatile", **EXEC_SMALL), rules
+    )
     base = env.unwrapped
     env.reset(seed=seed)
     book = base.book
@@ -504,7 +565,9 @@ def test_execution_hard_limits_hold_under_random_actions(actions, seed):
     def spy(messages):
         for m in messages[(messages["owner"] == AGENT) & (messages["kind"] != k.CANCEL)]:
             two_sided = book.best_bid() is not None and book.best_ask() is not None
-            centre = 0.5 * (book.best_bid() + book.best_ask()) if two_sided else None  # the collar's reference
+            centre = (
+                0.5 * (book.best_bid() + book.best_ask()) if two_sided else None
+            )  # the collar's reference
             reached.append((int(m["kind"]), int(m["price"]), int(m["qty"]), centre))
         return orig(messages)
 
@@ -516,7 +579,9 @@ def test_execution_hard_limits_hold_under_random_actions(actions, seed):
         done = terminated or truncated
         n_steps += 1
         stats = book.fills(AGENT)
-        resting = sum(o["qty"] + o["hidden"] for i in range(1, base.next_id) if (o := book.order(i)))
+        resting = sum(
+            o["qty"] + o["hidden"] for i in range(1, base.next_id) if (o := book.order(i))
+        )
         assert stats["bought_qty"] + resting <= 30  # position, counting what rests
         assert info["compliance_violations"] == len(env.audit)
     for kind, price, qty, m in reached:
@@ -536,20 +601,26 @@ def test_execution_baselines_run_unchanged_when_no_rule_binds(policy_cls):
     b = run_execution_episode(wrapped, policy_cls(wrapped), seed=7)
     assert b["compliance_violations"] == len(wrapped.get_wrapper_attr("audit")) == 0
     assert {k_: v for k_, v in a.items() if "compliance" not in k_} == {
-        k_: v for k_, v in b.items() if "compliance" not in k_}
+        k_: v for k_, v in b.items() if "compliance" not in k_
+    }
 
 
 @pytest.mark.parametrize("policy_cls", [StaticTSMOM, EqualWeight])
 def test_portfolio_baselines_run_unchanged_when_no_rule_binds(policy_cls):
     bare = PortfolioEnv(**PORT_SMALL)
-    rules = {"preset": "default", "position_limit": {"max_position": 1.0},
-             "wash_trade": False, "max_turnover": {"max_turnover": 10.0}}
+    rules = {
+        "preset": "default",
+        "position_limit": {"max_position": 1.0},
+        "wash_trade": False,
+        "max_turnover": {"max_turnover": 10.0},
+    }
     wrapped = gym.make("trendgym/Portfolio-v0", compliance=rules, **PORT_SMALL)
     a = run_episode(bare, policy_cls(bare), seed=0)
     b = run_episode(wrapped, policy_cls(wrapped), seed=0)
     assert b["compliance_violations"] == 0 and a.keys() <= b.keys()
     assert {k_: a[k_] for k_ in a if k_ != "compliance_violations"} == {
-        k_: b[k_] for k_ in a if k_ != "compliance_violations"}
+        k_: b[k_] for k_ in a if k_ != "compliance_violations"
+    }
 
 
 def test_strict_preset_intervenes_and_reports_it():
@@ -561,7 +632,9 @@ def test_strict_preset_intervenes_and_reports_it():
 
 # ------------------------------------------------------------------------------ audit log
 def test_audit_log_round_trips_through_jsonl_and_parquet(tmp_path):
-    env = ComplianceWrapper(ExecutionEnv(side="sell", quantity=80, preset="volatile", **EXEC_SMALL), "strict")
+    env = ComplianceWrapper(
+        ExecutionEnv(side="sell", quantity=80, preset="volatile", **EXEC_SMALL), "strict"
+    )
     run_execution_episode(env, Aggressive(env), seed=2)
     run_execution_episode(env, TWAP(env), seed=3)
     log = env.audit
@@ -578,9 +651,17 @@ def test_audit_log_round_trips_through_jsonl_and_parquet(tmp_path):
 
 
 # ------------------------------------------------------------------------------ configuration
-@pytest.mark.parametrize("spec", [True, "default", "strict", {"price_collar": {"max_pct": 0.02}, "kill_switch": True},
-                                  {"preset": "strict", "wash_trade": False, "mode": "penalize"},
-                                  [{"rule": "max_order_size", "max_qty": 5}]])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        True,
+        "default",
+        "strict",
+        {"price_collar": {"max_pct": 0.02}, "kill_switch": True},
+        {"preset": "strict", "wash_trade": False, "mode": "penalize"},
+        [{"rule": "max_order_size", "max_qty": 5}],
+    ],
+)
 def test_json_forms_work_as_make_kwargs(spec):
     env = gym.make("trendgym/Execution-v0", compliance=spec, **EXEC_SMALL)
     env.reset(seed=0)
@@ -637,10 +718,17 @@ def compliance_layer(env):
     return env
 
 
-@pytest.mark.parametrize("make", [
-    lambda: compliance_layer(gym.make("trendgym/Execution-v0", compliance="strict", **EXEC_SMALL)),
-    lambda: compliance_layer(gym.make("trendgym/Portfolio-v0", compliance="strict", **PORT_SMALL)),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: compliance_layer(
+            gym.make("trendgym/Execution-v0", compliance="strict", **EXEC_SMALL)
+        ),
+        lambda: compliance_layer(
+            gym.make("trendgym/Portfolio-v0", compliance="strict", **PORT_SMALL)
+        ),
+    ],
+)
 def test_both_checkers_pass_with_the_wrapper(make):
     from gymnasium.utils.env_checker import check_env as gym_check
     from stable_baselines3.common.env_checker import check_env as sb3_check
@@ -653,14 +741,18 @@ def test_both_checkers_pass_with_the_wrapper(make):
         sb3_check(make(), warn=True)
 
 
-@pytest.mark.parametrize("env_id, kwargs", [("trendgym/Execution-v0", EXEC_SMALL), ("trendgym/Portfolio-v0", PORT_SMALL)])
+@pytest.mark.parametrize(
+    "env_id, kwargs", [("trendgym/Execution-v0", EXEC_SMALL), ("trendgym/Portfolio-v0", PORT_SMALL)]
+)
 def test_same_seed_same_episode_and_pickling(env_id, kwargs):
     def rollout(env, n=12):
         obs, _ = env.reset(seed=5)
         rng = np.random.default_rng(1)
         out = [obs]
         for _ in range(n):
-            obs, r, term, trunc, info = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+            obs, r, term, trunc, info = env.step(
+                rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+            )
             out.append((obs, r, info["compliance"], info["compliance_violations"]))
             if term or trunc:
                 env.reset()
@@ -685,9 +777,18 @@ def test_ppo_smoke_under_the_wrapper():
 
     torch.set_num_threads(1)
     env = gym.make("trendgym/Execution-v0", compliance="strict", **EXEC_SMALL)
-    model = PPO("MlpPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=0,
-                policy_kwargs={"net_arch": [8]}, device="cpu")
+    model = PPO(
+        "MlpPolicy",
+        env,
+        n_steps=64,
+        batch_size=32,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs={"net_arch": [8]},
+        device="cpu",
+    )
     model.learn(256)
     info = run_execution_episode(env, model, seed=0)
     assert info["compliance_violations"] == env.get_wrapper_attr("audit").count(
-        episode=env.get_wrapper_attr("episode"))
+        episode=env.get_wrapper_attr("episode")
+    )

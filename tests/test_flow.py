@@ -39,7 +39,9 @@ def test_rng_kernel_matches_reference_xoshiro():
 
 def run(preset, seed, seconds=300.0, record=0, **overrides):
     book = OrderBook()
-    flow = OrderFlow(book, flow_params(preset, **overrides), np.random.default_rng(seed), record=record)
+    flow = OrderFlow(
+        book, flow_params(preset, **overrides), np.random.default_rng(seed), record=record
+    )
     flow.seed_book()
     trades = flow.run(seconds).copy()
     return book, flow, trades
@@ -49,7 +51,9 @@ def run(preset, seed, seconds=300.0, record=0, **overrides):
 def test_same_seed_same_messages_and_book(preset):
     a_book, a_flow, a_trades = run(preset, 3, record=100_000)
     b_book, b_flow, b_trades = run(preset, 3, record=100_000)
-    np.testing.assert_array_equal(a_flow.messages[: a_flow.n_messages], b_flow.messages[: b_flow.n_messages])
+    np.testing.assert_array_equal(
+        a_flow.messages[: a_flow.n_messages], b_flow.messages[: b_flow.n_messages]
+    )
     np.testing.assert_array_equal(a_trades, b_trades)
     assert a_book.depth(1, 10).tolist() == b_book.depth(1, 10).tolist()
     _, c_flow, _ = run(preset, 4, record=100_000)
@@ -83,15 +87,26 @@ def test_recorded_stream_replays_to_the_same_trades_on_both_books(preset):
     msgs = flow.messages[: flow.n_messages]
     seed = np.zeros(live_before.size, dtype=msgs.dtype)
     seed["kind"], seed["side"], seed["price"], seed["qty"], seed["order_id"] = (
-        0, live_before["side"], live_before["price"], live_before["qty"], live_before["id"])
+        0,
+        live_before["side"],
+        live_before["price"],
+        live_before["qty"],
+        live_before["id"],
+    )
     replay = OrderBook()
     replay.process(seed)
     np.testing.assert_array_equal(replay.process(msgs), trades)
     twin = TwinBook()
     twin.process([tuple(int(x) for x in m) for m in seed])
     twin_trades = twin.process([tuple(int(x) for x in m) for m in msgs])
-    assert [(t[1], t[2], t[3]) for t in twin_trades] == list(zip(
-        trades["maker_id"].tolist(), trades["price"].tolist(), trades["qty"].tolist(), strict=True))
+    assert [(t[1], t[2], t[3]) for t in twin_trades] == list(
+        zip(
+            trades["maker_id"].tolist(),
+            trades["price"].tolist(),
+            trades["qty"].tolist(),
+            strict=True,
+        )
+    )
     assert twin.depth(1, 20) == book.depth(1, 20).tolist()
 
 

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+
 from trendgym.evaluate import (
     DEFAULT_LEDGER_PATH,
     Ledger,

@@ -34,8 +34,11 @@ def message(draw, ids):
 def streams(id_space=60, max_batches=6):
     """Batches of messages over a narrow price band (so orders cross) with ids reused often
     (so cancels hit live and dead ids, and some limits reuse a live id -> rejected batch)."""
-    return st.lists(st.lists(message(st.integers(0, id_space)), min_size=0, max_size=25),
-                    min_size=1, max_size=max_batches)
+    return st.lists(
+        st.lists(message(st.integers(0, id_space)), min_size=0, max_size=25),
+        min_size=1,
+        max_size=max_batches,
+    )
 
 
 def to_array(msgs):
@@ -72,13 +75,22 @@ def assert_same_book(book, twin):
     for oid in twin.live:
         assert book.queue_ahead(oid) == twin.queue_ahead(oid)
         o = book.order(oid)
-        assert (o["qty"], o["hidden"], o["price"]) == (twin.live[oid]["qty"], twin.live[oid]["hidden"], twin.live[oid]["price"])
+        assert (o["qty"], o["hidden"], o["price"]) == (
+            twin.live[oid]["qty"],
+            twin.live[oid]["hidden"],
+            twin.live[oid]["price"],
+        )
     tob = np.zeros(6, dtype=np.int64)
     k.top_of_book_nb(book.levels, book.meta, 5, tob)
     bids, asks = twin.depth(1, 5), twin.depth(-1, 5)
-    assert tob.tolist() == [bids[0][0] if bids else 0, asks[0][0] if asks else 0,
-                            bids[0][1] if bids else 0, asks[0][1] if asks else 0,
-                            sum(q for _, q in bids), sum(q for _, q in asks)]
+    assert tob.tolist() == [
+        bids[0][0] if bids else 0,
+        asks[0][0] if asks else 0,
+        bids[0][1] if bids else 0,
+        asks[0][1] if asks else 0,
+        sum(q for _, q in bids),
+        sum(q for _, q in asks),
+    ]
     state = np.zeros(3, dtype=np.int64)
     for oid, o in twin.live.items():
         assert k.order_state_nb(*book.state[:5], oid, state)
@@ -87,7 +99,14 @@ def assert_same_book(book, twin):
     for owner in range(4):
         row = twin.fills.get(owner, [0] * 6)
         f = book.fills(owner)
-        assert [f["bought_qty"], f["bought_value"], f["sold_qty"], f["sold_value"], f["maker_qty"], f["taker_qty"]] == row
+        assert [
+            f["bought_qty"],
+            f["bought_value"],
+            f["sold_qty"],
+            f["sold_value"],
+            f["maker_qty"],
+            f["taker_qty"],
+        ] == row
 
 
 # ----------------------------------------------------------------------- differential
@@ -123,7 +142,7 @@ def test_splitting_a_stream_into_batches_changes_nothing(batches):
 @settings(max_examples=200, deadline=None)
 @given(streams())
 def test_invariants_hold_after_every_batch(batches):
-    for book, twin, got, _, err, _ in run_both(batches):
+    for book, _, got, *_ in run_both(batches):
         bid, ask = book.best_bid(), book.best_ask()
         assert bid is None or ask is None or bid < ask, "book crossed"
         t = book.totals()
@@ -184,7 +203,14 @@ def test_iceberg_shows_peak_and_refills_at_the_back():
     trades = book.process(to_array([(1, 1, 0, 0, 9, 50, 0)]))
     # 4 from the iceberg's display, then order 2 (queued behind it), then the refill
     assert trades[["maker_id", "qty"]].tolist() == [(1, 4), (2, 3), (1, 2)]
-    assert book.order(1) == {"order_id": 1, "side": -1, "owner": 0, "price": 101, "qty": 2, "hidden": 2}
+    assert book.order(1) == {
+        "order_id": 1,
+        "side": -1,
+        "owner": 0,
+        "price": 101,
+        "qty": 2,
+        "hidden": 2,
+    }
 
 
 # ------------------------------------------------------------------------ refusals
@@ -223,7 +249,9 @@ def test_invalid_message_rejects_whole_batch_and_names_index(bad, needle):
 
 def test_reusing_an_id_after_it_filled_in_the_same_batch_is_legal():
     book = OrderBook()
-    trades = book.process(to_array([(0, -1, 0, 100, 5, 1, 0), (1, 1, 0, 0, 5, 9, 0), (0, -1, 0, 101, 2, 1, 0)]))
+    trades = book.process(
+        to_array([(0, -1, 0, 100, 5, 1, 0), (1, 1, 0, 0, 5, 9, 0), (0, -1, 0, 101, 2, 1, 0)])
+    )
     assert trades["qty"].tolist() == [5] and book.order(1)["price"] == 101
     with pytest.raises(ValueError, match="message 1: limit order id 1"):
         book.process(to_array([(0, 1, 0, 90, 1, 2, 0), (0, -1, 0, 105, 1, 1, 0)]))
@@ -243,7 +271,9 @@ def test_wrong_types_and_shapes_are_refused():
 
 
 def test_minimal_dtype_subset_is_accepted():
-    dt = np.dtype([("kind", "i8"), ("side", "i8"), ("price", "i8"), ("qty", "i8"), ("order_id", "i8")])
+    dt = np.dtype(
+        [("kind", "i8"), ("side", "i8"), ("price", "i8"), ("qty", "i8"), ("order_id", "i8")]
+    )
     msgs = np.array([(0, -1, 100, 5, 1), (1, 1, 0, 2, 2)], dtype=dt)
     trades = OrderBook().process(msgs)
     assert trades[["maker_id", "price", "qty"]].tolist() == [(1, 100, 2)]
@@ -257,7 +287,9 @@ def test_pool_and_window_grow_without_losing_orders():
     msgs = empty_messages(n)
     msgs["kind"] = 0
     msgs["side"] = np.where(np.arange(n) % 2 == 0, 1, -1)
-    msgs["price"] = np.where(msgs["side"] == 1, rng.integers(1000, 2000, n), rng.integers(3000, 9000, n))
+    msgs["price"] = np.where(
+        msgs["side"] == 1, rng.integers(1000, 2000, n), rng.integers(3000, 9000, n)
+    )
     msgs["qty"] = rng.integers(1, 10, n)
     msgs["order_id"] = np.arange(n)
     book.process(msgs)
@@ -301,5 +333,6 @@ def test_message_dtype_contract():
     for name in ("kind", "side", "price", "qty", "order_id"):
         assert name in MESSAGE_DTYPE.names
     from trendgym.envs.lob import TRADE_DTYPE
+
     for name in ("taker_id", "maker_id", "price", "qty"):
         assert name in TRADE_DTYPE.names

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+
 from trendgym.agents.portfolio import tsmom_weights
 from trendgym.envs.market import PRESETS, REGIMES, generate_market
 

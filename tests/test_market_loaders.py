@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from trendgym.envs.market.loaders import load_frame, per_asset, validate_prices, validate_signal
 from trendgym.envs.portfolio import PortfolioEnv
 

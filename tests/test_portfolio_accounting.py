@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from trendgym.envs.market.accounting import check_action_nb, portfolio_vol_nb, rebalance_nb
 from trendgym.envs.portfolio import PortfolioEnv
 

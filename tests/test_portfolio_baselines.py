@@ -6,6 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
+
 from trendgym.agents import (
     CSMOM,
     EqualWeight,

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
+
 import trendgym  # noqa: F401  (registers the ids)
 from trendgym.envs.portfolio import PortfolioEnv
 

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from trendgym.agents.portfolio import CSMOM, RiskParityTrend, StaticTSMOM, tsmom_weights
 from trendgym.envs.market import generate_market
 from trendgym.envs.portfolio import PortfolioEnv

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from trendgym.evaluate.report import write_report
 from trendgym.evaluate.verdict import assess
 from trendgym.train.cli import build_parser, main

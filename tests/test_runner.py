@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from trendgym.evaluate import Ledger
 from trendgym.evaluate.runner import (
     WalkForwardConfig,

@@ -15,6 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_runner import tiny_config  # noqa: E402
+
 from trendgym.evaluate import Ledger  # noqa: E402
 from trendgym.evaluate.runner import run_walk_forward  # noqa: E402
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
 from trendgym.evaluate import (
     Fold,
     backtest_paths,

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import norm
+
 from trendgym.evaluate import (
     annualise_sharpe,
     annualised_sharpe_ratio,

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from trendgym.envs.market.generator import generate_market
 from trendgym.evaluate.runner import cost_label
 from trendgym.evaluate.survivorship import cost_stress, delisting_check, survivorship_check

@@ -9,10 +9,11 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
-import trendgym  # noqa: F401  (registers the ids)
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import trendgym  # noqa: F401  (registers the ids)
 from trendgym.envs.portfolio import PortfolioEnv
 from trendgym.envs.vector import PortfolioVectorEnv
 from trendgym.envs.vector.portfolio_nb import differential_sharpe_nb
@@ -356,6 +357,7 @@ def test_make_vec_from_a_fresh_interpreter_keeps_import_light(tmp_path):
 
 def _sb3_pair(n_envs, seed, kwargs):
     from stable_baselines3.common.vec_env import DummyVecEnv
+
     from trendgym.envs.sb3_vec import make_sb3_vec_env
 
     native = make_sb3_vec_env("trendgym:trendgym/Portfolio-v0", n_envs, seed=seed, **kwargs)
@@ -397,6 +399,7 @@ def test_sb3_adapter_matches_dummy_vec_env():
 def test_sb3_vec_env_api():
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import VecEnv
+
     from trendgym.envs.sb3_vec import make_sb3_vec_env
     from trendgym.envs.vector.sb3 import NativeVecEnv
 
@@ -433,6 +436,7 @@ def test_sb3_vec_env_api():
 
 def test_vec_normalize_and_vec_monitor_on_top():
     from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+
     from trendgym.envs.sb3_vec import make_sb3_vec_env
 
     raw = make_sb3_vec_env("trendgym/Portfolio-v0", n_envs=4, seed=0, **SMALL, window=6)
@@ -458,6 +462,7 @@ def test_vec_normalize_and_vec_monitor_on_top():
 
 def test_ppo_trains_on_the_native_vec_env():
     from stable_baselines3 import PPO
+
     from trendgym.envs.sb3_vec import make_sb3_vec_env
 
     venv = make_sb3_vec_env("trendgym/Portfolio-v0", n_envs=8, seed=0, **SMALL, window=20)

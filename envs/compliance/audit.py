@@ -24,8 +24,17 @@ class AuditLog:
     def __init__(self, records: list[tuple] | None = None) -> None:
         self.records: list[tuple] = list(records or [])
 
-    def append(self, episode: int, step: int, rule: str, action: str, asked: dict[str, Any],
-               done: dict[str, Any], reason: str, penalty: float = 0.0) -> dict[str, Any]:
+    def append(
+        self,
+        episode: int,
+        step: int,
+        rule: str,
+        action: str,
+        asked: dict[str, Any],
+        done: dict[str, Any],
+        reason: str,
+        penalty: float = 0.0,
+    ) -> dict[str, Any]:
         """Add one record; returns it as a dict (what the step's `info` carries)."""
         rec = (int(episode), int(step), rule, action, asked, done, reason, float(penalty))
         self.records.append(rec)
@@ -44,8 +53,11 @@ class AuditLog:
         return [dict(zip(FIELDS, r, strict=True)) for r in self.records]
 
     def count(self, episode: int | None = None, rule: str | None = None) -> int:
-        return sum(1 for r in self.records
-                   if (episode is None or r[0] == episode) and (rule is None or r[2] == rule))
+        return sum(
+            1
+            for r in self.records
+            if (episode is None or r[0] == episode) and (rule is None or r[2] == rule)
+        )
 
     # ------------------------------------------------------------------ files
     def to_jsonl(self, path: str | Path) -> Path:
@@ -71,9 +83,18 @@ class AuditLog:
         cols = {name: [r[i] for r in self.records] for i, name in enumerate(FIELDS)}
         cols["asked"] = [json.dumps(v) for v in cols["asked"]]
         cols["done"] = [json.dumps(v) for v in cols["done"]]
-        schema = pa.schema([("episode", pa.int64()), ("step", pa.int64()), ("rule", pa.string()),
-                            ("action", pa.string()), ("asked", pa.string()), ("done", pa.string()),
-                            ("reason", pa.string()), ("penalty", pa.float64())])
+        schema = pa.schema(
+            [
+                ("episode", pa.int64()),
+                ("step", pa.int64()),
+                ("rule", pa.string()),
+                ("action", pa.string()),
+                ("asked", pa.string()),
+                ("done", pa.string()),
+                ("reason", pa.string()),
+                ("penalty", pa.float64()),
+            ]
+        )
         pq.write_table(pa.table(cols, schema=schema), path)
         return path
 
@@ -89,8 +110,12 @@ class AuditLog:
             if missing:
                 raise ValueError(f"{path} is not an audit log: missing columns {sorted(missing)}")
             rows = zip(*(table[f] for f in FIELDS), strict=True)
-            return cls([(e, s, r, a, json.loads(q), json.loads(d), why, p)
-                        for e, s, r, a, q, d, why, p in rows])
+            return cls(
+                [
+                    (e, s, r, a, json.loads(q), json.loads(d), why, p)
+                    for e, s, r, a, q, d, why, p in rows
+                ]
+            )
         if path.suffix not in (".jsonl", ".json"):
             raise ValueError(f"audit logs are .jsonl or .parquet files, got {path.name!r}")
         records = []
@@ -101,7 +126,9 @@ class AuditLog:
                 d = json.loads(line)
                 missing = set(FIELDS) - set(d)
                 if missing:
-                    raise ValueError(f"{path}:{n} is not an audit record: missing {sorted(missing)}")
+                    raise ValueError(
+                        f"{path}:{n} is not an audit record: missing {sorted(missing)}"
+                    )
                 records.append(tuple(d[f] for f in FIELDS))
         return cls(records)
 
@@ -113,7 +140,13 @@ class AuditLog:
         frame = self.to_frame()
         if frame.empty:
             return pd.DataFrame(columns=["rule", "action", "count", "episodes", "penalty"])
-        out = (frame.groupby(["rule", "action"], sort=True)
-               .agg(count=("step", "size"), episodes=("episode", "nunique"), penalty=("penalty", "sum"))
-               .reset_index())
-        return out.sort_values(["count", "rule"], ascending=[False, True], kind="stable").reset_index(drop=True)
+        out = (
+            frame.groupby(["rule", "action"], sort=True)
+            .agg(
+                count=("step", "size"), episodes=("episode", "nunique"), penalty=("penalty", "sum")
+            )
+            .reset_index()
+        )
+        return out.sort_values(
+            ["count", "rule"], ascending=[False, True], kind="stable"
+        ).reset_index(drop=True)

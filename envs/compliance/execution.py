@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
 from trendgym.envs.compliance.rules import (
     EXECUTION,
     DuplicateOrder,
@@ -36,7 +37,13 @@ Record = Callable[[Rule, str, dict, dict, str], None]
 
 
 def _asked(kind: int, side: int, price: int, qty: int, oid: int) -> dict[str, Any]:
-    return {"kind": KIND_NAMES.get(kind, str(kind)), "side": side, "price": price, "qty": qty, "order_id": oid}
+    return {
+        "kind": KIND_NAMES.get(kind, str(kind)),
+        "side": side,
+        "price": price,
+        "qty": qty,
+        "order_id": oid,
+    }
 
 
 class ExecutionCompliance:
@@ -72,7 +79,9 @@ class ExecutionCompliance:
         self.live: dict[int, list[int]] = {}  # agent order id -> [side, price] (pruned lazily)
         self.sent_steps: deque[int] = deque()  # step of each message that reached the book
         self.recent: deque[tuple] = deque()  # (step, kind, side, price, qty) for duplicates
-        self.fills: deque[tuple[int, int, int]] = deque()  # (step, bought, sold) cumulative, at step starts
+        self.fills: deque[tuple[int, int, int]] = (
+            deque()
+        )  # (step, bought, sold) cumulative, at step starts
         self.ordered = 0  # lots ordered (new orders and modifies' sizes) for order-to-trade
         self.best_shortfall = 0.0
         self.market_seen = 0
@@ -96,16 +105,29 @@ class ExecutionCompliance:
             if shortfall < self.best_shortfall:
                 self.best_shortfall = shortfall
             if kill.max_loss is not None and shortfall > kill.max_loss:
-                self.trip(env, f"running shortfall {shortfall:.2f} bps > max_loss {kill.max_loss} bps")
-            elif kill.max_drawdown is not None and shortfall - self.best_shortfall > kill.max_drawdown:
-                self.trip(env, f"shortfall rose {shortfall - self.best_shortfall:.2f} bps from its best "
-                               f"> max_drawdown {kill.max_drawdown} bps")
+                self.trip(
+                    env, f"running shortfall {shortfall:.2f} bps > max_loss {kill.max_loss} bps"
+                )
+            elif (
+                kill.max_drawdown is not None
+                and shortfall - self.best_shortfall > kill.max_drawdown
+            ):
+                self.trip(
+                    env,
+                    f"shortfall rose {shortfall - self.best_shortfall:.2f} bps from its best "
+                    f"> max_drawdown {kill.max_drawdown} bps",
+                )
 
     def note_breach(self, env: Any) -> None:
         """Called by the wrapper after each intervention of another rule."""
         self.breaches += 1
         kill = self.kill
-        if kill is not None and not self.killed and kill.max_breaches is not None and self.breaches >= kill.max_breaches:
+        if (
+            kill is not None
+            and not self.killed
+            and kill.max_breaches is not None
+            and self.breaches >= kill.max_breaches
+        ):
             self.trip(env, f"{self.breaches} interventions >= max_breaches {kill.max_breaches}")
 
     def trip(self, env: Any, why: str) -> None:
@@ -157,7 +179,9 @@ class ExecutionCompliance:
                 entry = self.live.get(oid)
                 if entry is None:  # an order the wrapper never saw (or already gone): ask the book
                     o = env.book.order(oid)
-                    entry = [o["side"], o["price"], o["qty"] + o["hidden"]] if o else [env.side, 0, 0]
+                    entry = (
+                        [o["side"], o["price"], o["qty"] + o["hidden"]] if o else [env.side, 0, 0]
+                    )
                 side = entry[0]
             result = self._check(env, kind, side, price, qty, oid)
             if result != (qty, price):
@@ -198,15 +222,22 @@ class ExecutionCompliance:
             if not self.killed or result is None:
                 return result
         # the switch is (or just got) tripped: nothing more reaches the book
-        self.record(self.kill, "block", _asked(kind, side, price, qty, oid), {"qty": 0},
-                    f"kill switch tripped ({self.kill_reason})")
+        self.record(
+            self.kill,
+            "block",
+            _asked(kind, side, price, qty, oid),
+            {"qty": 0},
+            f"kill switch tripped ({self.kill_reason})",
+        )
         return None
 
     def _check_rules(self, env: Any, kind: int, side: int, price: int, qty: int, oid: int):
         step = self.step
         r = self.restricted
         if r is not None and r.blocks(side):
-            if self._hit(r, kind, side, price, qty, oid, None, f"instrument restricted for {r.side}"):
+            if self._hit(
+                r, kind, side, price, qty, oid, None, f"instrument restricted for {r.side}"
+            ):
                 return None
         r = self.duplicate
         if r is not None and kind != k.MODIFY:
@@ -215,8 +246,16 @@ class ExecutionCompliance:
                 recent.popleft()
             key = (kind, side, price, qty)
             if any(x[1:] == key for x in recent):
-                if self._hit(r, kind, side, price, qty, oid, None,
-                             f"identical order sent within {r.window} step(s)"):
+                if self._hit(
+                    r,
+                    kind,
+                    side,
+                    price,
+                    qty,
+                    oid,
+                    None,
+                    f"identical order sent within {r.window} step(s)",
+                ):
                     return None
         book = env.book
         meta = book.meta
@@ -234,16 +273,30 @@ class ExecutionCompliance:
                     # from the mid is refused, never pulled toward the market
                     less_aggressive = side * (edge - price) < 0
                     why = f"price {price} outside the collar mid {mid:.1f} ± {band:.1f} ticks"
-                    if self._hit(c, kind, side, price, qty, oid, (qty, edge) if less_aggressive else None, why):
+                    if self._hit(
+                        c,
+                        kind,
+                        side,
+                        price,
+                        qty,
+                        oid,
+                        (qty, edge) if less_aggressive else None,
+                        why,
+                    ):
                         return None
                     if c.mode == "clip":
                         price = edge
         r = self.stp
         if r is not None and self.live and (kind != k.MODIFY or price > 0):
             going = self._pending_cancels(env)
-            crossing = [o for o, (s, p, *_) in self.live.items()
-                        if o != oid and o not in going and s == -side
-                        and (kind == k.MARKET or (side == 1 and price >= p) or (side == -1 and price <= p))]
+            crossing = [
+                o
+                for o, (s, p, *_) in self.live.items()
+                if o != oid
+                and o not in going
+                and s == -side
+                and (kind == k.MARKET or (side == 1 and price >= p) or (side == -1 and price <= p))
+            ]
             if crossing:
                 why = f"would trade with own resting order(s) {crossing} ({r.policy})"
                 if r.mode == "penalize":
@@ -253,48 +306,92 @@ class ExecutionCompliance:
                     if r.policy != "cancel_newest":
                         cancelled = self._cancel_resting(env, -side)
                     drop = r.policy != "cancel_oldest"
-                    self.record(r, "block" if drop else "cancel", _asked(kind, side, price, qty, oid),
-                                {"qty": 0 if drop else qty, "cancelled_orders": cancelled}, why)
+                    self.record(
+                        r,
+                        "block" if drop else "cancel",
+                        _asked(kind, side, price, qty, oid),
+                        {"qty": 0 if drop else qty, "cancelled_orders": cancelled},
+                        why,
+                    )
                     if drop:
                         return None
         r = self.wash
         if r is not None and self.fills:
             row = book.owner_stats[AGENT]
             first = self.fills[0]
-            opposite = (int(row[k.SOLD_QTY]) - first[2]) if side == 1 else (int(row[k.BOUGHT_QTY]) - first[1])
+            opposite = (
+                (int(row[k.SOLD_QTY]) - first[2])
+                if side == 1
+                else (int(row[k.BOUGHT_QTY]) - first[1])
+            )
             if min(qty, opposite) >= self.wash_min:
-                why = (f"{'buy' if side == 1 else 'sell'} of {qty} offsets {opposite} lots "
-                       f"{'sold' if side == 1 else 'bought'} within {r.window} steps")
+                why = (
+                    f"{'buy' if side == 1 else 'sell'} of {qty} offsets {opposite} lots "
+                    f"{'sold' if side == 1 else 'bought'} within {r.window} steps"
+                )
                 if self._hit(r, kind, side, price, qty, oid, None, why):
                     return None
         r = self.size
         if r is not None:
             if r.max_qty is not None and qty > r.max_qty:
-                if self._hit(r, kind, side, price, qty, oid, (r.max_qty, price),
-                             f"qty {qty} > max_qty {r.max_qty}"):
+                if self._hit(
+                    r,
+                    kind,
+                    side,
+                    price,
+                    qty,
+                    oid,
+                    (r.max_qty, price),
+                    f"qty {qty} > max_qty {r.max_qty}",
+                ):
                     return None
                 if r.mode == "clip":
                     qty = r.max_qty
             if r.max_notional is not None:
-                px = price if price > 0 else (self.live.get(oid, [0, 0])[1] if kind == k.MODIFY else 0)
+                px = (
+                    price
+                    if price > 0
+                    else (self.live.get(oid, [0, 0])[1] if kind == k.MODIFY else 0)
+                )
                 if px <= 0:  # a market order walks from the far touch
-                    px = int(meta[k.BEST_ASK] if side == 1 else meta[k.BEST_BID]) or int(env.arrival_ticks)
+                    px = int(meta[k.BEST_ASK] if side == 1 else meta[k.BEST_BID]) or int(
+                        env.arrival_ticks
+                    )
                 unit = px * env.tick_size
                 if qty * unit > r.max_notional:
                     cap = int(r.max_notional // unit)
-                    if self._hit(r, kind, side, price, qty, oid, (cap, price),
-                                 f"notional {qty * unit:.2f} > max_notional {r.max_notional}"):
+                    if self._hit(
+                        r,
+                        kind,
+                        side,
+                        price,
+                        qty,
+                        oid,
+                        (cap, price),
+                        f"notional {qty * unit:.2f} > max_notional {r.max_notional}",
+                    ):
                         return None
                     if r.mode == "clip":
                         qty = cap
         r = self.participation
         # participation caps what takes liquidity: market orders and marketable limits (a
         # resting order trades only when others come to it)
-        if r is not None and (kind == k.MARKET or (kind != k.MODIFY and price > 0 and self._marketable(meta, side, price))):
+        if r is not None and (
+            kind == k.MARKET
+            or (kind != k.MODIFY and price > 0 and self._marketable(meta, side, price))
+        ):
             cap = int(r.max_rate * self.interval_volume)
             if qty > cap:
-                if self._hit(r, kind, side, price, qty, oid, (cap, price),
-                             f"qty {qty} > {r.max_rate} × interval volume {self.interval_volume:.0f}"):
+                if self._hit(
+                    r,
+                    kind,
+                    side,
+                    price,
+                    qty,
+                    oid,
+                    (cap, price),
+                    f"qty {qty} > {r.max_rate} × interval volume {self.interval_volume:.0f}",
+                ):
                     return None
                 if r.mode == "clip":
                     qty = cap
@@ -306,14 +403,25 @@ class ExecutionCompliance:
             resting = 0
             if self.live:
                 going = self._pending_cancels(env)
-                resting = sum(v[2] for o, v in self.live.items()
-                              if o != oid and o not in going and v[0] == side and len(v) > 2)
+                resting = sum(
+                    v[2]
+                    for o, v in self.live.items()
+                    if o != oid and o not in going and v[0] == side and len(v) > 2
+                )
             cap = limit - side * net - resting  # most this order may add on its side
             if qty > cap:
                 cap = max(cap, 0)
-                if self._hit(r, kind, side, price, qty, oid, (cap, price),
-                             f"position {net:+d} + resting {side * resting:+d} + order {side * qty:+d} "
-                             f"breaks ±{limit} lots"):
+                if self._hit(
+                    r,
+                    kind,
+                    side,
+                    price,
+                    qty,
+                    oid,
+                    (cap, price),
+                    f"position {net:+d} + resting {side * resting:+d} + order {side * qty:+d} "
+                    f"breaks ±{limit} lots",
+                ):
                     return None
                 if r.mode == "clip":
                     qty = cap
@@ -324,7 +432,9 @@ class ExecutionCompliance:
                 sent.popleft()
             why = None
             if len(sent) + 1 > r.max_messages:
-                why = f"{len(sent) + 1} messages in {r.window} steps > max_messages {r.max_messages}"
+                why = (
+                    f"{len(sent) + 1} messages in {r.window} steps > max_messages {r.max_messages}"
+                )
             elif r.max_order_to_trade is not None and self.ordered + qty >= r.min_volume:
                 row = book.owner_stats[AGENT]
                 filled = max(int(row[k.BOUGHT_QTY]) + int(row[k.SOLD_QTY]), 1)
@@ -350,8 +460,17 @@ class ExecutionCompliance:
             return set()
         return {int(m[5]) for m in buf.tolist() if m[0] == k.CANCEL}
 
-    def _hit(self, rule: Rule, kind: int, side: int, price: int, qty: int, oid: int,
-             clipped: tuple[int, int] | None, why: str) -> bool:
+    def _hit(
+        self,
+        rule: Rule,
+        kind: int,
+        side: int,
+        price: int,
+        qty: int,
+        oid: int,
+        clipped: tuple[int, int] | None,
+        why: str,
+    ) -> bool:
         """Record an intervention; True when the order is dropped (block, or clip to nothing)."""
         asked = _asked(kind, side, price, qty, oid)
         mode = rule.mode
@@ -362,7 +481,9 @@ class ExecutionCompliance:
             self.record(rule, "penalize", asked, {"qty": qty, "price": price}, why)
             return False
         if mode == "clip":
-            why += " (nothing left after clipping)" if clipped is not None else " (cannot be clipped)"
+            why += (
+                " (nothing left after clipping)" if clipped is not None else " (cannot be clipped)"
+            )
         self.record(rule, "block", asked, {"qty": 0}, why)
         return True
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from numba import njit
+
 from trendgym.envs.compliance.rules import (
     ExposureLimit,
     KillSwitch,
@@ -38,7 +39,16 @@ OFF, BLOCK, CLIP, PENALIZE = -1, 0, 1, 2
 MODE_CODES = {"block": BLOCK, "clip": CLIP, "penalize": PENALIZE}
 ACTION_NAMES = {BLOCK: "block", CLIP: "clip", PENALIZE: "penalize"}
 # params vector
-P_MAX_POSITION, P_MAX_GROSS, P_MAX_NET, P_MAX_TURNOVER, P_MAX_NOTIONAL, P_NAV, P_WASH_MIN, P_MAX_MESSAGES = range(8)
+(
+    P_MAX_POSITION,
+    P_MAX_GROSS,
+    P_MAX_NET,
+    P_MAX_TURNOVER,
+    P_MAX_NOTIONAL,
+    P_NAV,
+    P_WASH_MIN,
+    P_MAX_MESSAGES,
+) = range(8)
 N_PARAMS = 8
 EPS = 1e-12  # weight changes smaller than this are no trade
 TOL = 1e-6  # a limit counts as broken beyond this (float32 actions round by ~1e-8 per weight)
@@ -74,8 +84,24 @@ def _scale_exposure_nb(out, max_gross, max_net):
 
 
 @njit(cache=True)
-def check_weights_nb(action, w_now, tradable_all, t, max_leverage, modes, params, no_buy, no_sell,
-                     wash_hist, throttle_hist, wash_slot, throttle_slot, killed, out, events):
+def check_weights_nb(
+    action,
+    w_now,
+    tradable_all,
+    t,
+    max_leverage,
+    modes,
+    params,
+    no_buy,
+    no_sell,
+    wash_hist,
+    throttle_hist,
+    wash_slot,
+    throttle_slot,
+    killed,
+    out,
+    events,
+):
     """Apply the rules to the weights `action` would execute; write the weights to send into
     `out` and the interventions into `events` rows [slot, asset (-1: whole book), asked, done,
     mode]. Records this step's executed changes in the wash / throttle rings at their slots.
@@ -177,7 +203,15 @@ def check_weights_nb(action, w_now, tradable_all, t, max_leverage, modes, params
                     for i in range(n):
                         out[i] = w_now[i] if tradable[i] else 0.0
                     changed = True
-                ne = _event_nb(events, ne, R_THROTTLE, -1, float(orders), 0.0 if m == BLOCK else float(orders), m)
+                ne = _event_nb(
+                    events,
+                    ne,
+                    R_THROTTLE,
+                    -1,
+                    float(orders),
+                    0.0 if m == BLOCK else float(orders),
+                    m,
+                )
         m = modes[R_POSITION]
         if m != OFF:
             cap = params[P_MAX_POSITION]
@@ -201,12 +235,22 @@ def check_weights_nb(action, w_now, tradable_all, t, max_leverage, modes, params
             cap = params[p]
             if value > cap + TOL:
                 if m == BLOCK:  # the rebalance is refused; a drifted book is scaled inside
-                    pos_cap = params[P_MAX_POSITION] if modes[R_POSITION] == BLOCK or modes[R_POSITION] == CLIP else 1e300
+                    pos_cap = (
+                        params[P_MAX_POSITION]
+                        if modes[R_POSITION] == BLOCK or modes[R_POSITION] == CLIP
+                        else 1e300
+                    )
                     for i in range(n):
                         out[i] = min(max(w_now[i], -pos_cap), pos_cap) if tradable[i] else 0.0
                 if m != PENALIZE:
-                    hard_gross = params[P_MAX_GROSS] if modes[R_GROSS] == BLOCK or modes[R_GROSS] == CLIP else 0.0
-                    hard_net = params[P_MAX_NET] if modes[R_NET] == BLOCK or modes[R_NET] == CLIP else 0.0
+                    hard_gross = (
+                        params[P_MAX_GROSS]
+                        if modes[R_GROSS] == BLOCK or modes[R_GROSS] == CLIP
+                        else 0.0
+                    )
+                    hard_net = (
+                        params[P_MAX_NET] if modes[R_NET] == BLOCK or modes[R_NET] == CLIP else 0.0
+                    )
                     _scale_exposure_nb(out, hard_gross, hard_net)
                     changed = True
                 after = 0.0
@@ -234,9 +278,17 @@ def check_weights_nb(action, w_now, tradable_all, t, max_leverage, modes, params
 class PortfolioCompliance:
     """The rules' state for one Portfolio-v0 env; `record` is the wrapper's audit callback."""
 
-    SLOT_RULES = {R_RESTRICTED: RestrictedList, R_WASH: WashTrade, R_SIZE: MaxOrderSize,
-                  R_TURNOVER: MaxTurnover, R_THROTTLE: Throttle, R_POSITION: PositionLimit,
-                  R_GROSS: ExposureLimit, R_NET: ExposureLimit, R_KILL: KillSwitch}
+    SLOT_RULES = {
+        R_RESTRICTED: RestrictedList,
+        R_WASH: WashTrade,
+        R_SIZE: MaxOrderSize,
+        R_TURNOVER: MaxTurnover,
+        R_THROTTLE: Throttle,
+        R_POSITION: PositionLimit,
+        R_GROSS: ExposureLimit,
+        R_NET: ExposureLimit,
+        R_KILL: KillSwitch,
+    }
 
     def __init__(self, rules: list[Rule], record: Callable, base: Any) -> None:
         by_type = {type(r): r for r in rules}
@@ -251,7 +303,10 @@ class PortfolioCompliance:
             rule = by_type.get(cls)
             if rule is None or slot == R_KILL:
                 continue
-            if cls is ExposureLimit and (rule.max_gross if slot == R_GROSS else rule.max_net) is None:
+            if (
+                cls is ExposureLimit
+                and (rule.max_gross if slot == R_GROSS else rule.max_net) is None
+            ):
                 continue
             self.modes[slot] = MODE_CODES[rule.mode]
             self.slot_rule[slot] = rule
@@ -276,11 +331,15 @@ class PortfolioCompliance:
             self.params[P_MAX_TURNOVER] = r.max_turnover
         if (r := by_type.get(MaxOrderSize)) is not None:
             if r.max_qty is not None:
-                raise ValueError("MaxOrderSize.max_qty (lots) has no meaning in Portfolio-v0; use max_notional")
+                raise ValueError(
+                    "MaxOrderSize.max_qty (lots) has no meaning in Portfolio-v0; use max_notional"
+                )
             self.params[P_MAX_NOTIONAL] = r.max_notional
         if (r := by_type.get(Throttle)) is not None:
             if r.max_order_to_trade is not None:
-                raise ValueError("Throttle.max_order_to_trade has no meaning in Portfolio-v0 (every order fills)")
+                raise ValueError(
+                    "Throttle.max_order_to_trade has no meaning in Portfolio-v0 (every order fills)"
+                )
             self.params[P_MAX_MESSAGES] = r.max_messages
         wash = by_type.get(WashTrade)
         self.params[P_WASH_MIN] = wash.min_size if wash and wash.min_size else WASH_MIN_DEFAULT
@@ -316,10 +375,23 @@ class PortfolioCompliance:
         self.params[P_NAV] = nav
         w_now = self._w_now if self._w_now is not None else base.weights
         ne, changed = check_weights_nb(
-            action, w_now, base.tradable, base.t, base.max_leverage, self.modes, self.params,
-            self.no_buy, self.no_sell, self.wash_hist, self.throttle_hist,
-            step % self.wash_hist.shape[0], step % self.throttle_hist.shape[0], self.killed,
-            self.out, self.events)
+            action,
+            w_now,
+            base.tradable,
+            base.t,
+            base.max_leverage,
+            self.modes,
+            self.params,
+            self.no_buy,
+            self.no_sell,
+            self.wash_hist,
+            self.throttle_hist,
+            step % self.wash_hist.shape[0],
+            step % self.throttle_hist.shape[0],
+            self.killed,
+            self.out,
+            self.events,
+        )
         if ne < 0:
             return None
         if ne:
@@ -367,8 +439,9 @@ class PortfolioCompliance:
             else:
                 key = _BOOK_KEYS[slot]
                 what, out = {key: asked}, {key: done}
-                why = _BOOK_REASONS[slot].format(asked=asked, p=self.params,
-                                                  reason=getattr(self, "kill_reason", ""))
+                why = _BOOK_REASONS[slot].format(
+                    asked=asked, p=self.params, reason=getattr(self, "kill_reason", "")
+                )
             self.record(rule, action, what, out, why)
 
 
@@ -378,7 +451,13 @@ _ASSET_REASONS = {
     R_SIZE: "order notional in {name} above max_notional {p[4]:g}",
     R_POSITION: "weight {asked:.4f} in {name} beyond ±{p[0]:g}",
 }
-_BOOK_KEYS = {R_TURNOVER: "turnover", R_THROTTLE: "orders", R_GROSS: "gross", R_NET: "net", R_KILL: "turnover"}
+_BOOK_KEYS = {
+    R_TURNOVER: "turnover",
+    R_THROTTLE: "orders",
+    R_GROSS: "gross",
+    R_NET: "net",
+    R_KILL: "turnover",
+}
 _BOOK_REASONS = {
     R_TURNOVER: "turnover {asked:.4f} > max_turnover {p[3]:g}",
     R_THROTTLE: "{asked:.0f} orders would exceed max_messages {p[7]:g} in the window",

@@ -49,12 +49,18 @@ class Rule:
 
     def __post_init__(self) -> None:
         if self.mode not in self.modes:
-            raise ValueError(f"{type(self).__name__}.mode must be one of {self.modes}, got {self.mode!r}")
+            raise ValueError(
+                f"{type(self).__name__}.mode must be one of {self.modes}, got {self.mode!r}"
+            )
         if self.penalty is not None:
             if isinstance(self.penalty, bool) or not isinstance(self.penalty, (int, float)):
-                raise TypeError(f"{type(self).__name__}.penalty must be a number, got {self.penalty!r}")
+                raise TypeError(
+                    f"{type(self).__name__}.penalty must be a number, got {self.penalty!r}"
+                )
             if not (math.isfinite(self.penalty) and self.penalty >= 0):
-                raise ValueError(f"{type(self).__name__}.penalty must be >= 0, got {self.penalty!r}")
+                raise ValueError(
+                    f"{type(self).__name__}.penalty must be >= 0, got {self.penalty!r}"
+                )
         self._validate()
 
     def _validate(self) -> None:
@@ -65,7 +71,10 @@ class Rule:
 
     def params(self) -> dict[str, Any]:
         """The rule's parameters as JSON-serialisable values (what a ``compliance=`` dict takes)."""
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+        return {
+            f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+            for f in fields(self)
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -203,7 +212,9 @@ class SelfTradePrevention(Rule):
 
     def _validate(self) -> None:
         if self.policy not in self.POLICIES:
-            raise ValueError(f"SelfTradePrevention.policy must be one of {self.POLICIES}, got {self.policy!r}")
+            raise ValueError(
+                f"SelfTradePrevention.policy must be one of {self.POLICIES}, got {self.policy!r}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -255,7 +266,9 @@ class RestrictedList(Rule):
 
     def _validate(self) -> None:
         if isinstance(self.assets, str) or not all(isinstance(a, str) for a in self.assets):
-            raise TypeError(f"RestrictedList.assets must be a sequence of names, got {self.assets!r}")
+            raise TypeError(
+                f"RestrictedList.assets must be a sequence of names, got {self.assets!r}"
+            )
         object.__setattr__(self, "assets", tuple(self.assets))
         if self.side not in self.SIDES:
             raise ValueError(f"RestrictedList.side must be one of {self.SIDES}, got {self.side!r}")
@@ -288,41 +301,73 @@ class KillSwitch(Rule):
         _positive(self, "max_breaches", integer=True)
 
 
-RULES: dict[str, type[Rule]] = {cls.name: cls for cls in (
-    PriceCollar, MaxOrderSize, MaxParticipation, PositionLimit, ExposureLimit, MaxTurnover,
-    Throttle, SelfTradePrevention, WashTrade, DuplicateOrder, RestrictedList, KillSwitch)}
+RULES: dict[str, type[Rule]] = {
+    cls.name: cls
+    for cls in (
+        PriceCollar,
+        MaxOrderSize,
+        MaxParticipation,
+        PositionLimit,
+        ExposureLimit,
+        MaxTurnover,
+        Throttle,
+        SelfTradePrevention,
+        WashTrade,
+        DuplicateOrder,
+        RestrictedList,
+        KillSwitch,
+    )
+}
 
 # Presets: every rule that applies to the env, with parameters a sensible desk would start
 # from ("default") or a tight risk budget ("strict").
 PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "default": {
         EXECUTION: {
-            "restricted_list": {}, "kill_switch": {"max_loss": 200.0, "max_breaches": 50},
-            "duplicate_order": {}, "price_collar": {"max_pct": 0.05},
-            "self_trade": {}, "wash_trade": {}, "max_order_size": {"max_qty": 1000},
-            "max_participation": {"max_rate": 0.5}, "position_limit": {},
+            "restricted_list": {},
+            "kill_switch": {"max_loss": 200.0, "max_breaches": 50},
+            "duplicate_order": {},
+            "price_collar": {"max_pct": 0.05},
+            "self_trade": {},
+            "wash_trade": {},
+            "max_order_size": {"max_qty": 1000},
+            "max_participation": {"max_rate": 0.5},
+            "position_limit": {},
             "throttle": {"max_messages": 20, "window": 10},
         },
         PORTFOLIO: {
-            "restricted_list": {}, "kill_switch": {"max_loss": 0.2, "max_drawdown": 0.5},
-            "wash_trade": {"min_size": 0.25}, "max_order_size": {"max_notional": 1.0},
-            "position_limit": {"max_position": 0.5}, "exposure_limit": {"max_gross": 2.0, "max_net": 1.0},
-            "max_turnover": {"max_turnover": 1.0}, "throttle": {"max_messages": 250, "window": 5},
+            "restricted_list": {},
+            "kill_switch": {"max_loss": 0.2, "max_drawdown": 0.5},
+            "wash_trade": {"min_size": 0.25},
+            "max_order_size": {"max_notional": 1.0},
+            "position_limit": {"max_position": 0.5},
+            "exposure_limit": {"max_gross": 2.0, "max_net": 1.0},
+            "max_turnover": {"max_turnover": 1.0},
+            "throttle": {"max_messages": 250, "window": 5},
         },
     },
     "strict": {
         EXECUTION: {
-            "restricted_list": {}, "kill_switch": {"max_loss": 50.0, "max_drawdown": 30.0, "max_breaches": 10},
-            "duplicate_order": {"window": 1}, "price_collar": {"max_pct": 0.01, "max_spreads": 10.0},
-            "self_trade": {"policy": "cancel_both"}, "wash_trade": {"mode": "block"},
-            "max_order_size": {"max_qty": 50}, "max_participation": {"max_rate": 0.2},
-            "position_limit": {}, "throttle": {"max_messages": 10, "window": 10, "max_order_to_trade": 20.0},
+            "restricted_list": {},
+            "kill_switch": {"max_loss": 50.0, "max_drawdown": 30.0, "max_breaches": 10},
+            "duplicate_order": {"window": 1},
+            "price_collar": {"max_pct": 0.01, "max_spreads": 10.0},
+            "self_trade": {"policy": "cancel_both"},
+            "wash_trade": {"mode": "block"},
+            "max_order_size": {"max_qty": 50},
+            "max_participation": {"max_rate": 0.2},
+            "position_limit": {},
+            "throttle": {"max_messages": 10, "window": 10, "max_order_to_trade": 20.0},
         },
         PORTFOLIO: {
-            "restricted_list": {}, "kill_switch": {"max_loss": 0.05, "max_drawdown": 0.2, "max_breaches": 100},
-            "wash_trade": {"min_size": 0.05}, "max_order_size": {"max_notional": 0.2},
-            "position_limit": {"max_position": 0.2}, "exposure_limit": {"max_gross": 1.0, "max_net": 0.5},
-            "max_turnover": {"max_turnover": 0.3}, "throttle": {"max_messages": 50, "window": 5},
+            "restricted_list": {},
+            "kill_switch": {"max_loss": 0.05, "max_drawdown": 0.2, "max_breaches": 100},
+            "wash_trade": {"min_size": 0.05},
+            "max_order_size": {"max_notional": 0.2},
+            "position_limit": {"max_position": 0.2},
+            "exposure_limit": {"max_gross": 1.0, "max_net": 0.5},
+            "max_turnover": {"max_turnover": 0.3},
+            "throttle": {"max_messages": 50, "window": 5},
         },
     },
 }

@@ -6,6 +6,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
 from trendgym.envs.compliance.audit import AuditLog
 from trendgym.envs.compliance.execution import ExecutionCompliance
 from trendgym.envs.compliance.portfolio import PortfolioCompliance
@@ -28,7 +29,9 @@ _NO_RECORDS: tuple = ()
 _META_KEYS = ("preset", "mode", "instrument")
 
 
-def resolve_rules(rules: Any, env_kind: str, mode: str | dict[str, str] | None = None) -> list[Rule]:
+def resolve_rules(
+    rules: Any, env_kind: str, mode: str | dict[str, str] | None = None
+) -> list[Rule]:
     """The rule objects a ``rules=`` / ``compliance=`` spec means for `env_kind`.
 
     Accepts ``None``/``False`` (no rules), ``True`` or a preset name (``"default"``,
@@ -52,7 +55,9 @@ def resolve_rules(rules: Any, env_kind: str, mode: str | dict[str, str] | None =
         for key in ("mode", "instrument"):
             spec.pop(key, None)
         preset = spec.pop("preset", None)
-        chosen: dict[str, dict[str, Any]] = dict(PRESETS[_preset(preset)][env_kind]) if preset else {}
+        chosen: dict[str, dict[str, Any]] = (
+            dict(PRESETS[_preset(preset)][env_kind]) if preset else {}
+        )
         for key, params in spec.items():
             if key not in RULES:
                 raise ValueError(f"unknown compliance rule {key!r}; choose from {sorted(RULES)}")
@@ -63,7 +68,9 @@ def resolve_rules(rules: Any, env_kind: str, mode: str | dict[str, str] | None =
             elif isinstance(params, dict):
                 chosen[key] = {**chosen.get(key, {}), **params}
             else:
-                raise TypeError(f"compliance rule {key!r} takes a dict of parameters, True or False, got {params!r}")
+                raise TypeError(
+                    f"compliance rule {key!r} takes a dict of parameters, True or False, got {params!r}"
+                )
         built = [RULES[k](**p) for k, p in chosen.items()]
     elif isinstance(rules, Rule):
         built = [rules]
@@ -76,16 +83,22 @@ def resolve_rules(rules: Any, env_kind: str, mode: str | dict[str, str] | None =
                 params = {k: v for k, v in item.items() if k != "rule"}
                 built.append(RULES[item["rule"]](**params))
             else:
-                raise TypeError(f"a rules list holds Rule objects or {{'rule': name, ...}} dicts, got {item!r}")
+                raise TypeError(
+                    f"a rules list holds Rule objects or {{'rule': name, ...}} dicts, got {item!r}"
+                )
     else:
-        raise TypeError(f"rules must be None, True, a preset name, a dict or a list of rules, got {type(rules).__name__}")
+        raise TypeError(
+            f"rules must be None, True, a preset name, a dict or a list of rules, got {type(rules).__name__}"
+        )
     seen: set[type] = set()
     for rule in built:
         if type(rule) in seen:
             raise ValueError(f"rule {rule.name!r} is given twice")
         seen.add(type(rule))
         if env_kind not in rule.envs:
-            raise ValueError(f"rule {rule.name!r} applies to {', '.join(rule.envs)} only, not to the {env_kind} env")
+            raise ValueError(
+                f"rule {rule.name!r} applies to {', '.join(rule.envs)} only, not to the {env_kind} env"
+            )
     return _with_modes(built, mode)
 
 
@@ -136,9 +149,16 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     instrument : the name of Execution-v0's single instrument for the restricted list.
     """
 
-    def __init__(self, env: gym.Env, rules: Any = "default", mode: str | dict[str, str] | None = None,
-                 instrument: str = "EXEC") -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, rules=rules, mode=mode, instrument=instrument)
+    def __init__(
+        self,
+        env: gym.Env,
+        rules: Any = "default",
+        mode: str | dict[str, str] | None = None,
+        instrument: str = "EXEC",
+    ) -> None:
+        gym.utils.RecordConstructorArgs.__init__(
+            self, rules=rules, mode=mode, instrument=instrument
+        )
         gym.Wrapper.__init__(self, env)
         base = env.unwrapped
         if isinstance(base, ExecutionEnv):
@@ -146,7 +166,9 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         elif isinstance(base, PortfolioEnv):
             self.env_kind = PORTFOLIO
         else:
-            raise TypeError(f"ComplianceWrapper wraps Execution-v0 or Portfolio-v0, got {type(base).__name__}")
+            raise TypeError(
+                f"ComplianceWrapper wraps Execution-v0 or Portfolio-v0, got {type(base).__name__}"
+            )
         if isinstance(rules, dict):
             mode = rules.get("mode", mode)
             instrument = rules.get("instrument", instrument)
@@ -166,11 +188,16 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self.engine: Any = ExecutionCompliance(self.rules, self._record, instrument)
             base.pre_trade = self.engine.pre_trade
         else:
-            sizing = [r.name for r in self.rules if isinstance(r, (PositionLimit, ExposureLimit, MaxTurnover, MaxOrderSize))]
+            sizing = [
+                r.name
+                for r in self.rules
+                if isinstance(r, (PositionLimit, ExposureLimit, MaxTurnover, MaxOrderSize))
+            ]
             if base.target_vol is not None and sizing:
                 raise ValueError(
                     f"Portfolio-v0 with target_vol rescales the weights after the wrapper, so the limits "
-                    f"{sizing} could not hold; use target_vol=None (or scale in the policy)")
+                    f"{sizing} could not hold; use target_vol=None (or scale in the policy)"
+                )
             self.engine = PortfolioCompliance(self.rules, self._record, base)
 
     # ------------------------------------------------------------------ audit

@@ -14,6 +14,16 @@ from trendgym.envs.lob.kernels import (
 )
 
 __all__ = [
-    "BUY", "CANCEL", "LIMIT", "MARKET", "MAX_OWNERS", "MESSAGE_DTYPE", "MODIFY", "SELL",
-    "TRADE_DTYPE", "OrderBook", "as_messages", "empty_messages",
+    "BUY",
+    "CANCEL",
+    "LIMIT",
+    "MARKET",
+    "MAX_OWNERS",
+    "MESSAGE_DTYPE",
+    "MODIFY",
+    "SELL",
+    "TRADE_DTYPE",
+    "OrderBook",
+    "as_messages",
+    "empty_messages",
 ]

@@ -30,7 +30,9 @@ def as_messages(messages: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(messages)
     names = messages.dtype.names
     if names is None:
-        raise TypeError(f"messages must be a structured array with MESSAGE_DTYPE fields, got dtype {messages.dtype}")
+        raise TypeError(
+            f"messages must be a structured array with MESSAGE_DTYPE fields, got dtype {messages.dtype}"
+        )
     missing = {"kind", "side", "price", "qty", "order_id"} - set(names)
     if missing:
         raise TypeError(f"messages lack the fields {sorted(missing)}")
@@ -49,8 +51,8 @@ _REASONS = {
     k.BAD_QTY: "quantity must be positive, got qty={qty}",
     k.BAD_LIMIT_PRICE: "a limit price must be positive, got price={price}",
     k.BAD_MODIFY_PRICE: "a modify price must be >= 0 (0 keeps it), got price={price}",
-    k.BAD_PRICE_RANGE: "price {price} exceeds the largest tick %d" % k.MAX_TICK,
-    k.BAD_OWNER: "owner must be in [0, %d), got owner={owner}" % k.MAX_OWNERS,
+    k.BAD_PRICE_RANGE: f"price {{price}} exceeds the largest tick {k.MAX_TICK}",
+    k.BAD_OWNER: f"owner must be in [0, {k.MAX_OWNERS}), got owner={{owner}}",
     k.BAD_PEAK: "iceberg peak must be >= 0, got peak={peak}",
     k.BAD_ID: "order_id {order_id} is reserved",
 }
@@ -71,7 +73,9 @@ class OrderBook:
 
     def __init__(self, capacity: int = 1024, price_levels: int = 1024) -> None:
         if capacity < 1 or price_levels < 1:
-            raise ValueError(f"capacity and price_levels must be >= 1, got {capacity}, {price_levels}")
+            raise ValueError(
+                f"capacity and price_levels must be >= 1, got {capacity}, {price_levels}"
+            )
         self._initial = (int(capacity), int(price_levels))
         self.clear()
 
@@ -106,7 +110,9 @@ class OrderBook:
     def _restore(self, snap: tuple[np.ndarray, ...]) -> None:
         (self.orders, self.levels, self.keys, self.slots, self.meta, self.owner_stats) = snap
 
-    def reserve(self, new_orders: int, price_lo: int | None = None, price_hi: int | None = None) -> None:
+    def reserve(
+        self, new_orders: int, price_lo: int | None = None, price_hi: int | None = None
+    ) -> None:
         """Grow the pool, id table and price window so `new_orders` more resting orders and
         prices in [price_lo, price_hi] fit. Growing never changes what the book holds."""
         need = int(self.meta[k.N_LIVE]) + int(new_orders)
@@ -144,11 +150,12 @@ class OrderBook:
         if size > _MAX_LEVELS:
             raise ValueError(
                 f"prices {lo}..{hi} span more than the book's {_MAX_LEVELS}-tick window "
-                f"(it holds {base}..{base + n - 1}); use a coarser tick")
+                f"(it holds {base}..{base + n - 1}); use a coarser tick"
+            )
         levels = np.zeros(size, dtype=k.LEVEL_DTYPE)
         levels["head"] = levels["tail"] = -1
         if self._window_set:
-            levels[base - new_base: base - new_base + n] = self.levels
+            levels[base - new_base : base - new_base + n] = self.levels
         self.levels = levels
         self.meta[k.BASE] = new_base
         self._window_set = True
@@ -163,7 +170,9 @@ class OrderBook:
         bad, code, _, lo, hi, maybe_reused = k.screen_nb(msgs, self.keys, self.slots)
         if bad >= 0:
             m = msgs[bad]
-            raise ValueError(f"message {bad}: " + _REASONS[code].format(**{n: m[n] for n in MESSAGE_DTYPE.names}))
+            raise ValueError(
+                f"message {bad}: " + _REASONS[code].format(**{n: m[n] for n in MESSAGE_DTYPE.names})
+            )
         if hi > 0:
             self._cover_prices(int(lo), int(hi))
         # Whether a reused id is still live when its turn comes depends on fills inside the
@@ -175,17 +184,22 @@ class OrderBook:
         start, n_trades = 0, 0
         while True:
             n_trades, start, outcome = k.process_nb(
-                msgs, start, *self.state, self._trades, n_trades, maybe_reused)
+                msgs, start, *self.state, self._trades, n_trades, maybe_reused
+            )
             if outcome == k.APPLIED:
                 return self._trades[:n_trades].copy()
             if outcome == k.NEED_SLOT:
                 self._grow_pool(2 * self.orders.shape[0])
                 continue
             if outcome == k.NEED_TRADE_ROOM:
-                self._trades = grow_trades(self._trades, n_trades, n_trades + k.trade_room_needed_nb(self.meta))
+                self._trades = grow_trades(
+                    self._trades, n_trades, n_trades + k.trade_room_needed_nb(self.meta)
+                )
                 continue
             self._restore(snap)
-            raise ValueError(f"message {start}: limit order id {msgs['order_id'][start]} is already live")
+            raise ValueError(
+                f"message {start}: limit order id {msgs['order_id'][start]} is already live"
+            )
 
     # ------------------------------------------------------------------------ queries
     def best_bid(self) -> int | None:
@@ -208,7 +222,9 @@ class OrderBook:
     def queue_ahead(self, order_id: int) -> int | None:
         """Displayed quantity queued ahead of a live order at its price; None if not live."""
         out = np.zeros(3, dtype=np.int64)
-        if not k.order_state_nb(self.orders, self.levels, self.keys, self.slots, self.meta, int(order_id), out):
+        if not k.order_state_nb(
+            self.orders, self.levels, self.keys, self.slots, self.meta, int(order_id), out
+        ):
             return None
         return int(out[2])
 
@@ -218,17 +234,28 @@ class OrderBook:
         if slot < 0:
             return None
         o = self.orders[slot]
-        return {"order_id": int(o["id"]), "side": int(o["side"]), "owner": int(o["owner"]),
-                "price": int(o["price"]), "qty": int(o["qty"]), "hidden": int(o["hidden"])}
+        return {
+            "order_id": int(o["id"]),
+            "side": int(o["side"]),
+            "owner": int(o["owner"]),
+            "price": int(o["price"]),
+            "qty": int(o["qty"]),
+            "hidden": int(o["hidden"]),
+        }
 
     def fills(self, owner: int) -> dict[str, int]:
         """Per-owner fill report: quantity and tick value bought and sold, as maker and taker."""
         if not 0 <= owner < k.MAX_OWNERS:
             raise ValueError(f"owner must be in [0, {k.MAX_OWNERS}), got {owner}")
         row = self.owner_stats[owner]
-        return {"bought_qty": int(row[k.BOUGHT_QTY]), "bought_value": int(row[k.BOUGHT_VALUE]),
-                "sold_qty": int(row[k.SOLD_QTY]), "sold_value": int(row[k.SOLD_VALUE]),
-                "maker_qty": int(row[k.MAKER_QTY]), "taker_qty": int(row[k.TAKER_QTY])}
+        return {
+            "bought_qty": int(row[k.BOUGHT_QTY]),
+            "bought_value": int(row[k.BOUGHT_VALUE]),
+            "sold_qty": int(row[k.SOLD_QTY]),
+            "sold_value": int(row[k.SOLD_VALUE]),
+            "maker_qty": int(row[k.MAKER_QTY]),
+            "taker_qty": int(row[k.TAKER_QTY]),
+        }
 
     @property
     def n_orders(self) -> int:
@@ -244,10 +271,15 @@ class OrderBook:
         """Running quantity counters, for conservation checks:
         added = resting + maker-side traded + limit-taker traded + cancelled."""
         m = self.meta
-        return {"added": int(m[k.ADDED_QTY]), "cancelled": int(m[k.CANCELLED_QTY]),
-                "traded": int(m[k.TRADED_QTY]), "dropped": int(m[k.DROPPED_QTY]),
-                "market": int(m[k.MARKET_QTY]), "limit_taker": int(m[k.LIMIT_TAKER_QTY]),
-                "messages": int(m[k.N_MESSAGES])}
+        return {
+            "added": int(m[k.ADDED_QTY]),
+            "cancelled": int(m[k.CANCELLED_QTY]),
+            "traded": int(m[k.TRADED_QTY]),
+            "dropped": int(m[k.DROPPED_QTY]),
+            "market": int(m[k.MARKET_QTY]),
+            "limit_taker": int(m[k.LIMIT_TAKER_QTY]),
+            "messages": int(m[k.N_MESSAGES]),
+        }
 
 
 def grow_trades(trades: np.ndarray, n_trades: int, needed: int) -> np.ndarray:

@@ -9,8 +9,9 @@ from trendgym.envs.lob.book import OrderBook
 from trendgym.envs.lob.flow import OrderFlow, flow_params
 
 
-def simulate_quotes(preset: str = "calm", seed: int = 0, seconds: int = 4 * 3600,
-                    sample: float = 1.0, **overrides) -> dict[str, np.ndarray]:
+def simulate_quotes(
+    preset: str = "calm", seed: int = 0, seconds: int = 4 * 3600, sample: float = 1.0, **overrides
+) -> dict[str, np.ndarray]:
     """Run the flow and sample the top of book every `sample` seconds: mid, spread,
     order-flow imbalance over the interval, and the depth profile (mean qty at levels 1..5)."""
     book = OrderBook()
@@ -30,11 +31,18 @@ def simulate_quotes(preset: str = "calm", seed: int = 0, seconds: int = 4 * 3600
         for side in (1, -1):
             d = book.depth(side, 5)[:, 1]
             depth[: d.size] += d
-    return {"mid": mid, "spread": spread, "ofi": ofi, "depth": depth / (2 * n),
-            "messages": np.array(book.totals()["messages"])}
+    return {
+        "mid": mid,
+        "spread": spread,
+        "ofi": ofi,
+        "depth": depth / (2 * n),
+        "messages": np.array(book.totals()["messages"]),
+    }
 
 
-def stylized_facts(preset: str = "calm", seed: int = 0, seconds: int = 4 * 3600) -> dict[str, float]:
+def stylized_facts(
+    preset: str = "calm", seed: int = 0, seconds: int = 4 * 3600
+) -> dict[str, float]:
     """Spread, depth profile, return autocorrelation, 1-minute kurtosis (non-excess; > 3 is
     fat-tailed) and the slope of mid change on OFI over 10 s (positive: Cont, Kukanov &
     Stoikov 2014)."""
@@ -44,7 +52,7 @@ def stylized_facts(preset: str = "calm", seed: int = 0, seconds: int = 4 * 3600)
     r60 = np.diff(np.log(mid[::60]))
     # ofi[i] accrued between samples i-1 and i, so r10[j] (mid[10j] -> mid[10j+10]) pairs
     # with ofi[10j+1 .. 10j+10]
-    ofi10 = q["ofi"][1: 1 + 10 * r10.size].reshape(-1, 10).sum(axis=1)
+    ofi10 = q["ofi"][1 : 1 + 10 * r10.size].reshape(-1, 10).sum(axis=1)
     slope = stats.linregress(ofi10, r10)
     facts = {
         "spread_mean_ticks": float(q["spread"].mean()),

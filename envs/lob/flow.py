@@ -92,22 +92,50 @@ class FlowParams:
         }
         for name, ok in checks.items():
             if not ok or not np.isfinite(float(getattr(self, name))):
-                raise ValueError(f"invalid flow parameter {name}={getattr(self, name)!r}"
-                                 + (" (Hawkes needs 0 <= alpha < beta to stay stationary)" if "hawkes" in name else ""))
+                raise ValueError(
+                    f"invalid flow parameter {name}={getattr(self, name)!r}"
+                    + (
+                        " (Hawkes needs 0 <= alpha < beta to stay stationary)"
+                        if "hawkes" in name
+                        else ""
+                    )
+                )
 
     def to_array(self) -> np.ndarray:
         p = np.zeros(N_PARAMS)
         lam = np.asarray(self.limit_rates, dtype=float)
         theta = np.asarray(self.cancel_rates, dtype=float)
-        p[P_LAM:P_LAM + lam.size] = lam
-        p[P_THETA:P_THETA + MAX_DEPTH] = self.cancel_rate_far  # distances past the table
-        p[P_THETA:P_THETA + theta.size] = theta
+        p[P_LAM : P_LAM + lam.size] = lam
+        p[P_THETA : P_THETA + MAX_DEPTH] = self.cancel_rate_far  # distances past the table
+        p[P_THETA : P_THETA + theta.size] = theta
         bursts = self.burst_scale > 1
-        p[[P_THETA_FAR, P_MU, P_DRIFT, P_ALPHA, P_BETA, P_LIMIT_SIZE, P_MARKET_SIZE, P_MARKET_TAIL,
-           P_BURST_SCALE, P_BURST_ON, P_BURST_OFF]] = [
-            self.cancel_rate_far, self.market_rate, self.drift, self.hawkes_alpha, self.hawkes_beta,
-            self.limit_size, self.market_size, self.market_size_tail, self.burst_scale,
-            1.0 / self.burst_every if bursts else 0.0, 1.0 / self.burst_seconds]
+        p[
+            [
+                P_THETA_FAR,
+                P_MU,
+                P_DRIFT,
+                P_ALPHA,
+                P_BETA,
+                P_LIMIT_SIZE,
+                P_MARKET_SIZE,
+                P_MARKET_TAIL,
+                P_BURST_SCALE,
+                P_BURST_ON,
+                P_BURST_OFF,
+            ]
+        ] = [
+            self.cancel_rate_far,
+            self.market_rate,
+            self.drift,
+            self.hawkes_alpha,
+            self.hawkes_beta,
+            self.limit_size,
+            self.market_size,
+            self.market_size_tail,
+            self.burst_scale,
+            1.0 / self.burst_every if bursts else 0.0,
+            1.0 / self.burst_seconds,
+        ]
         return p
 
     def as_dict(self) -> dict:
@@ -119,17 +147,42 @@ PRESETS: dict[str, FlowParams] = {
     # CST with mild clustering: short bursts of activity and self-exciting market orders
     "calm": replace(_CST, hawkes_alpha=0.3, burst_scale=2.5, burst_every=600.0, burst_seconds=60.0),
     # more and burstier market orders, faster cancellation: wider swings, thinner touch
-    "volatile": replace(_CST, market_rate=1.6, hawkes_alpha=0.6, hawkes_beta=1.0, market_size=7.0,
-                        cancel_rates=tuple(1.3 * r for r in _CST.cancel_rates),
-                        burst_scale=3.0, burst_every=360.0, burst_seconds=90.0),
+    "volatile": replace(
+        _CST,
+        market_rate=1.6,
+        hawkes_alpha=0.6,
+        hawkes_beta=1.0,
+        market_size=7.0,
+        cancel_rates=tuple(1.3 * r for r in _CST.cancel_rates),
+        burst_scale=3.0,
+        burst_every=360.0,
+        burst_seconds=90.0,
+    ),
     # informed buyers: the price drifts up; an execution env flips the sign to fit the side
-    "trending": replace(_CST, drift=0.25, hawkes_alpha=0.3, hawkes_beta=1.0,
-                        burst_scale=2.5, burst_every=600.0, burst_seconds=60.0),
+    "trending": replace(
+        _CST,
+        drift=0.25,
+        hawkes_alpha=0.3,
+        hawkes_beta=1.0,
+        burst_scale=2.5,
+        burst_every=600.0,
+        burst_seconds=60.0,
+    ),
     # wider spread (little near-touch liquidity), burstier, thinner book, heavy-tailed sizes
-    "crypto": replace(_CST, limit_rates=tuple(0.9 / i**0.15 for i in range(1, MAX_DEPTH + 1)),
-                      cancel_rates=tuple(1.2 for _ in range(MAX_DEPTH)), cancel_rate_far=1.2,
-                      market_rate=1.2, hawkes_alpha=0.75, hawkes_beta=1.0, market_size_tail=2.2,
-                      initial_depth=2, burst_scale=4.0, burst_every=300.0, burst_seconds=60.0),
+    "crypto": replace(
+        _CST,
+        limit_rates=tuple(0.9 / i**0.15 for i in range(1, MAX_DEPTH + 1)),
+        cancel_rates=tuple(1.2 for _ in range(MAX_DEPTH)),
+        cancel_rate_far=1.2,
+        market_rate=1.2,
+        hawkes_alpha=0.75,
+        hawkes_beta=1.0,
+        market_size_tail=2.2,
+        initial_depth=2,
+        burst_scale=4.0,
+        burst_every=300.0,
+        burst_seconds=60.0,
+    ),
 }
 
 
@@ -197,8 +250,24 @@ def _top_qty_nb(levels, meta, side):
 
 
 @kernel
-def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
-                rng, params, fstate, istate, t_end, out_msgs, q_bid, q_ask):
+def flow_run_nb(
+    orders,
+    levels,
+    keys,
+    slots,
+    meta,
+    owner_stats,
+    trades,
+    n_trades,
+    rng,
+    params,
+    fstate,
+    istate,
+    t_end,
+    out_msgs,
+    q_bid,
+    q_ask,
+):
     """Simulate background events until the clock passes `t_end`.
 
     Returns (n_trades, status, n_events): DONE, or NEED_WINDOW / NEED_SLOT / NEED_TRADE_ROOM
@@ -273,8 +342,22 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
             qty = _geometric_nb(rng, log_q_limit)
             oid = istate[I_NEXT_ID]
             istate[I_NEXT_ID] += 1
-            n_trades = k.limit_nb(orders, levels, keys, slots, meta, owner_stats, trades,
-                                  n_trades, oid, side, BACKGROUND, price, qty, 0)
+            n_trades = k.limit_nb(
+                orders,
+                levels,
+                keys,
+                slots,
+                meta,
+                owner_stats,
+                trades,
+                n_trades,
+                oid,
+                side,
+                BACKGROUND,
+                price,
+                qty,
+                0,
+            )
         elif u < 2.0 * lim + m_buy + m_sell:  # market order
             kind = k.MARKET
             side = k.BUY if u < 2.0 * lim + m_buy else k.SELL
@@ -282,8 +365,21 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
             oid = istate[I_NEXT_ID]
             istate[I_NEXT_ID] += 1
             meta[k.MARKET_QTY] += qty
-            n_trades, left = k.match_nb(orders, levels, keys, slots, meta, owner_stats,
-                                        trades, n_trades, oid, side, BACKGROUND, qty, 0)
+            n_trades, left = k.match_nb(
+                orders,
+                levels,
+                keys,
+                slots,
+                meta,
+                owner_stats,
+                trades,
+                n_trades,
+                oid,
+                side,
+                BACKGROUND,
+                qty,
+                0,
+            )
             meta[k.DROPPED_QTY] += left
             if side == k.BUY:
                 fstate[F_EXC_BUY] += alpha
@@ -332,7 +428,15 @@ def flow_run_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades
         if kind >= 0:
             if n_events < record:
                 m = out_msgs[n_events]
-                m.kind, m.side, m.owner, m.price, m.qty, m.order_id, m.peak = kind, side, 0, price, qty, oid, 0
+                m.kind, m.side, m.owner, m.price, m.qty, m.order_id, m.peak = (
+                    kind,
+                    side,
+                    0,
+                    price,
+                    qty,
+                    oid,
+                    0,
+                )
             meta[k.N_MESSAGES] += 1
             n_events += 1
         # remember quotes for an emptied side, and accumulate order-flow imbalance
@@ -376,7 +480,9 @@ class OrderFlow:
         if not isinstance(self.params, FlowParams):
             raise TypeError(f"params must be FlowParams, got {type(self.params).__name__}")
         if self.start_price <= 2 * MAX_DEPTH:
-            raise ValueError(f"start_price must exceed {2 * MAX_DEPTH} ticks, got {self.start_price}")
+            raise ValueError(
+                f"start_price must exceed {2 * MAX_DEPTH} ticks, got {self.start_price}"
+            )
         self.p = self.params.to_array()
         self.xrng = seed_state(self.rng)
         self.fstate = np.zeros(N_FSTATE)
@@ -416,7 +522,7 @@ class OrderFlow:
         trades = self.book.process(msgs)
         for side, i_p, i_q in ((k.BUY, I_PREV_BID, I_PREV_BIDQ), (k.SELL, I_PREV_ASK, I_PREV_ASKQ)):
             top = self.book.depth(side, 1)
-            self.istate[i_p], self.istate[i_q] = (top[0] if len(top) else (0, 0))
+            self.istate[i_p], self.istate[i_q] = top[0] if len(top) else (0, 0)
         return trades
 
     def run(self, seconds: float) -> np.ndarray:
@@ -427,16 +533,32 @@ class OrderFlow:
         n_trades = 0
         self.n_messages = 0
         while True:
-            out = self.messages[self.n_messages:]
+            out = self.messages[self.n_messages :]
             n_trades, status, n_ev = flow_run_nb(
-                book.orders, book.levels, book.keys, book.slots, book.meta, book.owner_stats,
-                self._trades, n_trades, self.xrng, self.p, self.fstate, self.istate, t_end, out,
-                self._q_bid, self._q_ask)
+                book.orders,
+                book.levels,
+                book.keys,
+                book.slots,
+                book.meta,
+                book.owner_stats,
+                self._trades,
+                n_trades,
+                self.xrng,
+                self.p,
+                self.fstate,
+                self.istate,
+                t_end,
+                out,
+                self._q_bid,
+                self._q_ask,
+            )
             self.n_messages = min(self.record, self.n_messages + n_ev)
             if status == DONE:
                 return self._trades[:n_trades]
             if status == NEED_TRADE_ROOM:
-                self._trades = grow_trades(self._trades, n_trades, n_trades + k.trade_room_needed_nb(book.meta))
+                self._trades = grow_trades(
+                    self._trades, n_trades, n_trades + k.trade_room_needed_nb(book.meta)
+                )
             elif status == NEED_SLOT:
                 book.reserve(book.orders.shape[0])  # double the pool
             else:  # NEED_WINDOW
@@ -455,4 +577,3 @@ class OrderFlow:
         out = (float(f[F_TRADED_QTY]), float(f[F_TRADED_VALUE]))
         f[F_TRADED_QTY] = f[F_TRADED_VALUE] = 0.0
         return out
-

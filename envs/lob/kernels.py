@@ -293,8 +293,21 @@ def _book_fill_nb(owner_stats, owner, side, price, qty, is_maker):
 
 
 @inline_kernel
-def match_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
-             taker_id, taker_side, taker_owner, qty, limit_price):
+def match_nb(
+    orders,
+    levels,
+    keys,
+    slots,
+    meta,
+    owner_stats,
+    trades,
+    n_trades,
+    taker_id,
+    taker_side,
+    taker_owner,
+    qty,
+    limit_price,
+):
     """Trade `qty` against the opposite side up to `limit_price` (0 = no limit), in
     price-time priority at the makers' prices. Returns (n_trades, unfilled qty).
     An iceberg maker whose display is exhausted refills from its reserve at the back of
@@ -305,15 +318,19 @@ def match_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
         best = meta[best_idx]
         if best == 0:
             break
-        if limit_price > 0 and ((taker_side == BUY and best > limit_price)
-                                or (taker_side == SELL and best < limit_price)):
+        if limit_price > 0 and (
+            (taker_side == BUY and best > limit_price)
+            or (taker_side == SELL and best < limit_price)
+        ):
             break
         lv = best - base
         while qty > 0 and levels[lv].count > 0:
             slot = levels[lv].head
             maker = orders[slot]
             traded = min(qty, maker.qty)
-            _record_trade_nb(trades, n_trades, taker_id, taker_side, taker_owner, maker, best, traded)
+            _record_trade_nb(
+                trades, n_trades, taker_id, taker_side, taker_owner, maker, best, traded
+            )
             n_trades += 1
             _book_fill_nb(owner_stats, taker_owner, taker_side, best, traded, False)
             _book_fill_nb(owner_stats, maker.owner, -taker_side, best, traded, True)
@@ -366,12 +383,39 @@ def _rest_nb(orders, levels, keys, slots, meta, order_id, side, owner, price, qt
 
 
 @inline_kernel
-def limit_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
-             order_id, side, owner, price, qty, peak):
+def limit_nb(
+    orders,
+    levels,
+    keys,
+    slots,
+    meta,
+    owner_stats,
+    trades,
+    n_trades,
+    order_id,
+    side,
+    owner,
+    price,
+    qty,
+    peak,
+):
     """A limit order: trade what crosses at the makers' prices, rest the remainder at `price`."""
     meta[ADDED_QTY] += qty
-    n_trades, left = match_nb(orders, levels, keys, slots, meta, owner_stats, trades,
-                              n_trades, order_id, side, owner, qty, price)
+    n_trades, left = match_nb(
+        orders,
+        levels,
+        keys,
+        slots,
+        meta,
+        owner_stats,
+        trades,
+        n_trades,
+        order_id,
+        side,
+        owner,
+        qty,
+        price,
+    )
     meta[LIMIT_TAKER_QTY] += qty - left
     if left > 0:
         _rest_nb(orders, levels, keys, slots, meta, order_id, side, owner, price, left, peak)
@@ -390,8 +434,9 @@ def cancel_nb(orders, levels, keys, slots, meta, order_id):
 
 
 @inline_kernel
-def modify_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
-              order_id, new_price, new_qty):
+def modify_nb(
+    orders, levels, keys, slots, meta, owner_stats, trades, n_trades, order_id, new_price, new_qty
+):
     """Resize and/or reprice a live order. Shrinking at the same price keeps queue priority;
     a new price or a larger size sends it to the back (and it may trade if it now crosses).
     An unknown id is a no-op."""
@@ -415,16 +460,31 @@ def modify_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
         return n_trades
     side, owner, peak = o.side, o.owner, o.peak
     meta[CANCELLED_QTY] += _remove_nb(orders, levels, keys, slots, meta, slot)
-    return limit_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
-                    order_id, side, owner, new_price, new_qty, peak)
+    return limit_nb(
+        orders,
+        levels,
+        keys,
+        slots,
+        meta,
+        owner_stats,
+        trades,
+        n_trades,
+        order_id,
+        side,
+        owner,
+        new_price,
+        new_qty,
+        peak,
+    )
 
 
 APPLIED, DUPLICATE_ID, NEED_SLOT, NEED_TRADE_ROOM = 0, 1, 2, 3  # process_nb outcomes
 
 
 @kernel
-def process_nb(msgs, start, orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
-               check_live):
+def process_nb(
+    msgs, start, orders, levels, keys, slots, meta, owner_stats, trades, n_trades, check_live
+):
     """Apply a validated batch from message `start` on. Returns (n_trades, index, outcome):
     APPLIED when done; NEED_SLOT / NEED_TRADE_ROOM when the order pool / trade buffer may be
     too small for message `index` (grow it and call again from there); DUPLICATE_ID when
@@ -441,18 +501,56 @@ def process_nb(msgs, start, orders, levels, keys, slots, meta, owner_stats, trad
         if kind == LIMIT:
             if check_live and hash_find_nb(keys, slots, m.order_id) >= 0:
                 return n_trades, i, DUPLICATE_ID
-            n_trades = limit_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
-                                m.order_id, m.side, m.owner, m.price, m.qty, m.peak)
+            n_trades = limit_nb(
+                orders,
+                levels,
+                keys,
+                slots,
+                meta,
+                owner_stats,
+                trades,
+                n_trades,
+                m.order_id,
+                m.side,
+                m.owner,
+                m.price,
+                m.qty,
+                m.peak,
+            )
         elif kind == MARKET:
             meta[MARKET_QTY] += m.qty
-            n_trades, left = match_nb(orders, levels, keys, slots, meta, owner_stats, trades,
-                                      n_trades, m.order_id, m.side, m.owner, m.qty, 0)
+            n_trades, left = match_nb(
+                orders,
+                levels,
+                keys,
+                slots,
+                meta,
+                owner_stats,
+                trades,
+                n_trades,
+                m.order_id,
+                m.side,
+                m.owner,
+                m.qty,
+                0,
+            )
             meta[DROPPED_QTY] += left
         elif kind == CANCEL:
             cancel_nb(orders, levels, keys, slots, meta, m.order_id)
         else:
-            n_trades = modify_nb(orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
-                                 m.order_id, m.price, m.qty)
+            n_trades = modify_nb(
+                orders,
+                levels,
+                keys,
+                slots,
+                meta,
+                owner_stats,
+                trades,
+                n_trades,
+                m.order_id,
+                m.price,
+                m.qty,
+            )
         meta[N_MESSAGES] += 1
     return n_trades, msgs.shape[0], APPLIED
 
@@ -479,7 +577,18 @@ def depth_nb(levels, meta, side, out):
 
 
 # screen_nb codes for the first message that breaks a stateless rule
-OK, BAD_KIND, BAD_SIDE, BAD_QTY, BAD_LIMIT_PRICE, BAD_MODIFY_PRICE, BAD_PRICE_RANGE, BAD_OWNER, BAD_PEAK, BAD_ID = range(10)
+(
+    OK,
+    BAD_KIND,
+    BAD_SIDE,
+    BAD_QTY,
+    BAD_LIMIT_PRICE,
+    BAD_MODIFY_PRICE,
+    BAD_PRICE_RANGE,
+    BAD_OWNER,
+    BAD_PEAK,
+    BAD_ID,
+) = range(10)
 MAX_TICK = 1 << 53
 
 
