@@ -31,8 +31,10 @@ from typing import Any
 import gymnasium as gym
 import numba
 import numpy as np
+from trendgym.envs.execution import ExecutionEnv
 from trendgym.envs.portfolio import PortfolioEnv
 from trendgym.envs.vector import PortfolioVectorEnv
+from trendgym.envs.vector.execution import ExecutionVectorEnv
 
 NATIVE_NS = (1, 16, 64, 256, 1024)
 SYNC_NS = (16, 64)
@@ -75,6 +77,16 @@ KINDS = {
         native_path="trendgym.envs.vector:PortfolioVectorEnv",
         compile_times=lambda kind: portfolio_compile_times(kind),
         clone_single=_clone_portfolio,
+    ),
+    "execution": EnvKind(
+        name="Execution-v0 (defaults: horizon 40 x 2.5 s, 120 s warm-up per episode, "
+        "~100 background messages per env-step)",
+        env_id="trendgym/Execution-v0",
+        kwargs={},
+        make_single=lambda kw: ExecutionEnv(**kw),
+        make_native=lambda n, kw: ExecutionVectorEnv(n, **kw),
+        native_path="trendgym.envs.vector.execution:ExecutionVectorEnv",
+        compile_times=lambda kind: fresh_cache_compile_seconds(kind),
     ),
 }
 
@@ -220,6 +232,29 @@ def portfolio_compile_times(kind: EnvKind) -> dict[str, float]:
         finally:
             setattr(module, name, cached)
     return out
+
+
+def fresh_cache_compile_seconds(kind: EnvKind) -> dict[str, float]:
+    """First reset + step of a 64-env native env in a new process with an empty numba cache:
+    every kernel it calls compiles from scratch (serial and prange drivers both)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    module, cls = kind.native_path.split(":")
+    probe = (
+        "import time, numpy as np\n"
+        f"from {module} import {cls}\n"
+        "t0 = time.perf_counter()\n"
+        "for parallel in (False, True):\n"
+        f"    env = {cls}(8, parallel=parallel, **{kind.kwargs!r})\n"
+        "    env.reset(seed=0); env.step(np.zeros(env.action_space.shape, np.float32))\n"
+        "print(time.perf_counter() - t0)\n"
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                             check=True, env={**os.environ, "NUMBA_CACHE_DIR": cache})
+    return {"all kernels, fresh compile, empty cache": float(out.stdout.strip().splitlines()[-1])}
 
 
 def first_call_seconds(kind: EnvKind) -> float:

@@ -1,0 +1,457 @@
+"""``ExecutionVectorEnv``: N ``trendgym/Execution-v0`` order books stepped by one numba call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+from trendgym.envs.execution import _SIDES, AGENT, OBS_HIGH, OBS_LOW, ExecutionEnv
+from trendgym.envs.lob import kernels as k
+from trendgym.envs.lob.flow import (
+    F_TRADED_QTY,
+    I_LAST_ASK,
+    I_LAST_BID,
+    MAX_DEPTH,
+    N_FSTATE,
+    N_ISTATE,
+    NEED_WINDOW,
+    P_DRIFT,
+    PRESETS,
+)
+from trendgym.envs.lob.rng import seed_state
+from trendgym.envs.vector import execution_nb as nb
+from trendgym.envs.vector.portfolio import autoreset_mode_of
+
+PARALLEL_MIN_ENVS = 64  # below this, waking a busy second core costs more than it saves
+CAPACITY = 512  # initial resting orders per book (grows for all books when one needs more)
+PRICE_LEVELS = 1024  # initial price window per book, ticks
+TRADE_ROOM = 1024  # initial trade buffer per book
+_WINDOW_PAD = 256
+_FLOW_PHASES = (nb.P_LAT_FLOW, nb.P_FLOW, nb.P_COMPLETE_FLOW, nb.P_WARM_FLOW)
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(4, int(n - 1).bit_length())
+
+
+class ExecutionVectorEnv(VectorEnv):
+    """`num_envs` independent Execution-v0 episodes, each on its own book, stepped in one numba call.
+
+    ## Description
+
+    The native vector version of ``ExecutionEnv``: every book, flow and episode lives in rows of
+    2-D arrays, and one numba call (``prange`` over envs) runs each env's whole step — the
+    agent's messages, ``step_seconds`` of background flow, the forced completion at the
+    horizon, the observation and reward — and the warm-up of envs that reset. Trajectories are
+    identical bit for bit to a ``SyncVectorEnv`` of ``ExecutionEnv``s with the same kwargs and
+    seeds: observations, rewards, terminations and infos.
+
+    ## Action Space
+
+    ``Box(-1, 1, (num_envs, 3), float32)``: one row per env, as the single env (cast to float32
+    first, as it does). NaN or values outside [-1, 1] raise ``ValueError`` naming the env; the
+    batch then changes nothing.
+
+    ## Observation Space
+
+    ``Box(float32, (num_envs, 12))``: one row per env, the single env's observation.
+
+    ## Rewards
+
+    As the single env: the change of implementation shortfall, bps (float64 per env).
+
+    ## Starting State
+
+    As the single env. ``reset(seed=s)`` seeds env i with ``s + i`` (as ``SyncVectorEnv``), or with
+    ``seed[i]`` given a list; ``options={"reset_mask": mask}`` resets only those envs. Each env's
+    next episode (side, quantity, preset, urgency, flow seed) is drawn from its generator right
+    after a reset, in the single env's order, so an autoreset needs no Python draw.
+
+    ## Episode End
+
+    Terminated after ``horizon`` decisions, never truncated. Autoreset follows
+    ``metadata["autoreset_mode"]``: ``NEXT_STEP`` (default), ``SAME_STEP`` (the last observation and
+    info go to ``info["final_obs"]``/``info["final_info"]``) or ``DISABLED``. Infos are Gymnasium
+    vector infos: ``remaining`` and ``running_shortfall_bps`` every step, the single env's terminal
+    summary keys (``shortfall_bps``, ``fill_rate``, ``avg_price``, ...) when an episode ends.
+
+    ## Arguments
+
+    ``num_envs``, ``autoreset_mode=NEXT_STEP``, ``parallel=None`` (True: ``prange``; False: one
+    thread; None: ``prange`` from ``PARALLEL_MIN_ENVS`` envs), and every ``ExecutionEnv`` keyword
+    except ``render_mode`` (no rendering) and ``compliance`` (a Python hook per order: use
+    ``gymnasium.make_vec(..., vectorization_mode="sync")``).
+
+    ## Version History
+
+    * v0: first release.
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        *,
+        autoreset_mode: Any = AutoresetMode.NEXT_STEP,
+        parallel: bool | None = None,
+        **env_kwargs: Any,
+    ) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
+            raise TypeError(f"num_envs must be an int, got {type(num_envs).__name__}")
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if env_kwargs.pop("compliance", None) is not None:
+            raise ValueError("compliance= hooks every order in Python: use gymnasium.make_vec(..., "
+                             "vectorization_mode='sync') for a compliance-wrapped vector env")
+        if env_kwargs.get("render_mode") is not None:
+            raise ValueError("the native vector env does not render: use render_mode=None")
+        if parallel is not None and not isinstance(parallel, bool):
+            raise TypeError(f"parallel must be True, False or None, got {parallel!r}")
+        t = ExecutionEnv(**env_kwargs)  # validates the kwargs
+        self.template = t
+        self.num_envs = n = int(num_envs)
+        self.metadata = {"render_modes": [], "autoreset_mode": autoreset_mode_of(autoreset_mode)}
+        self.render_mode = None
+        self.parallel = parallel
+        self._use_prange = parallel if parallel is not None else n >= PARALLEL_MIN_ENVS
+        self.single_observation_space = t.observation_space
+        self.single_action_space = t.action_space
+        self.observation_space = batch_space(self.single_observation_space, n)
+        self.action_space = batch_space(self.single_action_space, n)
+        self.horizon, self.step_seconds, self.latency = t.horizon, t.step_seconds, t.latency
+        self.fee_bps, self.risk_aversion, self.tick_size = t.fee_bps, t.risk_aversion, t.tick_size
+        self.start_price = t.start_price
+        self.n_warm = int(t.warmup_seconds / t.step_seconds)
+        self._preset_params = {name: p.to_array() for name, p in PRESETS.items()}
+
+        self.orders = np.zeros((n, CAPACITY), dtype=k.ORDER_DTYPE)
+        self.levels = np.zeros((n, PRICE_LEVELS), dtype=k.LEVEL_DTYPE)
+        self.keys = np.full((n, _pow2(2 * CAPACITY)), k.EMPTY_KEY, dtype=np.int64)
+        self.slots = np.full(self.keys.shape, -1, dtype=np.int64)
+        self.meta = np.zeros((n, k.N_META), dtype=np.int64)
+        self.owner_stats = np.zeros((n, k.MAX_OWNERS, k.N_OWNER_STATS), dtype=np.int64)
+        self.trades = np.zeros((n, TRADE_ROOM), dtype=k.TRADE_DTYPE)
+        self.xrng = np.zeros((n, 4), dtype=np.uint64)
+        self.params = np.zeros((n, next(iter(self._preset_params.values())).shape[0]))
+        self.fstate = np.zeros((n, N_FSTATE))
+        self.istate = np.zeros((n, N_ISTATE), dtype=np.int64)
+        self._no_msgs = np.zeros(0, dtype=k.MESSAGE_DTYPE)
+        self._q_bid = np.zeros((n, MAX_DEPTH), dtype=np.int64)
+        self._q_ask = np.zeros((n, MAX_DEPTH), dtype=np.int64)
+        self._msgs = np.zeros((n, 2), dtype=k.MESSAGE_DTYPE)
+        self._msgs["owner"] = AGENT
+        self.ei = np.zeros((n, nb.N_EI), dtype=np.int64)
+        self.ef = np.zeros((n, nb.N_EF))
+        self._final_ei = np.zeros_like(self.ei)
+        self._final_ef = np.zeros_like(self.ef)
+        self._tob = np.zeros((n, 6), dtype=np.int64)
+        self._own = np.zeros((n, 3), dtype=np.int64)
+        self._mids = np.zeros((n, self.n_warm + 1))
+        self._obs = np.zeros((n, 12), dtype=np.float32)
+        self._final_obs = np.zeros_like(self._obs)
+        self._status = np.zeros(n, dtype=np.int64)
+        self._no_actions = np.zeros((n, 3), dtype=np.float32)
+        self._obs_low, self._obs_high = OBS_LOW.copy(), OBS_HIGH.copy()
+        # the next episode of each env, drawn from its generator right after its last reset
+        self._nx_side = np.zeros(n, dtype=np.int64)
+        self._nx_qty = np.zeros(n, dtype=np.int64)
+        self._nx_urgency = np.zeros(n)
+        self._nx_xrng = np.zeros((n, 4), dtype=np.uint64)
+        self._nx_params = np.zeros_like(self.params)
+        self._nx_depth = np.zeros(n, dtype=np.int64)
+        self._nx_preset: list[str] = [""] * n
+        self.presets: list[str] = [""] * n
+        self.step_volume = np.zeros(n)
+        self.episodes = np.zeros(n, dtype=np.int64)
+        self._generators: list[np.random.Generator | None] = [None] * n
+        self._autoreset = np.zeros(n, dtype=bool)
+        self._started = np.zeros(n, dtype=bool)
+        self._done = np.zeros(n, dtype=bool)
+        self.growths = {"pool": 0, "window": 0, "trades": 0}
+
+    # ---------------------------------------------------------------- episode draws
+    def _draw_next(self, i: int) -> None:
+        """Env i's next episode, drawn as ``ExecutionEnv.reset`` draws it (same calls, same order)."""
+        t, rng = self.template, self._generators[i]
+        side = _SIDES[t.side_arg] if t.side_arg else int(rng.choice([1, -1]))
+        quantity = int(t.quantity_arg or rng.integers(t.quantity_range[0], t.quantity_range[1] + 1))
+        preset = t.preset_arg or str(rng.choice(sorted(PRESETS)))
+        urgency = float(t.urgency_arg if t.urgency_arg is not None else rng.uniform())
+        drift = side * min(0.9, abs(PRESETS[preset].drift) + urgency * t.max_drift)
+        self._nx_params[i] = self._preset_params[preset]
+        self._nx_params[i, P_DRIFT] = drift  # as flow_params(preset, drift=drift).to_array()
+        self._nx_xrng[i] = seed_state(rng)  # OrderFlow seeds its stream after the draws
+        self._nx_side[i], self._nx_qty[i], self._nx_urgency[i] = side, quantity, urgency
+        self._nx_depth[i] = PRESETS[preset].initial_depth
+        self._nx_preset[i] = preset
+
+    def _seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:
+        if seed is None:
+            return [None] * self.num_envs
+        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            return [int(seed) + i for i in range(self.num_envs)]
+        seeds = list(seed)
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"seed list must have {self.num_envs} entries, got {len(seeds)}")
+        return seeds
+
+    # ---------------------------------------------------------------- running the kernel
+    def _run(self, actions: np.ndarray, same_step: bool) -> None:
+        """Call the batched kernel until every env's phase is done, growing books in between."""
+        kernel = nb.vector_run_nb if self._use_prange else nb.vector_run_serial_nb
+        while True:
+            kernel(
+                self._status, actions, self.orders, self.levels, self.keys, self.slots, self.meta,
+                self.owner_stats, self.trades, self.xrng, self.params, self.fstate, self.istate,
+                self._no_msgs, self._q_bid, self._q_ask, self._msgs, self.ei, self.ef, self._tob,
+                self._own, self._mids, self._obs, self._final_obs, self._final_ei, self._final_ef,
+                self._nx_side, self._nx_qty, self._nx_urgency, self._nx_xrng, self._nx_params,
+                self._nx_depth, same_step, self.horizon, self.step_seconds, self.latency,
+                self.fee_bps, self.risk_aversion, self.n_warm, self.start_price, self._obs_low,
+                self._obs_high)  # fmt: skip
+            status = self._status
+            if not status.any():
+                return
+            if (status == nb.STUCK).any():
+                i = int(np.flatnonzero(status == nb.STUCK)[0])
+                raise RuntimeError(f"env {i}: the book stayed empty for an hour of simulated time")
+            if (status == nb.NEED_SLOT).any():
+                self._grow_pool()
+            if (status == nb.NEED_TRADE_ROOM).any():
+                self._grow_trades()
+            for i in np.flatnonzero(status == NEED_WINDOW):
+                self._cover_prices(int(i))
+
+    def _grow_pool(self) -> None:
+        """Double every book's order pool (as ``OrderBook._grow_pool``: contents unchanged)."""
+        n, cap = self.orders.shape
+        orders = np.zeros((n, 2 * cap), dtype=k.ORDER_DTYPE)
+        orders[:, :cap] = self.orders
+        orders["next"][:, cap:] = np.arange(cap + 1, 2 * cap + 1)
+        orders["next"][:, -1] = self.meta[:, k.FREE_HEAD]  # new slots first, then the old chain
+        orders["prev"][:, cap:] = -1
+        self.meta[:, k.FREE_HEAD] = cap
+        self.orders = orders
+        self.keys = np.full((n, _pow2(4 * cap)), k.EMPTY_KEY, dtype=np.int64)
+        self.slots = np.full(self.keys.shape, -1, dtype=np.int64)
+        for i in range(n):
+            k.rehash_nb(self.orders[i], self.keys[i], self.slots[i])
+        self.growths["pool"] += 1
+
+    def _grow_trades(self) -> None:
+        needed = self.ei[:, nb.EI_N_TRADES] + self.meta[:, k.N_LIVE] + self.meta[:, k.REFILLS] + 1
+        n, room = self.trades.shape
+        trades = np.zeros((n, max(2 * room, int(needed.max()))), dtype=k.TRADE_DTYPE)
+        trades[:, :room] = self.trades
+        self.trades = trades
+        self.growths["trades"] += 1
+
+    def _cover_prices(self, i: int) -> None:
+        """Widen every book's price window so env i's needed prices fit (grows toward them)."""
+        meta = self.meta[i]
+        if self.ei[i, nb.EI_PHASE] in _FLOW_PHASES:  # as OrderFlow.run
+            bid = int(meta[k.BEST_BID]) or int(self.istate[i, I_LAST_BID])
+            ask = int(meta[k.BEST_ASK]) or int(self.istate[i, I_LAST_ASK])
+            lo, hi = min(bid, ask) - 4 * MAX_DEPTH, max(bid, ask) + 4 * MAX_DEPTH
+        else:
+            lo, hi = int(self.ei[i, nb.EI_NEED_LO]), int(self.ei[i, nb.EI_NEED_HI])
+        n_env, size = self.levels.shape
+        base = int(meta[k.BASE])
+        lo2, hi2 = min(base, lo - _WINDOW_PAD), max(base + size - 1, hi + _WINDOW_PAD)
+        new_size = max(hi2 - lo2 + 1, 2 * size)
+        new_base = max(1, lo2 if lo >= base else hi2 + 1 - new_size)
+        new_size = max(new_size, hi + 1 - new_base)
+        levels = np.zeros((n_env, new_size), dtype=k.LEVEL_DTYPE)
+        levels["head"] = levels["tail"] = -1
+        levels[:, :size] = self.levels  # other books keep their base
+        shift = base - new_base
+        if shift:  # book i's old window moves up by `shift` levels in the new one
+            levels[i] = levels[i, -1]  # a blank level (the old rows end before the last)
+            levels[i, shift: shift + size] = self.levels[i]
+        meta[k.BASE] = new_base
+        self.levels = levels
+        self.growths["window"] += 1
+
+    # ---------------------------------------------------------------- resets
+    def _finish_resets(self, idx: np.ndarray) -> None:
+        """The end of ``ExecutionEnv.reset`` for envs whose warm-up just ran."""
+        n_warm = self.n_warm
+        for i in idx:
+            warm_returns = np.diff(np.log(self._mids[i].copy())) * 1e4
+            vol_bps = max(float(np.std(warm_returns)), 0.1)
+            touch_depth = max(self.ef[i, nb.EF_WARM_DEPTH] / (2 * n_warm), 1.0)
+            self.step_volume[i] = self.fstate[i, F_TRADED_QTY] / n_warm
+            nb.finish_reset_nb(
+                i, self.orders, self.levels, self.keys, self.slots, self.meta, self.owner_stats,
+                self.fstate, self.istate, self.ei, self.ef, self._tob, self._own, vol_bps,
+                float(touch_depth), self.horizon, self._obs_low, self._obs_high, self._obs)
+            self.presets[i] = self._nx_preset[i]
+            self.episodes[i] += 1
+            self._draw_next(int(i))
+
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        seeds = self._seeds(seed)
+        mask = np.ones(self.num_envs, dtype=bool)
+        if options and "reset_mask" in options:
+            mask = np.asarray(options["reset_mask"])
+            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+                raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},), got {mask!r}")
+            if not mask.any():
+                raise ValueError("reset_mask resets no env")
+        idx = np.flatnonzero(mask)
+        for i in idx:
+            # as gym.Env.reset: a seed reseeds; no seed keeps the generator (made once if none)
+            if seeds[i] is not None or self._generators[i] is None:
+                self._generators[i], _ = seeding.np_random(seeds[i])
+                self._draw_next(int(i))
+        self.ei[:, nb.EI_PHASE] = nb.P_IDLE
+        self.ei[mask, nb.EI_PHASE] = nb.P_RESET
+        self._run(self._no_actions, False)
+        self._finish_resets(idx)
+        self._started[mask] = True
+        self._autoreset[mask] = False
+        self._done[mask] = False
+        return self._obs.copy(), self._infos(mask)
+
+    # ---------------------------------------------------------------- the step
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        a = np.asarray(actions, dtype=np.float32)
+        if a.shape != self.action_space.shape:
+            raise ValueError(f"actions must have shape {self.action_space.shape}, got {a.shape}")
+        ok = (a >= -1.0) & (a <= 1.0)  # NaN fails too
+        if not ok.all():
+            i = int(np.flatnonzero(~ok.all(axis=1))[0])
+            why = "NaN or inf" if not np.isfinite(a[i]).all() else "values outside [-1, 1]"
+            raise ValueError(f"action of env {i} has {why}: {a[i].tolist()}")
+        mode = self.metadata["autoreset_mode"]
+        reset_first = self._autoreset if mode is AutoresetMode.NEXT_STEP else np.zeros(self.num_envs, bool)
+        blocked = ~self._started | (self._done & ~reset_first)
+        if blocked.any():
+            i = int(np.flatnonzero(blocked)[0])
+            raise RuntimeError(f"env {i} has no running episode: reset it before step()")
+        a = np.ascontiguousarray(a)
+        same_step = mode is AutoresetMode.SAME_STEP
+        self.ei[:, nb.EI_PHASE] = np.where(reset_first, nb.P_RESET, nb.P_DECIDE)
+        self._run(a, same_step)
+        rewards = self.ef[:, nb.EF_REWARD].copy()
+        terminated = self.ei[:, nb.EI_TERMINATED] == 1
+        rewards[reset_first] = 0.0
+        terminated[reset_first] = False
+        final: dict[str, Any] | None = None
+        if terminated.any():
+            final = self._infos(terminated, self._final_ei, self._final_ef, summaries=True)
+        final_obs = self._final_obs.copy() if same_step and terminated.any() else None
+        resetting = np.flatnonzero(self.ei[:, nb.EI_PHASE] == nb.P_WARM_DONE)
+        if resetting.size:
+            self._finish_resets(resetting)
+        obs = self._obs.copy()
+        infos = self._infos(np.ones(self.num_envs, dtype=bool))
+        if final is not None:
+            if same_step:
+                fo = np.full(self.num_envs, None, dtype=object)
+                for i in np.flatnonzero(terminated):
+                    fo[i] = final_obs[i]
+                infos["final_obs"], infos["_final_obs"] = fo, terminated.copy()
+                infos["final_info"], infos["_final_info"] = final, terminated.copy()
+            else:
+                infos.update({key: v for key, v in final.items() if key not in infos})
+        self._autoreset = terminated
+        if mode is AutoresetMode.DISABLED:
+            self._done = terminated.copy()
+        return obs, rewards, terminated, np.zeros(self.num_envs, dtype=bool), infos
+
+    # ---------------------------------------------------------------- infos
+    def _infos(self, mask: np.ndarray, ei: np.ndarray | None = None, ef: np.ndarray | None = None,
+               summaries: bool = False) -> dict[str, Any]:
+        """Vector infos as ``SyncVectorEnv`` merges the single envs' (``_info`` / ``_summary``)."""
+        ei = self.ei if ei is None else ei
+        ef = self.ef if ef is None else ef
+        infos: dict[str, Any] = {
+            "remaining": np.where(mask, ei[:, nb.EI_REMAINING], 0),
+            "_remaining": mask.copy(),
+            "running_shortfall_bps": np.where(mask, ef[:, nb.EF_SHORTFALL], 0.0),
+            "_running_shortfall_bps": mask.copy(),
+        }
+        if summaries:
+            for i in np.flatnonzero(mask):
+                for key, value in self._summary(int(i), ei, ef).items():
+                    if key not in infos:
+                        kind = type(value)
+                        infos[key] = (np.zeros(self.num_envs, dtype=kind) if kind in (int, float)
+                                      else np.full(self.num_envs, None, dtype=object))
+                        infos[f"_{key}"] = np.zeros(self.num_envs, dtype=bool)
+                    infos[key][i] = value
+                    infos[f"_{key}"][i] = True
+        return infos
+
+    def _summary(self, i: int, ei: np.ndarray, ef: np.ndarray) -> dict[str, Any]:
+        """``ExecutionEnv._summary`` from env i's rows (same Python arithmetic)."""
+        side, tick = int(ei[i, nb.EI_SIDE]), self.tick_size
+        quantity, remaining = int(ei[i, nb.EI_QTY]), int(ei[i, nb.EI_REMAINING])
+        cash, fees = int(ei[i, nb.EI_CASH]), float(ef[i, nb.EF_FEES])
+        market_qty, market_value = int(ei[i, nb.EI_MARKET_QTY]), float(ef[i, nb.EF_MARKET_VALUE])
+        arrival = float(ef[i, nb.EF_ARRIVAL]) * tick
+        marked = remaining * float(ef[i, nb.EF_PREV_MID])
+        avg = (cash + side * fees + marked) / quantity * tick
+        vwap = market_value / market_qty * tick if market_qty else arrival
+        return {
+            "shortfall_bps": side * (avg / arrival - 1.0) * 1e4,
+            "fill_rate": int(ei[i, nb.EI_FILLED_END]) / quantity,
+            "arrival_price": arrival,
+            "avg_price": avg,
+            "n_orders": int(ei[i, nb.EI_N_ORDERS]),
+            "compliance_violations": 0,
+            "unfilled_marked": remaining,
+            "market_vwap": vwap,
+            "vwap_slippage_bps": side * (avg / vwap - 1.0) * 1e4,
+            "side": "buy" if side == 1 else "sell",
+            "quantity": quantity,
+            "preset": self.presets[i],
+            "urgency": float(ef[i, nb.EF_URGENCY]),
+        }
+
+    # ---------------------------------------------------------------- per-env access
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        """One value per env: episode state (`remaining`, `side`, `quantity`, `preset`, ...) or a
+        shared setting of the template env."""
+        per_env = {
+            "remaining": lambda i: int(self.ei[i, nb.EI_REMAINING]),
+            "side": lambda i: int(self.ei[i, nb.EI_SIDE]),
+            "quantity": lambda i: int(self.ei[i, nb.EI_QTY]),
+            "t": lambda i: int(self.ei[i, nb.EI_T]),
+            "urgency": lambda i: float(self.ef[i, nb.EF_URGENCY]),
+            "arrival_ticks": lambda i: float(self.ef[i, nb.EF_ARRIVAL]),
+            "vol_bps": lambda i: float(self.ef[i, nb.EF_VOL_BPS]),
+            "touch_depth": lambda i: float(self.ef[i, nb.EF_TOUCH_DEPTH]),
+            "shortfall": lambda i: float(self.ef[i, nb.EF_SHORTFALL]),
+            "step_volume": lambda i: float(self.step_volume[i]),
+            "preset": lambda i: self.presets[i],
+            "episodes": lambda i: int(self.episodes[i]),
+            "np_random": lambda i: self._generators[i],
+        }
+        if name in per_env:
+            return tuple(per_env[name](i) for i in range(self.num_envs))
+        return (getattr(self.template, name),) * self.num_envs  # AttributeError names it
+
+    def set_attr(self, name: str, values: Any) -> None:
+        raise ValueError(f"cannot set {name!r}: the native execution env's settings are fixed at construction")
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        if name == "render":
+            return (None,) * self.num_envs
+        value = self.get_attr(name)[0]
+        if callable(value):
+            raise ValueError(f"{name!r} cannot be called per env on {type(self).__name__}: its "
+                             "sub-envs are rows of arrays (use step/reset on the vector env)")
+        return self.get_attr(name)
+
+    def render(self) -> None:
+        return None
