@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "export_attention": "extractors",
     "TrainedAgent": "loading",
     "load": "loading",
+    "CrossSectionalPolicy": "policies",
     "CSMOM": "portfolio",
     "EqualWeight": "portfolio",
     "RiskParity": "portfolio",

@@ -252,6 +252,8 @@ def test_portfolio_script_main_returns_the_run_dir(tmp_path):
             "1",
             "--out",
             str(tmp_path / "p"),
+            "--extractor",
+            "attention",
             "--d-model",
             "8",
             "--no-progress-bar",
@@ -317,18 +319,10 @@ def test_cli_reports_bad_input(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "env_id,module",
-    [
-        ("trendgym/Execution-v0", "trendgym.envs.execution"),
-        ("trendgym/Portfolio-v0", "trendgym.envs.portfolio"),
-    ],
+    "env_id", ["trendgym/Execution-v0", "trendgym/Portfolio-v0"]
 )
-def test_our_envs_train_save_and_load(tmp_path, env_id, module):
-    """Runs once the env exists (it is written in parallel): default extractor, tiny budget."""
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} not written yet")
+def test_our_envs_train_save_and_load(tmp_path, env_id):
+    """Our two envs with their default extractor and a tiny budget."""
     result = run(
         config(tmp_path, env_id=env_id, timesteps=64, model_kwargs={**BUDGET["ppo"], "n_steps": 32})
     )
