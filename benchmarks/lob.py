@@ -130,17 +130,14 @@ def time_numba(seed_msgs, stream, repeats=5):
     return best, trades, compile_s
 
 
+def _columns(m: np.ndarray) -> tuple[list, ...]:
+    return tuple(m[name].tolist() for name in ("kind", "side", "price", "qty", "order_id"))
+
+
 def time_python(seed_msgs, stream):
     book = PythonBook()
-    cols = lambda m: (
-        m["kind"].tolist(),
-        m["side"].tolist(),
-        m["price"].tolist(),
-        m["qty"].tolist(),
-        m["order_id"].tolist(),
-    )  # noqa: E731
-    book.process(*cols(seed_msgs))
-    args = cols(stream)
+    book.process(*_columns(seed_msgs))
+    args = _columns(stream)
     t0 = time.perf_counter()
     trades = book.process(*args)
     return time.perf_counter() - t0, trades

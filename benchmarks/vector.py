@@ -31,6 +31,7 @@ from typing import Any
 import gymnasium as gym
 import numba
 import numpy as np
+
 from trendgym.envs.execution import ExecutionEnv
 from trendgym.envs.portfolio import PortfolioEnv
 from trendgym.envs.vector import PortfolioVectorEnv
@@ -180,6 +181,7 @@ def ppo_rate(
     """PPO ``learn`` steps/s (policy, rollouts and updates) and the share of it spent in the env."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecEnvWrapper
+
     from trendgym.envs.sb3_vec import make_sb3_vec_env
 
     class Timed(VecEnvWrapper):
@@ -252,8 +254,13 @@ def fresh_cache_compile_seconds(kind: EnvKind) -> dict[str, float]:
         "print(time.perf_counter() - t0)\n"
     )
     with tempfile.TemporaryDirectory() as cache:
-        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                             check=True, env={**os.environ, "NUMBA_CACHE_DIR": cache})
+        out = subprocess.run(
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "NUMBA_CACHE_DIR": cache},
+        )
     return {"all kernels, fresh compile, empty cache": float(out.stdout.strip().splitlines()[-1])}
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -12,16 +11,26 @@ from gymnasium import spaces
 
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.book import OrderBook
-from trendgym.envs.lob.kernels import kernel
 from trendgym.envs.lob.flow import I_LAST_ASK, I_LAST_BID, PRESETS, OrderFlow, flow_params
+from trendgym.envs.lob.kernels import kernel
 
 AGENT = 1  # owner tag of the agent's orders on the book
 WAIT, MARKET = 0, 5
 LIMIT_OFFSETS = {1: -2, 2: -1, 3: 0, 4: 1}  # order type -> ticks from the own-side touch
 N_ORDER_TYPES = 6
 OBS_NAMES = (
-    "time_left", "inventory_left", "spread", "imbalance_1", "imbalance_5", "ofi",
-    "mid_move", "volatility", "own_size", "own_distance", "own_queue_ahead", "urgency",
+    "time_left",
+    "inventory_left",
+    "spread",
+    "imbalance_1",
+    "imbalance_5",
+    "ofi",
+    "mid_move",
+    "volatility",
+    "own_size",
+    "own_distance",
+    "own_queue_ahead",
+    "urgency",
 )
 OBS_LOW = np.array([0, 0, 0, -1, -1, -10, -10, 0, 0, -10, 0, 0], dtype=np.float32)
 OBS_HIGH = np.array([1, 1, 50, 1, 1, 10, 10, 100, 1, 10, 10, 1], dtype=np.float32)
@@ -38,8 +47,15 @@ def first_disallowed_nb(proposed, allowed):
         for j in range(proposed.shape[0]):
             p = proposed[j]
             if p.order_id == a.order_id:
-                same = p.kind == a.kind and p.side == a.side and p.owner == a.owner and p.peak == a.peak
-                passive = a.price == p.price or (p.kind == k.LIMIT and a.price > 0 and (a.price - p.price) * p.side < 0)
+                same = (
+                    p.kind == a.kind
+                    and p.side == a.side
+                    and p.owner == a.owner
+                    and p.peak == a.peak
+                )
+                passive = a.price == p.price or (
+                    p.kind == k.LIMIT and a.price > 0 and (a.price - p.price) * p.side < 0
+                )
                 ok = same and passive and 0 < a.qty <= p.qty
                 break
         if not ok:
@@ -174,20 +190,37 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(f"quantity_range must satisfy 0 < low <= high, got {quantity_range!r}")
         if urgency is not None and not 0.0 <= urgency <= 1.0:
             raise ValueError(f"urgency must be in [0, 1] or None, got {urgency!r}")
-        checks = {"horizon": horizon >= 1, "step_seconds": step_seconds > 0,
-                  "max_drift": 0 <= max_drift <= 0.9, "latency": 0 <= latency < step_seconds,
-                  "fee_bps": fee_bps >= 0, "risk_aversion": risk_aversion >= 0,
-                  "warmup_seconds": warmup_seconds >= step_seconds, "tick_size": tick_size > 0,
-                  "start_price": start_price > 100}
+        checks = {
+            "horizon": horizon >= 1,
+            "step_seconds": step_seconds > 0,
+            "max_drift": 0 <= max_drift <= 0.9,
+            "latency": 0 <= latency < step_seconds,
+            "fee_bps": fee_bps >= 0,
+            "risk_aversion": risk_aversion >= 0,
+            "warmup_seconds": warmup_seconds >= step_seconds,
+            "tick_size": tick_size > 0,
+            "start_price": start_price > 100,
+        }
         for name, ok in checks.items():
             if not ok:
-                raise ValueError(f"invalid {name}={locals()[name]!r}"
-                                 + (" (must be < step_seconds)" if name == "latency" else ""))
+                raise ValueError(
+                    f"invalid {name}={locals()[name]!r}"
+                    + (" (must be < step_seconds)" if name == "latency" else "")
+                )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        self.side_arg, self.quantity_arg, self.preset_arg, self.urgency_arg = side, quantity, preset, urgency
+        self.side_arg, self.quantity_arg, self.preset_arg, self.urgency_arg = (
+            side,
+            quantity,
+            preset,
+            urgency,
+        )
         self.horizon, self.step_seconds = int(horizon), float(step_seconds)
-        self.max_drift, self.latency, self.fee_bps = float(max_drift), float(latency), float(fee_bps)
+        self.max_drift, self.latency, self.fee_bps = (
+            float(max_drift),
+            float(latency),
+            float(fee_bps),
+        )
         self.risk_aversion, self.warmup_seconds = float(risk_aversion), float(warmup_seconds)
         self.quantity_range = (int(lo), int(hi))
         self.tick_size, self.start_price = float(tick_size), int(start_price)
@@ -213,13 +246,17 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         self.episodes += 1
         rng = self.np_random
         self.side = _SIDES[self.side_arg] if self.side_arg else int(rng.choice([1, -1]))
-        self.quantity = int(self.quantity_arg or rng.integers(self.quantity_range[0], self.quantity_range[1] + 1))
+        self.quantity = int(
+            self.quantity_arg or rng.integers(self.quantity_range[0], self.quantity_range[1] + 1)
+        )
         self.preset = self.preset_arg or str(rng.choice(sorted(PRESETS)))
         self.urgency = float(self.urgency_arg if self.urgency_arg is not None else rng.uniform())
         base = PRESETS[self.preset]
         drift = self.side * min(0.9, abs(base.drift) + self.urgency * self.max_drift)
         self.book.clear()
-        self.flow = OrderFlow(self.book, flow_params(self.preset, drift=drift), rng, start_price=self.start_price)
+        self.flow = OrderFlow(
+            self.book, flow_params(self.preset, drift=drift), rng, start_price=self.start_price
+        )
         self.flow.seed_book()
         # warm-up: learn the market's per-step volatility and touch depth before arrival
         n_warm = int(self.warmup_seconds / self.step_seconds)
@@ -290,7 +327,9 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         reward = -(shortfall - self.shortfall)
         self.shortfall = shortfall
         if self.risk_aversion > 0 and not terminated:
-            reward -= self.risk_aversion * (self.remaining / self.quantity) ** 2 * math.sqrt(self.ewm_var)
+            reward -= (
+                self.risk_aversion * (self.remaining / self.quantity) ** 2 * math.sqrt(self.ewm_var)
+            )
         info = self._info()
         if terminated:
             info.update(self._summary())
@@ -336,7 +375,13 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _new(self, n: int, kind: int, price: int, qty: int) -> int:
         m = self._msgs[n]
-        m["kind"], m["side"], m["price"], m["qty"], m["order_id"] = kind, self.side, price, qty, self.next_id
+        m["kind"], m["side"], m["price"], m["qty"], m["order_id"] = (
+            kind,
+            self.side,
+            price,
+            qty,
+            self.next_id,
+        )
         if kind == k.LIMIT:
             self.own_id = self.next_id
         self.next_id += 1
@@ -364,17 +409,25 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
             proposed = msgs[first:]
             if proposed.shape[0]:
                 allowed = self.pre_trade(proposed.copy(), self)
-                if not isinstance(allowed, np.ndarray) or allowed.dtype != k.MESSAGE_DTYPE or allowed.ndim != 1:
+                if (
+                    not isinstance(allowed, np.ndarray)
+                    or allowed.dtype != k.MESSAGE_DTYPE
+                    or allowed.ndim != 1
+                ):
                     raise TypeError("pre_trade must return a one-dimensional MESSAGE_DTYPE array")
                 bad = first_disallowed_nb(proposed, allowed)
                 if bad >= 0:
-                    raise ValueError("pre_trade may only drop, shrink or make more passive the proposed "
-                                     f"orders; got {allowed[bad]} for {proposed}")
+                    raise ValueError(
+                        "pre_trade may only drop, shrink or make more passive the proposed "
+                        f"orders; got {allowed[bad]} for {proposed}"
+                    )
                 msgs = msgs[: first + allowed.shape[0]]
                 msgs[first:] = allowed
         if msgs.shape[0] == 0:
             return 0
-        self.n_orders += int(np.count_nonzero((msgs["kind"] == k.LIMIT) | (msgs["kind"] == k.MARKET)))
+        self.n_orders += int(
+            np.count_nonzero((msgs["kind"] == k.LIMIT) | (msgs["kind"] == k.MARKET))
+        )
         trades = self.book.process(msgs)
         self._count_market(trades)
         self._book_fills()
@@ -430,7 +483,9 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _refresh_own(self) -> None:
         b = self.book
-        if not k.order_state_nb(b.orders, b.levels, b.keys, b.slots, b.meta, self.own_id, self._own):
+        if not k.order_state_nb(
+            b.orders, b.levels, b.keys, b.slots, b.meta, self.own_id, self._own
+        ):
             self.own_id = k.EMPTY_KEY
 
     def _mid(self) -> float:
@@ -466,10 +521,23 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         own_qty, own_price, ahead = self._own.tolist()
         touch = bid if side == 1 else ask
         distance = side * (own_price - touch) if own_qty and touch else 0.0
-        obs = np.array([
-            1.0 - self.t / self.horizon, self.remaining / self.quantity, spread, imb1, imb5,
-            side * self.last_ofi / self.touch_depth, move, vol_bps, own_qty / self.quantity,
-            distance, ahead / self.touch_depth, self.urgency], dtype=np.float32)
+        obs = np.array(
+            [
+                1.0 - self.t / self.horizon,
+                self.remaining / self.quantity,
+                spread,
+                imb1,
+                imb5,
+                side * self.last_ofi / self.touch_depth,
+                move,
+                vol_bps,
+                own_qty / self.quantity,
+                distance,
+                ahead / self.touch_depth,
+                self.urgency,
+            ],
+            dtype=np.float32,
+        )
         return np.clip(obs, OBS_LOW, OBS_HIGH, out=obs)
 
     def _info(self) -> dict[str, Any]:
@@ -502,6 +570,8 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
             return None
         bids = self.book.depth(1, 5).tolist()
         asks = self.book.depth(-1, 5).tolist()
-        return (f"t={self.t}/{self.horizon} {'BUY' if self.side == 1 else 'SELL'} "
-                f"left={self.remaining}/{self.quantity} IS={self.shortfall:.2f}bps\n"
-                f"asks {asks}\nbids {bids}")
+        return (
+            f"t={self.t}/{self.horizon} {'BUY' if self.side == 1 else 'SELL'} "
+            f"left={self.remaining}/{self.quantity} IS={self.shortfall:.2f}bps\n"
+            f"asks {asks}\nbids {bids}"
+        )

@@ -43,9 +43,13 @@ def rollout(env, seed, n_steps=None, action_seed=None):
 
 # ------------------------------------------------------------------------- contract
 def test_make_works_from_a_fresh_interpreter_elsewhere(tmp_path):
-    code = ("import gymnasium as gym; env = gym.make('trendgym:trendgym/Execution-v0', preset='calm'); "
-            "obs, info = env.reset(seed=0); print(obs.shape)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    code = (
+        "import gymnasium as gym; env = gym.make('trendgym:trendgym/Execution-v0', preset='calm'); "
+        "obs, info = env.reset(seed=0); print(obs.shape)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "(12,)"
 
 
@@ -84,12 +88,15 @@ def test_pickled_env_continues_identically():
         assert (reward_a, done_a, info_a) == (reward_b, done_b, info_b)
 
 
-@pytest.mark.parametrize("bad, error", [
-    (np.array([np.nan, 0, 0], dtype=np.float32), "NaN"),
-    (np.array([0, 1.5, 0], dtype=np.float32), r"\[-1, 1\]"),
-    (np.array([0, 0], dtype=np.float32), "shape"),
-    (np.array([0, 0, np.inf], dtype=np.float32), "NaN or inf"),
-])
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        (np.array([np.nan, 0, 0], dtype=np.float32), "NaN"),
+        (np.array([0, 1.5, 0], dtype=np.float32), r"\[-1, 1\]"),
+        (np.array([0, 0], dtype=np.float32), "shape"),
+        (np.array([0, 0, np.inf], dtype=np.float32), "NaN or inf"),
+    ],
+)
 def test_invalid_actions_are_refused_and_change_nothing(bad, error):
     env, twin = ExecutionEnv(**SMALL), ExecutionEnv(**SMALL)
     env.reset(seed=1)
@@ -100,11 +107,18 @@ def test_invalid_actions_are_refused_and_change_nothing(bad, error):
     np.testing.assert_array_equal(env.step(good)[0], twin.step(good)[0])
 
 
-@pytest.mark.parametrize("kwargs, needle", [
-    ({"side": "long"}, "side"), ({"preset": "wild"}, "preset"), ({"quantity": 0}, "quantity"),
-    ({"urgency": 1.5}, "urgency"), ({"latency": 5.0}, "latency"), ({"horizon": 0}, "horizon"),
-    ({"quantity_range": (10, 5)}, "quantity_range"),
-])
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"side": "long"}, "side"),
+        ({"preset": "wild"}, "preset"),
+        ({"quantity": 0}, "quantity"),
+        ({"urgency": 1.5}, "urgency"),
+        ({"latency": 5.0}, "latency"),
+        ({"horizon": 0}, "horizon"),
+        ({"quantity_range": (10, 5)}, "quantity_range"),
+    ],
+)
 def test_invalid_arguments_are_refused(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
         ExecutionEnv(**kwargs)
@@ -174,25 +188,37 @@ def test_resting_child_keeps_priority_when_shrunk_and_is_replaced_on_request():
     ahead = env.book.queue_ahead(child)
     env._act(1, 0.5, False, before["price"] + 2)  # a smaller limit at the same price: resize
     after = env.book.order(child)
-    assert after["price"] == before["price"] and after["qty"] + after["hidden"] == round(0.5 * env.remaining)
+    assert after["price"] == before["price"] and after["qty"] + after["hidden"] == round(
+        0.5 * env.remaining
+    )
     assert env.book.queue_ahead(child) == ahead  # nobody jumped ahead of it
     env._act(3, 1.0, False, before["price"] + 5)  # another price, keep: unchanged
     assert env.book.order(child) == after
     env._act(3, 1.0, True, before["price"] + 5)  # another price, replace
-    assert env.book.order(child) is None and env.book.order(env.own_id)["price"] == before["price"] + 5
+    assert (
+        env.book.order(child) is None and env.book.order(env.own_id)["price"] == before["price"] + 5
+    )
 
 
 # ------------------------------------------------------------------------- economics
 def mean_shortfall(policy_cls, episodes=60, **kwargs):
     env = ExecutionEnv(preset="calm", **kwargs)
     policy = policy_cls(env)
-    return np.mean([run_execution_episode(env, policy, seed)["shortfall_bps"] for seed in range(episodes)])
+    return np.mean(
+        [run_execution_episode(env, policy, seed)["shortfall_bps"] for seed in range(episodes)]
+    )
 
 
 def test_patience_pays_without_urgency_and_hurry_pays_with_it():
     calm = dict(horizon=20, warmup_seconds=30.0)
-    passive0, aggressive0 = mean_shortfall(PassiveLimit, urgency=0.0, **calm), mean_shortfall(Aggressive, urgency=0.0, **calm)
-    passive1, aggressive1 = mean_shortfall(PassiveLimit, urgency=1.0, **calm), mean_shortfall(Aggressive, urgency=1.0, **calm)
+    passive0, aggressive0 = (
+        mean_shortfall(PassiveLimit, urgency=0.0, **calm),
+        mean_shortfall(Aggressive, urgency=0.0, **calm),
+    )
+    passive1, aggressive1 = (
+        mean_shortfall(PassiveLimit, urgency=1.0, **calm),
+        mean_shortfall(Aggressive, urgency=1.0, **calm),
+    )
     twap1 = mean_shortfall(TWAP, urgency=1.0, **calm)
     assert passive0 < aggressive0 - 1.0
     assert aggressive1 < passive1 and aggressive1 < twap1 - 3.0
@@ -204,7 +230,10 @@ def test_almgren_chriss_without_risk_aversion_is_twap():
         a = run_execution_episode(env, TWAP(env), seed)
         b = run_execution_episode(env, AlmgrenChriss(env, lam=0.0), seed)
         assert a == b
-    risky = [run_execution_episode(env, AlmgrenChriss(env, lam=1e-2), s)["shortfall_bps"] for s in range(5)]
+    risky = [
+        run_execution_episode(env, AlmgrenChriss(env, lam=1e-2), s)["shortfall_bps"]
+        for s in range(5)
+    ]
     twap = [run_execution_episode(env, TWAP(env), s)["shortfall_bps"] for s in range(5)]
     assert risky != twap
 
@@ -240,7 +269,9 @@ def test_trajectory_solves_the_discrete_relation_and_front_loads():
     tau = T / N
     eta_t = eta - 0.5 * gamma * tau
     kappa = np.arccosh(1 + 0.5 * lam * sigma**2 / eta_t * tau**2) / tau
-    assert (2 / tau**2) * (np.cosh(kappa * tau) - 1) == pytest.approx(lam * sigma**2 / eta_t, rel=1e-9)
+    assert (2 / tau**2) * (np.cosh(kappa * tau) - 1) == pytest.approx(
+        lam * sigma**2 / eta_t, rel=1e-9
+    )
     t = np.arange(N + 1) * tau
     np.testing.assert_allclose(x, X * np.sinh(kappa * (T - t)) / np.sinh(kappa * T))
     assert x[0] == X and x[-1] == pytest.approx(0.0, abs=1e-9)
@@ -249,10 +280,16 @@ def test_trajectory_solves_the_discrete_relation_and_front_loads():
     assert (x[1:-1] < linear[1:-1]).all()
 
 
-@pytest.mark.parametrize("kwargs, needle", [
-    ({"N": 0}, "N"), ({"T": -1.0}, "T"), ({"lam": -1.0}, "lam"), ({"eta": 1e-9, "gamma": 1.0}, "temporary impact"),
-    ({"sigma": np.nan}, "sigma"),
-])
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"N": 0}, "N"),
+        ({"T": -1.0}, "T"),
+        ({"lam": -1.0}, "lam"),
+        ({"eta": 1e-9, "gamma": 1.0}, "temporary impact"),
+        ({"sigma": np.nan}, "sigma"),
+    ],
+)
 def test_trajectory_refuses_bad_parameters(kwargs, needle):
     args = dict(X=10.0, T=1.0, N=5, sigma=0.1, eta=0.1, gamma=0.0, lam=1e-3)
     args.update(kwargs)
@@ -266,8 +303,15 @@ def test_tiny_ppo_trains_on_the_env():
     from stable_baselines3 import PPO
 
     torch.set_num_threads(1)
-    model = PPO("MlpPolicy", ExecutionEnv(**SMALL), n_steps=64, batch_size=32, n_epochs=1,
-                policy_kwargs={"net_arch": [8]}, seed=0)
+    model = PPO(
+        "MlpPolicy",
+        ExecutionEnv(**SMALL),
+        n_steps=64,
+        batch_size=32,
+        n_epochs=1,
+        policy_kwargs={"net_arch": [8]},
+        seed=0,
+    )
     model.learn(256)
     action, _ = model.predict(ExecutionEnv(**SMALL).reset(seed=0)[0], deterministic=True)
     assert action.shape == (3,)
@@ -294,7 +338,9 @@ def test_pre_trade_hook_sees_orders_first_and_may_only_drop_or_shrink():
         _, _, done, _, info = env.step(encode_action(5, 1.0))
     assert info["unfilled_marked"] == 20 and info["fill_rate"] == 0.5
     side = 1
-    assert info["shortfall_bps"] == pytest.approx(side * (info["avg_price"] / info["arrival_price"] - 1) * 1e4)
+    assert info["shortfall_bps"] == pytest.approx(
+        side * (info["avg_price"] / info["arrival_price"] - 1) * 1e4
+    )
 
     def enlarge(msgs, env):
         msgs["qty"] += 1

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
+
 from trendgym.agents import TrainedAgent, export_attention, load
 from trendgym.agents.loading import list_checkpoints
 from trendgym.train.core import TrainConfig, args_from_cli, run, train
@@ -318,9 +319,7 @@ def test_cli_reports_bad_input(tmp_path):
     assert done.returncode == 0 and "train" in done.stdout
 
 
-@pytest.mark.parametrize(
-    "env_id", ["trendgym/Execution-v0", "trendgym/Portfolio-v0"]
-)
+@pytest.mark.parametrize("env_id", ["trendgym/Execution-v0", "trendgym/Portfolio-v0"])
 def test_our_envs_train_save_and_load(tmp_path, env_id):
     """Our two envs with their default extractor and a tiny budget."""
     result = run(

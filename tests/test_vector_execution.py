@@ -3,10 +3,11 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-import trendgym  # noqa: F401  (registers the ids)
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import trendgym  # noqa: F401  (registers the ids)
 from trendgym.envs.execution import ExecutionEnv
 from trendgym.envs.vector import execution as vexec
 from trendgym.envs.vector.execution import ExecutionVectorEnv
@@ -14,10 +15,21 @@ from trendgym.envs.vector.execution import ExecutionVectorEnv
 FAST = {"horizon": 5, "warmup_seconds": 10.0}
 VARIANTS = {
     "drawn": FAST,
-    "latency_risk_crypto": {**FAST, "latency": 0.4, "risk_aversion": 0.5, "preset": "crypto",
-                            "side": "sell", "urgency": 0.9},
-    "volatile_buy_big": {**FAST, "preset": "volatile", "side": "buy", "quantity": 400,
-                         "step_seconds": 1.0},
+    "latency_risk_crypto": {
+        **FAST,
+        "latency": 0.4,
+        "risk_aversion": 0.5,
+        "preset": "crypto",
+        "side": "sell",
+        "urgency": 0.9,
+    },
+    "volatile_buy_big": {
+        **FAST,
+        "preset": "volatile",
+        "side": "buy",
+        "quantity": 400,
+        "step_seconds": 1.0,
+    },
 }
 MODES = [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP]
 
@@ -38,7 +50,9 @@ def _assert_infos_equal(mine, theirs):
 
 def _run_both(kwargs, mode, n_envs, n_steps, seed, parallel=None, action_seed=0):
     native = ExecutionVectorEnv(n_envs, autoreset_mode=mode, parallel=parallel, **kwargs)
-    sync = SyncVectorEnv([lambda: ExecutionEnv(**kwargs) for _ in range(n_envs)], autoreset_mode=mode)
+    sync = SyncVectorEnv(
+        [lambda: ExecutionEnv(**kwargs) for _ in range(n_envs)], autoreset_mode=mode
+    )
     o1, i1 = native.reset(seed=seed)
     o2, i2 = sync.reset(seed=seed)
     np.testing.assert_array_equal(o1, o2)
@@ -83,8 +97,14 @@ def test_growing_books_mid_step_changes_nothing(monkeypatch):
 @settings(max_examples=6, deadline=None)
 @given(n_envs=st.integers(1, 5), seed=st.integers(0, 2**31 - 1), action_seed=st.integers(0, 99))
 def test_any_batch_matches_single_envs(n_envs, seed, action_seed):
-    _run_both({"horizon": 3, "warmup_seconds": 5.0}, AutoresetMode.NEXT_STEP, n_envs, 7, seed,
-              action_seed=action_seed)
+    _run_both(
+        {"horizon": 3, "warmup_seconds": 5.0},
+        AutoresetMode.NEXT_STEP,
+        n_envs,
+        7,
+        seed,
+        action_seed=action_seed,
+    )
 
 
 def test_terminal_info_identity_and_rewards_sum_to_minus_shortfall():
@@ -98,10 +118,18 @@ def test_terminal_info_identity_and_rewards_sum_to_minus_shortfall():
     assert term.all()
     fi = infos["final_info"]
     side = np.where(fi["side"] == "buy", 1, -1)
-    np.testing.assert_allclose(fi["shortfall_bps"], side * (fi["avg_price"] / fi["arrival_price"] - 1) * 1e4)
+    np.testing.assert_allclose(
+        fi["shortfall_bps"], side * (fi["avg_price"] / fi["arrival_price"] - 1) * 1e4
+    )
     np.testing.assert_allclose(total, -fi["shortfall_bps"], atol=1e-9)
-    assert set(fi) >= {"shortfall_bps", "fill_rate", "arrival_price", "avg_price", "n_orders",
-                       "compliance_violations"}
+    assert set(fi) >= {
+        "shortfall_bps",
+        "fill_rate",
+        "arrival_price",
+        "avg_price",
+        "n_orders",
+        "compliance_violations",
+    }
 
 
 def test_refused_batches_name_the_env_and_change_nothing():
@@ -123,11 +151,17 @@ def test_refused_batches_name_the_env_and_change_nothing():
     np.testing.assert_array_equal(venv.meta, state[1])
 
 
-@pytest.mark.parametrize("kwargs, err", [
-    ({"num_envs": 0}, ValueError), ({"num_envs": 2.0}, TypeError),
-    ({"num_envs": 2, "horizon": 0}, ValueError), ({"num_envs": 2, "compliance": True}, ValueError),
-    ({"num_envs": 2, "parallel": "yes"}, TypeError), ({"num_envs": 2, "autoreset_mode": "x"}, ValueError),
-])
+@pytest.mark.parametrize(
+    "kwargs, err",
+    [
+        ({"num_envs": 0}, ValueError),
+        ({"num_envs": 2.0}, TypeError),
+        ({"num_envs": 2, "horizon": 0}, ValueError),
+        ({"num_envs": 2, "compliance": True}, ValueError),
+        ({"num_envs": 2, "parallel": "yes"}, TypeError),
+        ({"num_envs": 2, "autoreset_mode": "x"}, ValueError),
+    ],
+)
 def test_bad_arguments_are_refused(kwargs, err):
     with pytest.raises(err):
         ExecutionVectorEnv(**kwargs)
@@ -151,7 +185,9 @@ def test_disabled_autoreset_and_partial_reset_match_single_envs():
 
 
 def test_make_vec_uses_the_native_env():
-    venv = gym.make_vec("trendgym/Execution-v0", num_envs=3, vectorization_mode="vector_entry_point", **FAST)
+    venv = gym.make_vec(
+        "trendgym/Execution-v0", num_envs=3, vectorization_mode="vector_entry_point", **FAST
+    )
     assert isinstance(venv, ExecutionVectorEnv)
     obs, _ = venv.reset(seed=0)
     assert obs.shape == (3, 12) and venv.observation_space.contains(obs)
@@ -161,6 +197,7 @@ def test_make_vec_uses_the_native_env():
 def test_sb3_adapter_with_vec_normalize_monitor_and_ppo():
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
+
     from trendgym.envs.sb3_vec import make_sb3_vec_env
 
     native = make_sb3_vec_env("trendgym/Execution-v0", n_envs=3, seed=0, **FAST)
@@ -179,9 +216,19 @@ def test_sb3_adapter_with_vec_normalize_monitor_and_ppo():
             if "terminal_observation" in y:
                 np.testing.assert_array_equal(x["terminal_observation"], y["terminal_observation"])
                 assert x["shortfall_bps"] == y["shortfall_bps"]
-    venv = VecNormalize(VecMonitor(make_sb3_vec_env("trendgym/Execution-v0", n_envs=4, seed=0, **FAST)))
-    model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1,
-                policy_kwargs={"net_arch": [8]}, seed=0, device="cpu")
+    venv = VecNormalize(
+        VecMonitor(make_sb3_vec_env("trendgym/Execution-v0", n_envs=4, seed=0, **FAST))
+    )
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=32,
+        batch_size=64,
+        n_epochs=1,
+        policy_kwargs={"net_arch": [8]},
+        seed=0,
+        device="cpu",
+    )
     model.learn(256)
     assert model.num_timesteps >= 256
     assert venv.venv.episode_count >= 256 // FAST["horizon"] - 4  # VecMonitor saw the episodes

@@ -38,6 +38,7 @@ from stable_baselines3.common.vec_env import (
     VecMonitor,
 )
 from tqdm.auto import tqdm
+
 from trendgym.agents.loading import (
     CONFIG_FILE,
     MODEL_FILE,

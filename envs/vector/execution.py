@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
+
 from trendgym.envs.execution import _SIDES, AGENT, OBS_HIGH, OBS_LOW, ExecutionEnv
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.flow import (
@@ -104,8 +105,10 @@ class ExecutionVectorEnv(VectorEnv):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if env_kwargs.pop("compliance", None) is not None:
-            raise ValueError("compliance= hooks every order in Python: use gymnasium.make_vec(..., "
-                             "vectorization_mode='sync') for a compliance-wrapped vector env")
+            raise ValueError(
+                "compliance= hooks every order in Python: use gymnasium.make_vec(..., "
+                "vectorization_mode='sync') for a compliance-wrapped vector env"
+            )
         if env_kwargs.get("render_mode") is not None:
             raise ValueError("the native vector env does not render: use render_mode=None")
         if parallel is not None and not isinstance(parallel, bool):
@@ -270,7 +273,7 @@ class ExecutionVectorEnv(VectorEnv):
         shift = base - new_base
         if shift:  # book i's old window moves up by `shift` levels in the new one
             levels[i] = levels[i, -1]  # a blank level (the old rows end before the last)
-            levels[i, shift: shift + size] = self.levels[i]
+            levels[i, shift : shift + size] = self.levels[i]
         meta[k.BASE] = new_base
         self.levels = levels
         self.growths["window"] += 1
@@ -285,9 +288,26 @@ class ExecutionVectorEnv(VectorEnv):
             touch_depth = max(self.ef[i, nb.EF_WARM_DEPTH] / (2 * n_warm), 1.0)
             self.step_volume[i] = self.fstate[i, F_TRADED_QTY] / n_warm
             nb.finish_reset_nb(
-                i, self.orders, self.levels, self.keys, self.slots, self.meta, self.owner_stats,
-                self.fstate, self.istate, self.ei, self.ef, self._tob, self._own, vol_bps,
-                float(touch_depth), self.horizon, self._obs_low, self._obs_high, self._obs)
+                i,
+                self.orders,
+                self.levels,
+                self.keys,
+                self.slots,
+                self.meta,
+                self.owner_stats,
+                self.fstate,
+                self.istate,
+                self.ei,
+                self.ef,
+                self._tob,
+                self._own,
+                vol_bps,
+                float(touch_depth),
+                self.horizon,
+                self._obs_low,
+                self._obs_high,
+                self._obs,
+            )
             self.presets[i] = self._nx_preset[i]
             self.episodes[i] += 1
             self._draw_next(int(i))
@@ -303,7 +323,9 @@ class ExecutionVectorEnv(VectorEnv):
         if options and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"])
             if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
-                raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},), got {mask!r}")
+                raise ValueError(
+                    f"reset_mask must be a bool array of shape ({self.num_envs},), got {mask!r}"
+                )
             if not mask.any():
                 raise ValueError("reset_mask resets no env")
         idx = np.flatnonzero(mask)
@@ -322,7 +344,9 @@ class ExecutionVectorEnv(VectorEnv):
         return self._obs.copy(), self._infos(mask)
 
     # ---------------------------------------------------------------- the step
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         a = np.asarray(actions, dtype=np.float32)
         if a.shape != self.action_space.shape:
             raise ValueError(f"actions must have shape {self.action_space.shape}, got {a.shape}")
@@ -332,7 +356,9 @@ class ExecutionVectorEnv(VectorEnv):
             why = "NaN or inf" if not np.isfinite(a[i]).all() else "values outside [-1, 1]"
             raise ValueError(f"action of env {i} has {why}: {a[i].tolist()}")
         mode = self.metadata["autoreset_mode"]
-        reset_first = self._autoreset if mode is AutoresetMode.NEXT_STEP else np.zeros(self.num_envs, bool)
+        reset_first = (
+            self._autoreset if mode is AutoresetMode.NEXT_STEP else np.zeros(self.num_envs, bool)
+        )
         blocked = ~self._started | (self._done & ~reset_first)
         if blocked.any():
             i = int(np.flatnonzero(blocked)[0])
@@ -369,8 +395,13 @@ class ExecutionVectorEnv(VectorEnv):
         return obs, rewards, terminated, np.zeros(self.num_envs, dtype=bool), infos
 
     # ---------------------------------------------------------------- infos
-    def _infos(self, mask: np.ndarray, ei: np.ndarray | None = None, ef: np.ndarray | None = None,
-               summaries: bool = False) -> dict[str, Any]:
+    def _infos(
+        self,
+        mask: np.ndarray,
+        ei: np.ndarray | None = None,
+        ef: np.ndarray | None = None,
+        summaries: bool = False,
+    ) -> dict[str, Any]:
         """Vector infos as ``SyncVectorEnv`` merges the single envs' (``_info`` / ``_summary``)."""
         ei = self.ei if ei is None else ei
         ef = self.ef if ef is None else ef
@@ -385,8 +416,11 @@ class ExecutionVectorEnv(VectorEnv):
                 for key, value in self._summary(int(i), ei, ef).items():
                     if key not in infos:
                         kind = type(value)
-                        infos[key] = (np.zeros(self.num_envs, dtype=kind) if kind in (int, float)
-                                      else np.full(self.num_envs, None, dtype=object))
+                        infos[key] = (
+                            np.zeros(self.num_envs, dtype=kind)
+                            if kind in (int, float)
+                            else np.full(self.num_envs, None, dtype=object)
+                        )
                         infos[f"_{key}"] = np.zeros(self.num_envs, dtype=bool)
                     infos[key][i] = value
                     infos[f"_{key}"][i] = True
@@ -442,15 +476,19 @@ class ExecutionVectorEnv(VectorEnv):
         return (getattr(self.template, name),) * self.num_envs  # AttributeError names it
 
     def set_attr(self, name: str, values: Any) -> None:
-        raise ValueError(f"cannot set {name!r}: the native execution env's settings are fixed at construction")
+        raise ValueError(
+            f"cannot set {name!r}: the native execution env's settings are fixed at construction"
+        )
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
         if name == "render":
             return (None,) * self.num_envs
         value = self.get_attr(name)[0]
         if callable(value):
-            raise ValueError(f"{name!r} cannot be called per env on {type(self).__name__}: its "
-                             "sub-envs are rows of arrays (use step/reset on the vector env)")
+            raise ValueError(
+                f"{name!r} cannot be called per env on {type(self).__name__}: its "
+                "sub-envs are rows of arrays (use step/reset on the vector env)"
+            )
         return self.get_attr(name)
 
     def render(self) -> None:

@@ -48,31 +48,88 @@ from trendgym.envs.lob.flow import (
 
 AGENT = 1  # as ExecutionEnv
 WAIT, MARKET_TYPE, N_ORDER_TYPES = 0, 5, 6
-NEED_SLOT, NEED_TRADE_ROOM, STUCK = k.NEED_SLOT, k.NEED_TRADE_ROOM, 4  # statuses besides DONE/NEED_WINDOW
+NEED_SLOT, NEED_TRADE_ROOM, STUCK = (
+    k.NEED_SLOT,
+    k.NEED_TRADE_ROOM,
+    4,
+)  # statuses besides DONE/NEED_WINDOW
 MAX_COMPLETION_SECONDS = 3600
 
 # float state columns [N, N_EF]
-(EF_ARRIVAL, EF_VOL_BPS, EF_TOUCH_DEPTH, EF_URGENCY, EF_SHORTFALL, EF_EWM_VAR, EF_PREV_MID,
- EF_MARKET_VALUE, EF_LAST_OFI, EF_FEES, EF_T_END, EF_FRACTION, EF_WARM_DEPTH, EF_REWARD) = range(14)
+(
+    EF_ARRIVAL,
+    EF_VOL_BPS,
+    EF_TOUCH_DEPTH,
+    EF_URGENCY,
+    EF_SHORTFALL,
+    EF_EWM_VAR,
+    EF_PREV_MID,
+    EF_MARKET_VALUE,
+    EF_LAST_OFI,
+    EF_FEES,
+    EF_T_END,
+    EF_FRACTION,
+    EF_WARM_DEPTH,
+    EF_REWARD,
+) = range(14)
 N_EF = 14
 # int state columns [N, N_EI]
-(EI_SIDE, EI_QTY, EI_REMAINING, EI_FILLED_END, EI_CASH, EI_N_ORDERS, EI_NEXT_ID, EI_OWN_ID, EI_T,
- EI_MARKET_QTY, EI_SEEN_QTY, EI_SEEN_VALUE, EI_PHASE, EI_N_MSGS, EI_MSG_START, EI_N_TRADES,
- EI_ITER, EI_WARM_I, EI_ORDER_TYPE, EI_REPLACE, EI_REF_TOUCH, EI_NEED_LO, EI_NEED_HI,
- EI_TERMINATED) = range(24)
+(
+    EI_SIDE,
+    EI_QTY,
+    EI_REMAINING,
+    EI_FILLED_END,
+    EI_CASH,
+    EI_N_ORDERS,
+    EI_NEXT_ID,
+    EI_OWN_ID,
+    EI_T,
+    EI_MARKET_QTY,
+    EI_SEEN_QTY,
+    EI_SEEN_VALUE,
+    EI_PHASE,
+    EI_N_MSGS,
+    EI_MSG_START,
+    EI_N_TRADES,
+    EI_ITER,
+    EI_WARM_I,
+    EI_ORDER_TYPE,
+    EI_REPLACE,
+    EI_REF_TOUCH,
+    EI_NEED_LO,
+    EI_NEED_HI,
+    EI_TERMINATED,
+) = range(24)
 N_EI = 24
 
 # phases: where an env's step (or reset) stands; a need status leaves the phase unchanged
-(P_IDLE, P_DECIDE, P_LAT_FLOW, P_ACT, P_ACT_SUBMIT, P_FLOW_START, P_FLOW, P_COMPLETE_CANCEL,
- P_COMPLETE_MARKET, P_COMPLETE_SUBMIT, P_COMPLETE_FLOW, P_FINISH, P_RESET, P_WARM_FLOW,
- P_WARM_DONE) = range(15)
+(
+    P_IDLE,
+    P_DECIDE,
+    P_LAT_FLOW,
+    P_ACT,
+    P_ACT_SUBMIT,
+    P_FLOW_START,
+    P_FLOW,
+    P_COMPLETE_CANCEL,
+    P_COMPLETE_MARKET,
+    P_COMPLETE_SUBMIT,
+    P_COMPLETE_FLOW,
+    P_FINISH,
+    P_RESET,
+    P_WARM_FLOW,
+    P_WARM_DONE,
+) = range(15)
 
-_LIMIT_OFFSETS = np.array([0, -2, -1, 0, 1, 0], dtype=np.int64)  # order type -> ticks from own touch
+_LIMIT_OFFSETS = np.array(
+    [0, -2, -1, 0, 1, 0], dtype=np.int64
+)  # order type -> ticks from own touch
 
 
 @njit(cache=True)
-def clear_book_nb(i, base, start_price, orders, levels, keys, slots, meta, owner_stats,
-                  fstate, istate):
+def clear_book_nb(
+    i, base, start_price, orders, levels, keys, slots, meta, owner_stats, fstate, istate
+):
     """Empty env `i`'s book and flow state (as ``OrderBook.clear`` + a new ``OrderFlow``)."""
     cap = orders.shape[1]
     for s in range(cap):
@@ -115,7 +172,9 @@ def _mid_nb(i, tob, istate):
 
 @njit(cache=True)
 def _refresh_own_nb(i, orders, levels, keys, slots, meta, ei, own):
-    if not k.order_state_nb(orders[i], levels[i], keys[i], slots[i], meta[i], ei[i, EI_OWN_ID], own[i]):
+    if not k.order_state_nb(
+        orders[i], levels[i], keys[i], slots[i], meta[i], ei[i, EI_OWN_ID], own[i]
+    ):
         ei[i, EI_OWN_ID] = k.EMPTY_KEY
 
 
@@ -151,13 +210,44 @@ def _take_flow_nb(i, fstate, owner_stats, ei, ef, fee_bps):
 
 
 @njit(cache=True)
-def _flow_nb(i, orders, levels, keys, slots, meta, owner_stats, trades, xrng, params, fstate,
-             istate, no_msgs, q_bid, q_ask, ef):
+def _flow_nb(
+    i,
+    orders,
+    levels,
+    keys,
+    slots,
+    meta,
+    owner_stats,
+    trades,
+    xrng,
+    params,
+    fstate,
+    istate,
+    no_msgs,
+    q_bid,
+    q_ask,
+    ef,
+):
     """Run env `i`'s background flow up to ``ef[i, EF_T_END]``; DONE or the room it needs."""
     # earlier trades were already counted by the flow kernel: the buffer restarts at 0
-    _, status, _ = flow_run_nb(orders[i], levels[i], keys[i], slots[i], meta[i], owner_stats[i],
-                               trades[i], 0, xrng[i], params[i], fstate[i], istate[i],
-                               ef[i, EF_T_END], no_msgs, q_bid[i], q_ask[i])
+    _, status, _ = flow_run_nb(
+        orders[i],
+        levels[i],
+        keys[i],
+        slots[i],
+        meta[i],
+        owner_stats[i],
+        trades[i],
+        0,
+        xrng[i],
+        params[i],
+        fstate[i],
+        istate[i],
+        ef[i, EF_T_END],
+        no_msgs,
+        q_bid[i],
+        q_ask[i],
+    )
     return status
 
 
@@ -248,9 +338,19 @@ def _submit_nb(i, orders, levels, keys, slots, meta, owner_stats, trades, msgs, 
             ei[i, EI_NEED_LO] = lo
             ei[i, EI_NEED_HI] = hi
             return NEED_WINDOW
-    n_trades, start, outcome = k.process_nb(msgs[i, :n], start, orders[i], levels[i], keys[i],
-                                            slots[i], meta[i], owner_stats[i], trades[i],
-                                            ei[i, EI_N_TRADES], False)
+    n_trades, start, outcome = k.process_nb(
+        msgs[i, :n],
+        start,
+        orders[i],
+        levels[i],
+        keys[i],
+        slots[i],
+        meta[i],
+        owner_stats[i],
+        trades[i],
+        ei[i, EI_N_TRADES],
+        False,
+    )
     ei[i, EI_N_TRADES] = n_trades
     ei[i, EI_MSG_START] = start
     if outcome != k.APPLIED:
@@ -288,8 +388,9 @@ def shortfall_bps_nb(i, ei, ef, mid):
 
 
 @njit(cache=True)
-def observation_nb(i, orders, levels, keys, slots, meta, istate, ei, ef, tob, own, horizon,
-                   obs_low, obs_high, obs):
+def observation_nb(
+    i, orders, levels, keys, slots, meta, istate, ei, ef, tob, own, horizon, obs_low, obs_high, obs
+):
     """As ``ExecutionEnv._observation(read=False)``: row `i` of `obs` from the last book read."""
     _refresh_own_nb(i, orders, levels, keys, slots, meta, ei, own)
     bid, ask, bq1, aq1, bq5, aq5 = tob[i, 0], tob[i, 1], tob[i, 2], tob[i, 3], tob[i, 4], tob[i, 5]
@@ -328,8 +429,21 @@ def observation_nb(i, orders, levels, keys, slots, meta, istate, ei, ef, tob, ow
 
 
 @njit(cache=True)
-def _seed_book_nb(i, start_price, orders, levels, keys, slots, meta, owner_stats, trades,
-                  xrng, params, istate, initial_depth):
+def _seed_book_nb(
+    i,
+    start_price,
+    orders,
+    levels,
+    keys,
+    slots,
+    meta,
+    owner_stats,
+    trades,
+    xrng,
+    params,
+    istate,
+    initial_depth,
+):
     """As ``OrderFlow.seed_book``: `initial_depth` orders at each of the first MAX_DEPTH levels
     per side, bids first, geometric sizes from the flow's stream (drawn in message order)."""
     log_q = _log_q_nb(params[i, P_LIMIT_SIZE])
@@ -341,8 +455,22 @@ def _seed_book_nb(i, start_price, orders, levels, keys, slots, meta, owner_stats
                 price = start_price - dist if side == k.BUY else start_price + dist
                 oid = istate[i, I_NEXT_ID]
                 istate[i, I_NEXT_ID] += 1
-                k.limit_nb(orders[i], levels[i], keys[i], slots[i], meta[i], owner_stats[i],
-                           trades[i], 0, oid, side, 0, price, qty, 0)
+                k.limit_nb(
+                    orders[i],
+                    levels[i],
+                    keys[i],
+                    slots[i],
+                    meta[i],
+                    owner_stats[i],
+                    trades[i],
+                    0,
+                    oid,
+                    side,
+                    0,
+                    price,
+                    qty,
+                    0,
+                )
                 meta[i, k.N_MESSAGES] += 1
     bid, ask = meta[i, k.BEST_BID], meta[i, k.BEST_ASK]
     base = meta[i, k.BASE]
@@ -353,11 +481,50 @@ def _seed_book_nb(i, start_price, orders, levels, keys, slots, meta, owner_stats
 
 
 @njit(cache=True)
-def step_env_nb(i, actions, orders, levels, keys, slots, meta, owner_stats, trades, xrng, params,
-                fstate, istate, no_msgs, q_bid, q_ask, msgs, ei, ef, tob, own, mids, obs,
-                final_obs, final_ei, final_ef, nx_side, nx_qty, nx_urgency, nx_xrng, nx_params, initial_depth,
-                same_step, horizon, step_seconds, latency, fee_bps, risk_aversion, n_warm,
-                start_price, obs_low, obs_high):
+def step_env_nb(
+    i,
+    actions,
+    orders,
+    levels,
+    keys,
+    slots,
+    meta,
+    owner_stats,
+    trades,
+    xrng,
+    params,
+    fstate,
+    istate,
+    no_msgs,
+    q_bid,
+    q_ask,
+    msgs,
+    ei,
+    ef,
+    tob,
+    own,
+    mids,
+    obs,
+    final_obs,
+    final_ei,
+    final_ef,
+    nx_side,
+    nx_qty,
+    nx_urgency,
+    nx_xrng,
+    nx_params,
+    initial_depth,
+    same_step,
+    horizon,
+    step_seconds,
+    latency,
+    fee_bps,
+    risk_aversion,
+    n_warm,
+    start_price,
+    obs_low,
+    obs_high,
+):
     """Advance env `i` from its phase until its step (or reset) is done, or a book needs room.
 
     Returns DONE (0) or the need (NEED_WINDOW, NEED_SLOT, NEED_TRADE_ROOM) or STUCK."""
@@ -383,9 +550,30 @@ def step_env_nb(i, actions, orders, levels, keys, slots, meta, owner_stats, trad
                 ei[i, EI_PHASE] = P_LAT_FLOW
             else:
                 ei[i, EI_PHASE] = P_ACT
-        elif phase == P_LAT_FLOW or phase == P_FLOW or phase == P_COMPLETE_FLOW or phase == P_WARM_FLOW:
-            status = _flow_nb(i, orders, levels, keys, slots, meta, owner_stats, trades, xrng,
-                              params, fstate, istate, no_msgs, q_bid, q_ask, ef)
+        elif (
+            phase == P_LAT_FLOW
+            or phase == P_FLOW
+            or phase == P_COMPLETE_FLOW
+            or phase == P_WARM_FLOW
+        ):
+            status = _flow_nb(
+                i,
+                orders,
+                levels,
+                keys,
+                slots,
+                meta,
+                owner_stats,
+                trades,
+                xrng,
+                params,
+                fstate,
+                istate,
+                no_msgs,
+                q_bid,
+                q_ask,
+                ef,
+            )
             if status != DONE:
                 return status
             if phase == P_WARM_FLOW:
@@ -419,8 +607,9 @@ def step_env_nb(i, actions, orders, levels, keys, slots, meta, owner_stats, trad
             ei[i, EI_N_TRADES] = 0
             ei[i, EI_PHASE] = P_ACT_SUBMIT if n > 0 else P_FLOW_START
         elif phase == P_ACT_SUBMIT or phase == P_COMPLETE_SUBMIT:
-            status = _submit_nb(i, orders, levels, keys, slots, meta, owner_stats, trades, msgs,
-                                ei, ef, fee_bps)
+            status = _submit_nb(
+                i, orders, levels, keys, slots, meta, owner_stats, trades, msgs, ei, ef, fee_bps
+            )
             if status != DONE:
                 return status
             if phase == P_ACT_SUBMIT:
@@ -442,8 +631,9 @@ def step_env_nb(i, actions, orders, levels, keys, slots, meta, owner_stats, trad
                 ei[i, EI_N_MSGS] = _cancel_own_msg_nb(i, msgs, ei, 0)
                 ei[i, EI_MSG_START] = 0
                 ei[i, EI_N_TRADES] = 0
-                _submit_nb(i, orders, levels, keys, slots, meta, owner_stats, trades, msgs, ei,
-                           ef, fee_bps)
+                _submit_nb(
+                    i, orders, levels, keys, slots, meta, owner_stats, trades, msgs, ei, ef, fee_bps
+                )
         elif phase == P_COMPLETE_MARKET:
             if ei[i, EI_REMAINING] == 0:
                 ei[i, EI_PHASE] = P_FINISH
@@ -469,8 +659,23 @@ def step_env_nb(i, actions, orders, levels, keys, slots, meta, owner_stats, trad
                 left = ei[i, EI_REMAINING] / ei[i, EI_QTY]
                 reward -= risk_aversion * (left * left) * math.sqrt(ef[i, EF_EWM_VAR])
             ef[i, EF_REWARD] = reward
-            observation_nb(i, orders, levels, keys, slots, meta, istate, ei, ef, tob, own,
-                           horizon, obs_low, obs_high, obs)
+            observation_nb(
+                i,
+                orders,
+                levels,
+                keys,
+                slots,
+                meta,
+                istate,
+                ei,
+                ef,
+                tob,
+                own,
+                horizon,
+                obs_low,
+                obs_high,
+                obs,
+            )
             if terminated:  # the summary reads these rows after a same-step reset
                 final_ei[i, :] = ei[i, :]
                 final_ef[i, :] = ef[i, :]
@@ -484,15 +689,29 @@ def step_env_nb(i, actions, orders, levels, keys, slots, meta, owner_stats, trad
                 return NEED_SLOT  # the seeded book must fit (checked before anything changes)
             # the pre-drawn episode (drawn from env i's generator as ExecutionEnv.reset draws)
             base = max(1, start_price - levels.shape[1] // 2)
-            clear_book_nb(i, base, start_price, orders, levels, keys, slots, meta, owner_stats,
-                          fstate, istate)
+            clear_book_nb(
+                i, base, start_price, orders, levels, keys, slots, meta, owner_stats, fstate, istate
+            )
             ei[i, EI_SIDE] = nx_side[i]
             ei[i, EI_QTY] = nx_qty[i]
             ef[i, EF_URGENCY] = nx_urgency[i]
             xrng[i, :] = nx_xrng[i, :]
             params[i, :] = nx_params[i, :]
-            _seed_book_nb(i, start_price, orders, levels, keys, slots, meta, owner_stats, trades,
-                          xrng, params, istate, initial_depth[i])
+            _seed_book_nb(
+                i,
+                start_price,
+                orders,
+                levels,
+                keys,
+                slots,
+                meta,
+                owner_stats,
+                trades,
+                xrng,
+                params,
+                istate,
+                initial_depth[i],
+            )
             k.top_of_book_nb(levels[i], meta[i], 5, tob[i])
             mids[i, 0] = _mid_nb(i, tob, istate)
             ef[i, EF_WARM_DEPTH] = 0.0
@@ -504,8 +723,27 @@ def step_env_nb(i, actions, orders, levels, keys, slots, meta, owner_stats, trad
 
 
 @njit(cache=True)
-def finish_reset_nb(i, orders, levels, keys, slots, meta, owner_stats, fstate, istate, ei, ef,
-                    tob, own, vol_bps, touch_depth, horizon, obs_low, obs_high, obs):
+def finish_reset_nb(
+    i,
+    orders,
+    levels,
+    keys,
+    slots,
+    meta,
+    owner_stats,
+    fstate,
+    istate,
+    ei,
+    ef,
+    tob,
+    own,
+    vol_bps,
+    touch_depth,
+    horizon,
+    obs_low,
+    obs_high,
+    obs,
+):
     """The end of ``ExecutionEnv.reset`` after the warm-up statistics: episode counters, arrival
     price, and the first observation (book read again, as ``_observation()`` does)."""
     fstate[i, F_TRADED_QTY] = 0.0
@@ -536,37 +774,208 @@ def finish_reset_nb(i, orders, levels, keys, slots, meta, owner_stats, fstate, i
         ei[i, EI_SEEN_QTY] = owner_stats[i, AGENT, k.SOLD_QTY]
         ei[i, EI_SEEN_VALUE] = owner_stats[i, AGENT, k.SOLD_VALUE]
     k.top_of_book_nb(levels[i], meta[i], 5, tob[i])
-    observation_nb(i, orders, levels, keys, slots, meta, istate, ei, ef, tob, own, horizon,
-                   obs_low, obs_high, obs)
+    observation_nb(
+        i,
+        orders,
+        levels,
+        keys,
+        slots,
+        meta,
+        istate,
+        ei,
+        ef,
+        tob,
+        own,
+        horizon,
+        obs_low,
+        obs_high,
+        obs,
+    )
     ei[i, EI_PHASE] = P_IDLE
 
 
 @njit(cache=True, parallel=True)
-def vector_run_nb(status, actions, orders, levels, keys, slots, meta, owner_stats, trades, xrng,
-                  params, fstate, istate, no_msgs, q_bid, q_ask, msgs, ei, ef, tob, own, mids, obs,
-                  final_obs, final_ei, final_ef, nx_side, nx_qty, nx_urgency, nx_xrng, nx_params, initial_depth,
-                  same_step, horizon, step_seconds, latency, fee_bps, risk_aversion, n_warm,
-                  start_price, obs_low, obs_high):
+def vector_run_nb(
+    status,
+    actions,
+    orders,
+    levels,
+    keys,
+    slots,
+    meta,
+    owner_stats,
+    trades,
+    xrng,
+    params,
+    fstate,
+    istate,
+    no_msgs,
+    q_bid,
+    q_ask,
+    msgs,
+    ei,
+    ef,
+    tob,
+    own,
+    mids,
+    obs,
+    final_obs,
+    final_ei,
+    final_ef,
+    nx_side,
+    nx_qty,
+    nx_urgency,
+    nx_xrng,
+    nx_params,
+    initial_depth,
+    same_step,
+    horizon,
+    step_seconds,
+    latency,
+    fee_bps,
+    risk_aversion,
+    n_warm,
+    start_price,
+    obs_low,
+    obs_high,
+):
     """Advance every env whose phase is not idle (``step_env_nb``), envs spread over all cores;
     `status[i]` gets env i's outcome (DONE or the room its book needs)."""
     for i in prange(status.shape[0]):
         status[i] = step_env_nb(
-            i, actions, orders, levels, keys, slots, meta, owner_stats, trades, xrng, params,
-            fstate, istate, no_msgs, q_bid, q_ask, msgs, ei, ef, tob, own, mids, obs, final_obs, final_ei, final_ef,
-            nx_side, nx_qty, nx_urgency, nx_xrng, nx_params, initial_depth, same_step, horizon,
-            step_seconds, latency, fee_bps, risk_aversion, n_warm, start_price, obs_low, obs_high)
+            i,
+            actions,
+            orders,
+            levels,
+            keys,
+            slots,
+            meta,
+            owner_stats,
+            trades,
+            xrng,
+            params,
+            fstate,
+            istate,
+            no_msgs,
+            q_bid,
+            q_ask,
+            msgs,
+            ei,
+            ef,
+            tob,
+            own,
+            mids,
+            obs,
+            final_obs,
+            final_ei,
+            final_ef,
+            nx_side,
+            nx_qty,
+            nx_urgency,
+            nx_xrng,
+            nx_params,
+            initial_depth,
+            same_step,
+            horizon,
+            step_seconds,
+            latency,
+            fee_bps,
+            risk_aversion,
+            n_warm,
+            start_price,
+            obs_low,
+            obs_high,
+        )
 
 
 @njit(cache=True)
-def vector_run_serial_nb(status, actions, orders, levels, keys, slots, meta, owner_stats, trades,
-                         xrng, params, fstate, istate, no_msgs, q_bid, q_ask, msgs, ei, ef, tob,
-                         own, mids, obs, final_obs, final_ei, final_ef, nx_side, nx_qty, nx_urgency, nx_xrng,
-                         nx_params, initial_depth, same_step, horizon, step_seconds, latency,
-                         fee_bps, risk_aversion, n_warm, start_price, obs_low, obs_high):
+def vector_run_serial_nb(
+    status,
+    actions,
+    orders,
+    levels,
+    keys,
+    slots,
+    meta,
+    owner_stats,
+    trades,
+    xrng,
+    params,
+    fstate,
+    istate,
+    no_msgs,
+    q_bid,
+    q_ask,
+    msgs,
+    ei,
+    ef,
+    tob,
+    own,
+    mids,
+    obs,
+    final_obs,
+    final_ei,
+    final_ef,
+    nx_side,
+    nx_qty,
+    nx_urgency,
+    nx_xrng,
+    nx_params,
+    initial_depth,
+    same_step,
+    horizon,
+    step_seconds,
+    latency,
+    fee_bps,
+    risk_aversion,
+    n_warm,
+    start_price,
+    obs_low,
+    obs_high,
+):
     """``vector_run_nb`` on one thread (few envs, or cores busy with other work)."""
     for i in range(status.shape[0]):
         status[i] = step_env_nb(
-            i, actions, orders, levels, keys, slots, meta, owner_stats, trades, xrng, params,
-            fstate, istate, no_msgs, q_bid, q_ask, msgs, ei, ef, tob, own, mids, obs, final_obs, final_ei, final_ef,
-            nx_side, nx_qty, nx_urgency, nx_xrng, nx_params, initial_depth, same_step, horizon,
-            step_seconds, latency, fee_bps, risk_aversion, n_warm, start_price, obs_low, obs_high)
+            i,
+            actions,
+            orders,
+            levels,
+            keys,
+            slots,
+            meta,
+            owner_stats,
+            trades,
+            xrng,
+            params,
+            fstate,
+            istate,
+            no_msgs,
+            q_bid,
+            q_ask,
+            msgs,
+            ei,
+            ef,
+            tob,
+            own,
+            mids,
+            obs,
+            final_obs,
+            final_ei,
+            final_ef,
+            nx_side,
+            nx_qty,
+            nx_urgency,
+            nx_xrng,
+            nx_params,
+            initial_depth,
+            same_step,
+            horizon,
+            step_seconds,
+            latency,
+            fee_bps,
+            risk_aversion,
+            n_warm,
+            start_price,
+            obs_low,
+            obs_high,
+        )

@@ -10,6 +10,7 @@ import numpy as np
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
+
 from trendgym.envs.market.accounting import ACTION_NAN
 from trendgym.envs.portfolio import WEIGHT_CLIP, PortfolioEnv, summarize_episode
 from trendgym.envs.vector.portfolio_nb import (

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
 from trendgym.envs.market.accounting import ACTION_OK, check_action_nb, step_into_nb
 
 LOG_FLOOR = 1e-12  # as PortfolioEnv: growth at or below this wipes NAV out (terminated)
