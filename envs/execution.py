@@ -337,11 +337,11 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _act(self, order_type: int, fraction: float, replace: bool, ref_touch: int) -> None:
         """Turn the decoded action into at most two messages (cancel/modify, then new)."""
+        if order_type == WAIT:
+            return
         self._refresh_own()
         resting = int(self._own[0])
         n = 0
-        if order_type == WAIT:
-            return
         if order_type == MARKET:
             if replace and resting:
                 n = self._cancel_own(n)
@@ -425,11 +425,12 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
                 msgs[first:] = allowed
         if msgs.shape[0] == 0:
             return 0
-        self.n_orders += int(
-            np.count_nonzero((msgs["kind"] == k.LIMIT) | (msgs["kind"] == k.MARKET))
-        )
-        trades = self.book.process(msgs)
-        self._count_market(trades)
+        self.n_orders += sum(1 for kind in msgs["kind"].tolist() if kind in (k.LIMIT, k.MARKET))
+        self.book.process_trusted(msgs)  # the env built them (and the hook only shrank them)
+        # every trade of this batch has the agent as taker: its fills are the market's volume
+        qty, value = self._agent_fills()
+        self.market_qty += qty - self._fills_seen[0]
+        self.market_value += value - self._fills_seen[1]
         self._book_fills()
         return msgs.shape[0]
 
@@ -440,11 +441,6 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         self.market_value += value
         self._book_fills()
         self.last_ofi = self.flow.take_ofi()
-
-    def _count_market(self, trades: np.ndarray) -> None:
-        if trades.shape[0]:
-            self.market_qty += int(trades["qty"].sum())
-            self.market_value += float((trades["price"] * trades["qty"]).sum())
 
     def _agent_fills(self) -> tuple[int, int]:
         row = self.book.owner_stats[AGENT]
@@ -538,7 +534,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
             ],
             dtype=np.float32,
         )
-        return np.clip(obs, OBS_LOW, OBS_HIGH, out=obs)
+        return obs.clip(OBS_LOW, OBS_HIGH, out=obs)
 
     def _info(self) -> dict[str, Any]:
         return {"remaining": self.remaining, "running_shortfall_bps": self.shortfall}

@@ -336,3 +336,39 @@ def test_message_dtype_contract():
 
     for name in ("taker_id", "maker_id", "price", "qty"):
         assert name in TRADE_DTYPE.names
+
+
+# ------------------------------------------------------------- large batches: one pass
+@settings(max_examples=150, deadline=None)
+@given(streams(max_batches=4))
+def test_large_batch_path_matches_the_twin(batches):
+    """Batches of at least `fused_batch` messages are validated while applied under a
+    snapshot; force that path on every batch and compare with the twin, errors included."""
+    fused = OrderBook(capacity=4, price_levels=8)
+    fused.fused_batch = 0
+    for book, twin, got, want, err_nb, err_tw in run_both(batches, book=fused):
+        assert err_nb == err_tw
+        assert got == want
+        assert_same_book(book, twin)
+
+
+@pytest.mark.parametrize("bad_at", [0, 4999, 9999])
+def test_invalid_message_deep_in_a_large_batch_rolls_everything_back(bad_at):
+    rng = np.random.default_rng(3)
+    book = OrderBook()
+    book.process(to_array([(0, 1, 0, 1000, 5, 10**9, 0), (0, -1, 0, 1010, 5, 10**9 + 1, 0)]))
+    saved = _state_copy(book)
+    n = 10_000
+    msgs = empty_messages(n)
+    msgs["kind"] = rng.choice([0, 0, 1, 2], n)
+    msgs["side"] = rng.choice([1, -1], n)
+    msgs["price"] = np.where(msgs["kind"] == 0, rng.integers(990, 1020, n), 0)
+    msgs["qty"] = rng.integers(1, 10, n)
+    msgs["order_id"] = np.arange(n)
+    msgs[bad_at] = (0, 1, 0, 1000, 0, bad_at, 0)  # qty 0: invalid
+    with pytest.raises(ValueError, match=f"message {bad_at}: quantity must be positive"):
+        book.process(msgs)
+    _assert_state_equal(book, saved)
+    msgs[bad_at]["qty"] = 3
+    trades = book.process(msgs)  # the same batch, now valid, goes through whole
+    assert book.totals()["messages"] == n + 2 and trades.size > 0

@@ -94,6 +94,16 @@ def test_growing_books_mid_step_changes_nothing(monkeypatch):
     assert native.growths["trades"] >= 1
 
 
+def test_drifting_books_move_their_window_instead_of_widening_everyone(monkeypatch):
+    """A book whose prices drift recentres its own window within the shared width (widening
+    every book's window for each drifting book would compound into gigabytes at N = 1024)."""
+    monkeypatch.setattr(vexec, "PRICE_LEVELS", 600)
+    kwargs = {**FAST, "preset": "crypto", "urgency": 1.0, "horizon": 30, "step_seconds": 10.0}
+    native, _ = _run_both(kwargs, AutoresetMode.NEXT_STEP, n_envs=4, n_steps=70, seed=1)
+    assert native.growths["recentre"] >= 1
+    assert native.levels.shape[1] == 600 * 2 ** native.growths["window"]
+
+
 @settings(max_examples=6, deadline=None)
 @given(n_envs=st.integers(1, 5), seed=st.integers(0, 2**31 - 1), action_seed=st.integers(0, 99))
 def test_any_batch_matches_single_envs(n_envs, seed, action_seed):

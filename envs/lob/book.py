@@ -16,6 +16,11 @@ _MAX_LEVELS = 1 << 22  # a price window wider than this many ticks is refused, n
 _WINDOW_PAD = 256  # ticks kept free beyond the extreme prices when the window (re)grows
 
 
+def _reason(msgs: np.ndarray, index: int, code: int) -> str:
+    m = msgs[index]
+    return f"message {index}: " + _REASONS[code].format(**{n: m[n] for n in MESSAGE_DTYPE.names})
+
+
 def empty_messages(n: int) -> np.ndarray:
     """A zeroed message array (zero fields mean the plain behaviour: owner 0, no iceberg)."""
     return np.zeros(n, dtype=MESSAGE_DTYPE)
@@ -71,6 +76,8 @@ class OrderBook:
     (101, None)
     """
 
+    fused_batch = 4096  # batches at least this long are validated while applied (one pass)
+
     def __init__(self, capacity: int = 1024, price_levels: int = 1024) -> None:
         if capacity < 1 or price_levels < 1:
             raise ValueError(
@@ -97,7 +104,6 @@ class OrderBook:
         self.meta[k.FREE_HEAD] = 0
         self.owner_stats = np.zeros((k.MAX_OWNERS, k.N_OWNER_STATS), dtype=np.int64)
         self._trades = np.empty(256, dtype=TRADE_DTYPE)
-        self._window_set = False
 
     @property
     def state(self) -> tuple[np.ndarray, ...]:
@@ -137,9 +143,10 @@ class OrderBook:
 
     def _cover_prices(self, lo: int, hi: int) -> None:
         base, n = int(self.meta[k.BASE]), self.levels.shape[0]
-        if self._window_set and base <= lo and hi < base + n:
+        window_set = base > 0  # the window starts at tick >= 1 once set
+        if window_set and base <= lo and hi < base + n:
             return
-        if not self._window_set:
+        if not window_set:
             size = max(n, hi - lo + 1 + 2 * _WINDOW_PAD)
             new_base = max(1, (lo + hi) // 2 - size // 2)
         else:  # at least double, growing toward the side that ran out of room
@@ -154,11 +161,10 @@ class OrderBook:
             )
         levels = np.zeros(size, dtype=k.LEVEL_DTYPE)
         levels["head"] = levels["tail"] = -1
-        if self._window_set:
+        if window_set:
             levels[base - new_base : base - new_base + n] = self.levels
         self.levels = levels
         self.meta[k.BASE] = new_base
-        self._window_set = True
 
     # ------------------------------------------------------------------------ batch API
     def process(self, messages: np.ndarray) -> np.ndarray:
@@ -167,39 +173,74 @@ class OrderBook:
         msgs = as_messages(messages)
         if msgs.shape[0] == 0:
             return np.empty(0, dtype=TRADE_DTYPE)
-        bad, code, _, lo, hi, maybe_reused = k.screen_nb(msgs, self.keys, self.slots)
+        if msgs.shape[0] >= self.fused_batch:
+            return self._process_fused(msgs)
+        bad, code, lo, hi, maybe_reused = k.screen_nb(msgs, self.keys, self.slots)
         if bad >= 0:
-            m = msgs[bad]
-            raise ValueError(
-                f"message {bad}: " + _REASONS[code].format(**{n: m[n] for n in MESSAGE_DTYPE.names})
-            )
+            raise ValueError(_reason(msgs, bad, code))
         if hi > 0:
             self._cover_prices(int(lo), int(hi))
         # Whether a reused id is still live when its turn comes depends on fills inside the
         # batch, so such a batch runs on a snapshot; the usual batch (fresh, increasing ids)
         # runs directly. The pool grows only when it is really full, so it stays cache-sized.
-        snap = self._snapshot() if maybe_reused else None
-        if self._trades.shape[0] < msgs.shape[0] // 4:  # a guess that saves most regrowths
+        return self._apply(
+            msgs,
+            self._snapshot() if maybe_reused else None,
+            check_live=maybe_reused,
+            validate=False,
+        )
+
+    def process_trusted(self, msgs: np.ndarray) -> np.ndarray:
+        """`process` for messages built by trendgym itself (an env's own orders): applied in
+        one validating pass with no snapshot, and the trades returned are a view valid until
+        the next call. A message that breaks a rule still raises, but the book is then left
+        as far as it got, so user input must go through `process`."""
+        return self._apply(msgs, None, check_live=True, validate=True, copy=False)
+
+    def _process_fused(self, msgs: np.ndarray) -> np.ndarray:
+        """A large batch: validated message by message while it is applied, under one
+        snapshot of the book (cheap next to the batch), instead of a separate screening pass."""
+        fresh = self._trades.shape[0] < msgs.shape[0] // 4
+        if fresh:  # a guess that saves most regrowths; handed out without a copy below
             self._trades = np.empty(msgs.shape[0] // 4, dtype=TRADE_DTYPE)
+        trades = self._apply(msgs, self._snapshot(), check_live=True, validate=True, copy=not fresh)
+        if fresh:
+            self._trades = np.empty(256, dtype=TRADE_DTYPE)
+        return trades
+
+    def _apply(self, msgs, snap, check_live: bool, validate: bool, copy: bool = True) -> np.ndarray:
         start, n_trades = 0, 0
         while True:
             n_trades, start, outcome = k.process_nb(
-                msgs, start, *self.state, self._trades, n_trades, maybe_reused
+                msgs, start, *self.state, self._trades, n_trades, check_live, validate
             )
             if outcome == k.APPLIED:
-                return self._trades[:n_trades].copy()
+                out = self._trades[:n_trades]
+                return out.copy() if copy else out
             if outcome == k.NEED_SLOT:
                 self._grow_pool(2 * self.orders.shape[0])
-                continue
-            if outcome == k.NEED_TRADE_ROOM:
+            elif outcome == k.NEED_TRADE_ROOM:
                 self._trades = grow_trades(
                     self._trades, n_trades, n_trades + k.trade_room_needed_nb(self.meta)
                 )
-                continue
-            self._restore(snap)
-            raise ValueError(
-                f"message {start}: limit order id {msgs['order_id'][start]} is already live"
-            )
+            elif outcome == k.NEED_WINDOW:
+                price = int(msgs["price"][start])
+                try:
+                    self._cover_prices(price, price)
+                except ValueError:
+                    if snap is not None:
+                        self._restore(snap)
+                    raise
+            else:
+                if snap is None:
+                    raise RuntimeError(f"trusted message {start} was refused: {msgs[start]}")
+                self._restore(snap)
+                if outcome == k.INVALID_MESSAGE:
+                    _, code, *_ = k.screen_nb(msgs[start : start + 1], self.keys, self.slots)
+                    raise ValueError(_reason(msgs, start, code))
+                raise ValueError(
+                    f"message {start}: limit order id {msgs['order_id'][start]} is already live"
+                )
 
     # ------------------------------------------------------------------------ queries
     def best_bid(self) -> int | None:

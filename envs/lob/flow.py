@@ -533,7 +533,7 @@ class OrderFlow:
         n_trades = 0
         self.n_messages = 0
         while True:
-            out = self.messages[self.n_messages :]
+            out = self.messages[self.n_messages :] if self.record else self.messages
             n_trades, status, n_ev = flow_run_nb(
                 book.orders,
                 book.levels,

@@ -478,21 +478,43 @@ def modify_nb(
     )
 
 
-APPLIED, DUPLICATE_ID, NEED_SLOT, NEED_TRADE_ROOM = 0, 1, 2, 3  # process_nb outcomes
+# process_nb outcomes
+APPLIED, DUPLICATE_ID, NEED_SLOT, NEED_TRADE_ROOM, NEED_WINDOW, INVALID_MESSAGE = range(6)
 
 
 @kernel
 def process_nb(
-    msgs, start, orders, levels, keys, slots, meta, owner_stats, trades, n_trades, check_live
+    msgs,
+    start,
+    orders,
+    levels,
+    keys,
+    slots,
+    meta,
+    owner_stats,
+    trades,
+    n_trades,
+    check_live,
+    validate,
 ):
-    """Apply a validated batch from message `start` on. Returns (n_trades, index, outcome):
-    APPLIED when done; NEED_SLOT / NEED_TRADE_ROOM when the order pool / trade buffer may be
-    too small for message `index` (grow it and call again from there); DUPLICATE_ID when
-    the limit at `index` reuses a live id (only looked for when `check_live`; the caller
-    restores its snapshot)."""
+    """Apply a batch from message `start` on. Returns (n_trades, index, outcome): APPLIED
+    when done; NEED_SLOT / NEED_TRADE_ROOM / NEED_WINDOW when the order pool / trade buffer /
+    tick window may be too small for message `index` (grow it and call again from there);
+    DUPLICATE_ID when the limit at `index` reuses a live id (only looked for when
+    `check_live`) and INVALID_MESSAGE when it breaks a stateless rule (only looked for when
+    `validate`, i.e. when the batch was not screened first): the caller then restores its
+    snapshot."""
+    n_levels = levels.shape[0]
     for i in range(start, msgs.shape[0]):
         m = msgs[i]
         kind = m.kind
+        if validate:
+            if message_error_nb(m) != OK:
+                return n_trades, i, INVALID_MESSAGE
+            if kind == LIMIT or (kind == MODIFY and m.price > 0):
+                base = meta[BASE]
+                if base == 0 or m.price < base or m.price >= base + n_levels:
+                    return n_trades, i, NEED_WINDOW
         if kind != CANCEL:
             if meta[FREE_HEAD] < 0:
                 return n_trades, i, NEED_SLOT
@@ -592,48 +614,55 @@ def depth_nb(levels, meta, side, out):
 MAX_TICK = 1 << 53
 
 
+@inline_kernel
+def message_error_nb(m):
+    """The stateless rule message `m` breaks (a BAD_* code), or OK."""
+    kind = m.kind
+    if kind < 0 or kind > MODIFY:
+        return BAD_KIND
+    trading = kind == LIMIT or kind == MARKET
+    if trading and m.side != BUY and m.side != SELL:
+        return BAD_SIDE
+    if (trading or kind == MODIFY) and m.qty <= 0:
+        return BAD_QTY
+    if kind == LIMIT and m.price <= 0:
+        return BAD_LIMIT_PRICE
+    if kind == MODIFY and m.price < 0:
+        return BAD_MODIFY_PRICE
+    if m.price > MAX_TICK:
+        return BAD_PRICE_RANGE
+    if m.owner < 0 or m.owner >= MAX_OWNERS:
+        return BAD_OWNER
+    if kind == LIMIT and m.peak < 0:
+        return BAD_PEAK
+    if m.order_id == EMPTY_KEY:
+        return BAD_ID
+    return OK
+
+
 @kernel
 def screen_nb(msgs, keys, slots):
-    """One pass over a batch before anything is applied. Returns (bad_index, code, n_limits,
-    price_lo, price_hi, maybe_reused_id): the first message breaking a stateless rule (or -1,
-    OK), how many limits may come to rest, the span of prices that may rest, and whether some
-    limit id is live already or repeats within the batch (ids not strictly increasing), in
-    which case the exact check must run under a snapshot."""
-    n_limits = 0
+    """One pass over a batch before anything is applied. Returns (bad_index, code, price_lo,
+    price_hi, maybe_reused_id): the first message breaking a stateless rule (or -1, OK), the
+    span of prices that may rest, and whether some limit id is live already or repeats
+    within the batch (ids not strictly increasing), in which case the exact check must run
+    under a snapshot."""
     lo, hi = MAX_TICK, 0
     maybe_reused = False
     last_id = EMPTY_KEY
     for i in range(msgs.shape[0]):
         m = msgs[i]
+        code = message_error_nb(m)
+        if code != OK:
+            return i, code, 0, 0, False
         kind = m.kind
-        if kind < 0 or kind > MODIFY:
-            return i, BAD_KIND, 0, 0, 0, False
-        trading = kind == LIMIT or kind == MARKET
-        if trading and m.side != BUY and m.side != SELL:
-            return i, BAD_SIDE, 0, 0, 0, False
-        if (trading or kind == MODIFY) and m.qty <= 0:
-            return i, BAD_QTY, 0, 0, 0, False
-        if kind == LIMIT and m.price <= 0:
-            return i, BAD_LIMIT_PRICE, 0, 0, 0, False
-        if kind == MODIFY and m.price < 0:
-            return i, BAD_MODIFY_PRICE, 0, 0, 0, False
-        if m.price > MAX_TICK:
-            return i, BAD_PRICE_RANGE, 0, 0, 0, False
-        if m.owner < 0 or m.owner >= MAX_OWNERS:
-            return i, BAD_OWNER, 0, 0, 0, False
-        if kind == LIMIT and m.peak < 0:
-            return i, BAD_PEAK, 0, 0, 0, False
-        if m.order_id == EMPTY_KEY:
-            return i, BAD_ID, 0, 0, 0, False
         if kind == LIMIT or (kind == MODIFY and m.price > 0):
             lo = min(lo, m.price)
             hi = max(hi, m.price)
-        if kind == LIMIT:
-            n_limits += 1
-            if not maybe_reused:
-                maybe_reused = m.order_id <= last_id or hash_find_nb(keys, slots, m.order_id) >= 0
-                last_id = m.order_id
-    return -1, OK, n_limits, lo, hi, maybe_reused
+        if kind == LIMIT and not maybe_reused:
+            maybe_reused = m.order_id <= last_id or hash_find_nb(keys, slots, m.order_id) >= 0
+            last_id = m.order_id
+    return -1, OK, lo, hi, maybe_reused
 
 
 @kernel

@@ -173,7 +173,7 @@ class ExecutionVectorEnv(VectorEnv):
         self._autoreset = np.zeros(n, dtype=bool)
         self._started = np.zeros(n, dtype=bool)
         self._done = np.zeros(n, dtype=bool)
-        self.growths = {"pool": 0, "window": 0, "trades": 0}
+        self.growths = {"pool": 0, "window": 0, "trades": 0, "recentre": 0}
 
     # ---------------------------------------------------------------- episode draws
     def _draw_next(self, i: int) -> None:
@@ -263,6 +263,24 @@ class ExecutionVectorEnv(VectorEnv):
             lo, hi = int(self.ei[i, nb.EI_NEED_LO]), int(self.ei[i, nb.EI_NEED_HI])
         n_env, size = self.levels.shape
         base = int(meta[k.BASE])
+        # Book i's own span (its live orders and the prices it needs) usually still fits the
+        # shared width: then move its window instead of widening every book's (widening
+        # for each book that drifts would compound across 1024 books into gigabytes).
+        live = self.orders[i]["qty"] > 0
+        prices = self.orders[i]["price"][live]
+        span_lo = min(lo, int(prices.min())) if prices.size else lo
+        span_hi = max(hi, int(prices.max())) if prices.size else hi
+        if span_hi - span_lo + 1 + 2 * _WINDOW_PAD <= size:
+            new_base = max(1, (span_lo + span_hi) // 2 - size // 2)
+            row = np.zeros(size, dtype=k.LEVEL_DTYPE)
+            row["head"] = row["tail"] = -1
+            shift = base - new_base  # old level j holds price base + j: new index j + shift
+            src_lo, src_hi = max(0, -shift), min(size, size - shift)
+            row[src_lo + shift : src_hi + shift] = self.levels[i, src_lo:src_hi]
+            self.levels[i] = row
+            meta[k.BASE] = new_base
+            self.growths["recentre"] += 1
+            return
         lo2, hi2 = min(base, lo - _WINDOW_PAD), max(base + size - 1, hi + _WINDOW_PAD)
         new_size = max(hi2 - lo2 + 1, 2 * size)
         new_base = max(1, lo2 if lo >= base else hi2 + 1 - new_size)

@@ -350,6 +350,7 @@ def _submit_nb(i, orders, levels, keys, slots, meta, owner_stats, trades, msgs, 
         trades[i],
         ei[i, EI_N_TRADES],
         False,
+        False,
     )
     ei[i, EI_N_TRADES] = n_trades
     ei[i, EI_MSG_START] = start
