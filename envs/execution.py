@@ -478,6 +478,9 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         k.top_of_book_nb(self.book.levels, self.book.meta, 5, self._tob)
 
     def _refresh_own(self) -> None:
+        if self.own_id == k.EMPTY_KEY:  # no child resting: nothing to look up
+            self._own[:] = 0
+            return
         b = self.book
         if not k.order_state_nb(
             b.orders, b.levels, b.keys, b.slots, b.meta, self.own_id, self._own
