@@ -145,15 +145,17 @@ def walk_forward_report(args: DemoArgs, out: Path) -> str:
 
     _section(
         "7. Walk-forward evaluation: PPO on Portfolio-v0 (futures) vs the trend baselines, "
-        "2 folds x 2 seeds, placebo, survivorship and 2x-cost checks"
+        "2 folds x 2 seeds x 8192 steps, placebo, survivorship and 2x-cost checks"
     )
+    # the shared per-asset policy on raw rows: the setting that generalises (README, training)
     report = evaluate_agent(
         "trendgym/Portfolio-v0",
         "ppo",
         out_dir=out,
         n_folds=2,
         seeds=(0, 1),
-        timesteps=2048,
+        timesteps=8192,
+        extractor=None,
         env_kwargs={"preset": "futures", "data_seed": args.seed},
     )
     verdict = report.assessment.verdict
