@@ -334,19 +334,11 @@ class ExecutionCompliance:
         r = self.size
         if r is not None:
             if r.max_qty is not None and qty > r.max_qty:
-                if self._hit(
-                    r,
-                    kind,
-                    side,
-                    price,
-                    qty,
-                    oid,
-                    (r.max_qty, price),
-                    f"qty {qty} > max_qty {r.max_qty}",
-                ):
+                qty = self._capped(
+                    r, kind, side, price, qty, oid, r.max_qty, f"qty {qty} > max_qty {r.max_qty}"
+                )
+                if qty is None:
                     return None
-                if r.mode == "clip":
-                    qty = r.max_qty
             if r.max_notional is not None:
                 px = (
                     price
@@ -360,19 +352,18 @@ class ExecutionCompliance:
                 unit = px * env.tick_size
                 if qty * unit > r.max_notional:
                     cap = int(r.max_notional // unit)
-                    if self._hit(
+                    qty = self._capped(
                         r,
                         kind,
                         side,
                         price,
                         qty,
                         oid,
-                        (cap, price),
+                        cap,
                         f"notional {qty * unit:.2f} > max_notional {r.max_notional}",
-                    ):
+                    )
+                    if qty is None:
                         return None
-                    if r.mode == "clip":
-                        qty = cap
         r = self.participation
         # participation caps what takes liquidity: market orders and marketable limits (a
         # resting order trades only when others come to it)
@@ -382,19 +373,18 @@ class ExecutionCompliance:
         ):
             cap = int(r.max_rate * self.interval_volume)
             if qty > cap:
-                if self._hit(
+                qty = self._capped(
                     r,
                     kind,
                     side,
                     price,
                     qty,
                     oid,
-                    (cap, price),
+                    cap,
                     f"qty {qty} > {r.max_rate} × interval volume {self.interval_volume:.0f}",
-                ):
+                )
+                if qty is None:
                     return None
-                if r.mode == "clip":
-                    qty = cap
         r = self.position
         if r is not None:
             limit = int(r.max_position) if r.max_position is not None else env.quantity
@@ -411,20 +401,19 @@ class ExecutionCompliance:
             cap = limit - side * net - resting  # most this order may add on its side
             if qty > cap:
                 cap = max(cap, 0)
-                if self._hit(
+                qty = self._capped(
                     r,
                     kind,
                     side,
                     price,
                     qty,
                     oid,
-                    (cap, price),
+                    cap,
                     f"position {net:+d} + resting {side * resting:+d} + order {side * qty:+d} "
                     f"breaks ±{limit} lots",
-                ):
+                )
+                if qty is None:
                     return None
-                if r.mode == "clip":
-                    qty = cap
         r = self.throttle
         if r is not None:
             sent = self.sent_steps
@@ -459,6 +448,15 @@ class ExecutionCompliance:
         if buf is None:
             return set()
         return {int(m[5]) for m in buf.tolist() if m[0] == k.CANCEL}
+
+    def _capped(
+        self, rule: Rule, kind: int, side: int, price: int, qty: int, oid: int, cap: int, why: str
+    ) -> int | None:
+        """A size limit of `cap` lots was broken: the quantity to send on (the cap when the
+        rule clips, unchanged when it penalises), or None when the order is dropped."""
+        if self._hit(rule, kind, side, price, qty, oid, (cap, price), why):
+            return None
+        return cap if rule.mode == "clip" else qty
 
     def _hit(
         self,
