@@ -9,9 +9,19 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from trendgym.envs import execution_nb as nb
+from trendgym.envs.execution_nb import OBS_HIGH, OBS_LOW
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.book import OrderBook
-from trendgym.envs.lob.flow import I_LAST_ASK, I_LAST_BID, PRESETS, OrderFlow, flow_params
+from trendgym.envs.lob.flow import (
+    I_LAST_ASK,
+    I_LAST_BID,
+    MAX_DEPTH,
+    N_FSTATE,
+    N_ISTATE,
+    N_PARAMS,
+    PRESETS,
+)
 from trendgym.envs.lob.kernels import kernel
 
 AGENT = 1  # owner tag of the agent's orders on the book
@@ -32,9 +42,17 @@ OBS_NAMES = (
     "own_queue_ahead",
     "urgency",
 )
-OBS_LOW = np.array([0, 0, 0, -1, -1, -10, -10, 0, 0, -10, 0, 0], dtype=np.float32)
-OBS_HIGH = np.array([1, 1, 50, 1, 1, 10, 10, 100, 1, 10, 10, 1], dtype=np.float32)
 _SIDES = {"buy": 1, "sell": -1}
+PRESET_NAMES = tuple(sorted(PRESETS))  # a drawn preset is an index into this
+TRADE_ROOM = 1024  # initial trade buffer of a book (grows when a step needs more)
+
+
+def preset_table() -> np.ndarray:
+    """Every preset's flow parameters (rows in ``PRESET_NAMES`` order), its initial depth in
+    the last column: what the step kernel draws an episode's flow from."""
+    return np.array(
+        [np.append(PRESETS[name].to_array(), PRESETS[name].initial_depth) for name in PRESET_NAMES]
+    )
 
 
 @kernel
@@ -72,6 +90,48 @@ def encode_action(order_type: int, fraction: float, replace: bool = False) -> np
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
     centre = -1.0 + (order_type + 0.5) * 2.0 / N_ORDER_TYPES
     return np.array([centre, 2.0 * fraction - 1.0, 1.0 if replace else -1.0], dtype=np.float32)
+
+
+def episode_summaries(
+    ei: np.ndarray, ef: np.ndarray, tick_size: float, violations: int = 0
+) -> dict[str, np.ndarray]:
+    """The terminal ``info`` of every row of the step kernel's state (one entry per env). Lots
+    compliance kept from completing are marked at the last mid, so
+    ``shortfall_bps == side·(avg_price/arrival_price − 1)·1e4`` always holds."""
+    side, quantity, remaining = ei[:, nb.EI_SIDE], ei[:, nb.EI_QTY], ei[:, nb.EI_REMAINING]
+    arrival = ef[:, nb.EF_ARRIVAL] * tick_size
+    marked = remaining * ef[:, nb.EF_PREV_MID]
+    avg = (ei[:, nb.EI_CASH] + side * ef[:, nb.EF_FEES] + marked) / quantity * tick_size
+    market_qty = ei[:, nb.EI_MARKET_QTY]
+    with np.errstate(divide="ignore", invalid="ignore"):  # no market volume: VWAP is arrival
+        vwap = np.where(market_qty > 0, ef[:, nb.EF_MARKET_VALUE] / market_qty * tick_size, arrival)
+    return {
+        "shortfall_bps": side * (avg / arrival - 1.0) * 1e4,
+        "fill_rate": ei[:, nb.EI_FILLED_END] / quantity,
+        "arrival_price": arrival,
+        "avg_price": avg,
+        "n_orders": ei[:, nb.EI_N_ORDERS].copy(),
+        "compliance_violations": np.full(ei.shape[0], violations, dtype=np.int64),
+        "unfilled_marked": remaining.copy(),
+        "market_vwap": vwap,
+        "vwap_slippage_bps": side * (avg / vwap - 1.0) * 1e4,
+        "side": np.where(side == 1, "buy", "sell").astype(object),
+        "quantity": quantity.copy(),
+        "preset": np.array(PRESET_NAMES, dtype=object)[ei[:, nb.EI_PRESET]],
+        "urgency": ef[:, nb.EF_URGENCY].copy(),
+    }
+
+
+def _column(table: str, col: int, cast: type, doc: str = "") -> property:
+    """An episode variable kept in the kernel's state row (settable, e.g. by tests)."""
+
+    def get(self):
+        return cast(getattr(self, table)[0, col])
+
+    def put(self, value):
+        getattr(self, table)[0, col] = value
+
+    return property(get, put, doc=doc)
 
 
 class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -224,78 +284,167 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         self.risk_aversion, self.warmup_seconds = float(risk_aversion), float(warmup_seconds)
         self.quantity_range = (int(lo), int(hi))
         self.tick_size, self.start_price = float(tick_size), int(start_price)
+        self.n_warm = int(self.warmup_seconds / self.step_seconds)
         self.render_mode = render_mode
         self.action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
+        self.cfg = self.kernel_config()
+        self.preset_params = preset_table()
         self.book = OrderBook()
-        self.flow: OrderFlow | None = None
         self.episodes = 0  # resets so far: lets policies cache per-episode estimates
         # Pre-trade hook (set by ComplianceWrapper): pre_trade(messages, env) -> messages sees
         # every new order and modify before the book does and may drop or shrink them; cancels
         # always go through, so the env never loses track of a resting order.
         self.pre_trade = None
         self.compliance_violations = 0
-        self._tob = np.zeros(6, dtype=np.int64)
-        self._own = np.zeros(3, dtype=np.int64)
-        self._msgs = np.zeros(2, dtype=k.MESSAGE_DTYPE)
-        self._msgs["owner"] = AGENT
+        # the episode lives in one-row arrays, stepped by the vector env's kernel (row 0)
+        self._actions = np.zeros((1, 3), dtype=np.float32)
+        self._trades = np.zeros((1, TRADE_ROOM), dtype=k.TRADE_DTYPE)
+        self._xrng = np.zeros((1, 4), dtype=np.uint64)
+        self._params = np.zeros((1, N_PARAMS))
+        self._fstate = np.zeros((1, N_FSTATE))
+        self._istate = np.zeros((1, N_ISTATE), dtype=np.int64)
+        self._no_msgs = np.zeros(0, dtype=k.MESSAGE_DTYPE)
+        self._q_bid = np.zeros((1, MAX_DEPTH), dtype=np.int64)
+        self._q_ask = np.zeros((1, MAX_DEPTH), dtype=np.int64)
+        self._msgs2 = np.zeros((1, 2), dtype=k.MESSAGE_DTYPE)
+        self._msgs2["owner"] = AGENT
+        self._proposed = np.zeros(2, dtype=k.MESSAGE_DTYPE)
+        self._ei = np.zeros((1, nb.N_EI), dtype=np.int64)
+        self._ef = np.zeros((1, nb.N_EF))
+        self._final_ei, self._final_ef = np.zeros_like(self._ei), np.zeros_like(self._ef)
+        self._tob = np.zeros((1, 6), dtype=np.int64)
+        self._own = np.zeros((1, 3), dtype=np.int64)
+        self._mids = np.zeros((1, self.n_warm + 1))
+        self._obs = np.zeros((1, 12), dtype=np.float32)
+        self._final_obs = np.zeros_like(self._obs)
+        self._nx_raw = np.zeros((1, nb.N_RAW), dtype=np.uint64)
+        self._started = False
+        self._bind()
+
+    def kernel_config(self) -> np.ndarray:
+        """The settings the step kernel reads (``execution_nb.C_*``); None kwargs mean "draw"."""
+        cfg = np.zeros(nb.N_CFG)
+        cfg[nb.C_HORIZON], cfg[nb.C_STEP_SECONDS] = self.horizon, self.step_seconds
+        cfg[nb.C_LATENCY], cfg[nb.C_FEE_BPS] = self.latency, self.fee_bps
+        cfg[nb.C_RISK_AVERSION], cfg[nb.C_N_WARM] = self.risk_aversion, self.n_warm
+        cfg[nb.C_START_PRICE] = self.start_price
+        cfg[nb.C_SIDE] = _SIDES[self.side_arg] if self.side_arg else 0
+        cfg[nb.C_QUANTITY] = self.quantity_arg or 0
+        cfg[nb.C_QTY_LO], cfg[nb.C_QTY_HI] = self.quantity_range
+        cfg[nb.C_PRESET] = PRESET_NAMES.index(self.preset_arg) if self.preset_arg else -1
+        cfg[nb.C_URGENCY] = -1.0 if self.urgency_arg is None else self.urgency_arg
+        cfg[nb.C_MAX_DRIFT] = self.max_drift
+        return cfg
+
+    def _bind(self) -> None:
+        """The kernel's arguments: one-row views of the book's arrays (rebound when it grows)."""
+        b = self.book
+        self._book_arrays = b.state
+        self._msgs = self._msgs2[0]  # the batch being sent (read by compliance for its cancels)
+        self._args = (
+            self._actions, b.orders[None], b.levels[None], b.keys[None], b.slots[None],
+            b.meta[None], b.owner_stats[None], self._trades, self._xrng, self._params,
+            self._fstate, self._istate, self._no_msgs, self._q_bid, self._q_ask, self._msgs2,
+            self._ei, self._ef, self._tob, self._own, self._mids, self._obs, self._final_obs,
+            self._final_ei, self._final_ef, self._nx_raw, self.preset_params, self.cfg, False,
+            self.pre_trade is not None,
+        )  # fmt: skip
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for view in ("_args", "_msgs", "_book_arrays"):  # views would pickle as copies
+            state.pop(view, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind()
+
+    # ------------------------------------------------------------------ running the kernel
+    def _run(self) -> None:
+        """Run the step kernel until the phase is done: grow the book when it asks for room,
+        run the pre-trade hook when a batch waits for it."""
+        if (self.pre_trade is not None) != self._args[-1] or self._stale():
+            self._bind()
+        while True:
+            status = nb.step_env_nb(0, *self._args)
+            if status == nb.DONE:
+                return
+            if status == nb.NEED_HOOK:
+                try:
+                    self._hook()
+                except BaseException:  # the batch never reaches the book; the step is abandoned
+                    ei = self._ei[0]
+                    ei[nb.EI_HOOKED] = ei[nb.EI_N_MSGS] = 0
+                    ei[nb.EI_PHASE] = nb.P_IDLE
+                    raise
+            elif status == nb.STUCK:
+                raise RuntimeError("the book stayed empty for an hour of simulated time")
+            elif status == nb.NEED_SLOT:
+                self.book.reserve(self.book.orders.shape[0])  # double the pool
+            elif status == nb.NEED_TRADE_ROOM:
+                b, ei = self.book, self._ei
+                need = ei[0, nb.EI_N_TRADES] + b.meta[k.N_LIVE] + b.meta[k.REFILLS] + 1
+                room = self._trades.shape[1]
+                trades = np.zeros((1, max(2 * room, int(need))), dtype=k.TRADE_DTYPE)
+                trades[:, :room] = self._trades
+                self._trades = trades
+                self._bind()
+            else:  # NEED_WINDOW
+                self.book.reserve(0, *self._needed_prices())
+            if self._stale():  # the book grew (or a hook's direct book call replaced arrays)
+                self._bind()
+
+    def _stale(self) -> bool:
+        """Whether the book replaced its arrays since ``_bind``: growing the pool replaces
+        `orders`, widening the window `levels`, a restore or clear both."""
+        b, bound = self.book, self._book_arrays
+        return b.orders is not bound[0] or b.levels is not bound[1]
+
+    def _needed_prices(self) -> tuple[int, int]:
+        ei, meta = self._ei[0], self.book.meta
+        if ei[nb.EI_PHASE] in (nb.P_LAT_FLOW, nb.P_FLOW, nb.P_COMPLETE_FLOW, nb.P_WARM_FLOW):
+            bid = int(meta[k.BEST_BID]) or int(self._istate[0, I_LAST_BID])
+            ask = int(meta[k.BEST_ASK]) or int(self._istate[0, I_LAST_ASK])
+            return min(bid, ask) - 4 * MAX_DEPTH, max(bid, ask) + 4 * MAX_DEPTH
+        return int(ei[nb.EI_NEED_LO]), int(ei[nb.EI_NEED_HI])
+
+    def _hook(self) -> None:
+        """The pre-trade hook rewrites the waiting batch's new orders and modifies."""
+        ei = self._ei
+        n = int(ei[0, nb.EI_N_MSGS])
+        msgs = self._msgs
+        first = int(msgs["kind"][0] == k.CANCEL)  # a cancel always comes first, if at all
+        proposed = self._proposed[: n - first]
+        proposed[:] = msgs[first:n]
+        allowed = self.pre_trade(msgs[first:n], self)
+        if not isinstance(allowed, np.ndarray) or allowed.dtype != k.MESSAGE_DTYPE or allowed.ndim != 1:
+            raise TypeError("pre_trade must return a one-dimensional MESSAGE_DTYPE array")
+        bad = first_disallowed_nb(proposed, allowed)
+        if bad >= 0:
+            raise ValueError(
+                "pre_trade may only drop, shrink or make more passive the proposed "
+                f"orders; got {allowed[bad]} for {proposed}"
+            )
+        m = allowed.shape[0]
+        msgs[first : first + m] = allowed
+        ei[0, nb.EI_N_MSGS] = first + m
 
     # ------------------------------------------------------------------ episode set-up
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self.episodes += 1
-        rng = self.np_random
-        self.side = _SIDES[self.side_arg] if self.side_arg else int(rng.choice([1, -1]))
-        self.quantity = int(
-            self.quantity_arg or rng.integers(self.quantity_range[0], self.quantity_range[1] + 1)
-        )
-        self.preset = self.preset_arg or str(rng.choice(sorted(PRESETS)))
-        self.urgency = float(self.urgency_arg if self.urgency_arg is not None else rng.uniform())
-        base = PRESETS[self.preset]
-        drift = self.side * min(0.9, abs(base.drift) + self.urgency * self.max_drift)
-        self.book.clear()
-        self.flow = OrderFlow(
-            self.book, flow_params(self.preset, drift=drift), rng, start_price=self.start_price
-        )
-        self.flow.seed_book()
-        # warm-up: learn the market's per-step volatility and touch depth before arrival
-        n_warm = int(self.warmup_seconds / self.step_seconds)
-        mids = np.empty(n_warm + 1)
-        depth = 0.0
-        self._read_book()
-        mids[0] = self._mid()
-        for i in range(n_warm):
-            self.flow.run(self.step_seconds)
-            self._read_book()
-            mids[i + 1] = self._mid()
-            depth += self._tob[2] + self._tob[3]
-        warm_returns = np.diff(np.log(mids)) * 1e4
-        self.vol_bps = max(float(np.std(warm_returns)), 0.1)  # per-step volatility, bps
-        self.touch_depth = max(depth / (2 * n_warm), 1.0)  # mean displayed lots at the touch
-        self.step_volume = self.flow.take_volume()[0] / n_warm  # mean market volume per step, lots
-        self.flow.take_ofi()
-        self.arrival_ticks = self._mid()
-        self.t = 0
-        self.remaining = self.quantity
-        self.filled_before_end = 0
-        self.cash_ticks = 0  # side-signed tick value paid so far: Σ price·qty
-        self.fees_ticks = 0.0
-        self.n_orders = 0
+        self._nx_raw[0] = self.np_random.bit_generator.random_raw(nb.N_RAW)
+        self._ei[0, nb.EI_PHASE] = nb.P_RESET
+        self._run()
         self.compliance_violations = 0
-        self.next_id = 1
-        self.own_id = k.EMPTY_KEY
-        self.shortfall = 0.0  # running IS in bps
-        self.ewm_var = self.vol_bps**2
-        self.prev_mid = self.arrival_ticks
-        self.market_value = 0.0  # Σ price·qty of every trade since arrival (for VWAP)
-        self.market_qty = 0
-        self.last_ofi = 0.0
-        self._fills_seen = self._agent_fills()
-        return self._observation(), self._info()
+        self._started = True
+        return self._obs[0].copy(), self._info()
 
     # ------------------------------------------------------------------ the step
     def step(self, action: np.ndarray):
-        if self.flow is None:
+        if not self._started:
             raise RuntimeError("call reset() before step()")
         a = np.asarray(action, dtype=np.float32)
         if a.shape != (3,):
@@ -305,267 +454,76 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
             if not np.isfinite(a).all():
                 raise ValueError(f"action contains NaN or inf: {a}")
             raise ValueError(f"action must lie in [-1, 1], got {a}")
-        order_type = min(int((a0 + 1.0) * 0.5 * N_ORDER_TYPES), N_ORDER_TYPES - 1)
-        fraction = (a1 + 1.0) * 0.5
-        replace = a2 > 0
-        ref_touch = self._own_touch()  # quotes the agent saw when deciding (the last observation's)
-        if self.latency > 0:
-            self._run_flow(self.latency)
-        self._act(order_type, fraction, replace, ref_touch)
-        self._run_flow(self.step_seconds - self.latency)
-        self.t += 1
-        terminated = self.t >= self.horizon
-        if terminated:
-            self.filled_before_end = self.quantity - self.remaining
-            self._complete_at_market()
-        self._read_book()
-        mid = self._mid()
-        step_ret = math.log(mid / self.prev_mid) * 1e4
-        self.ewm_var = 0.9 * self.ewm_var + 0.1 * step_ret * step_ret
-        self.prev_mid = mid
-        shortfall = self._shortfall_bps(mid)
-        reward = -(shortfall - self.shortfall)
-        self.shortfall = shortfall
-        if self.risk_aversion > 0 and not terminated:
-            reward -= (
-                self.risk_aversion * (self.remaining / self.quantity) ** 2 * math.sqrt(self.ewm_var)
-            )
-        info = self._info()
+        row = self._actions[0]
+        row[0], row[1], row[2] = a0, a1, a2
+        ei, ef = self._ei[0], self._ef[0]
+        ei[nb.EI_PHASE] = nb.P_DECIDE
+        self._run()
+        terminated = ei[nb.EI_TERMINATED] == 1
+        info = {
+            "remaining": int(ei[nb.EI_REMAINING]),
+            "running_shortfall_bps": float(ef[nb.EF_SHORTFALL]),
+        }
         if terminated:
             info.update(self._summary())
-        return self._observation(read=False), float(reward), terminated, False, info
+        return self._obs[0].copy(), float(ef[nb.EF_REWARD]), bool(terminated), False, info
 
     def _act(self, order_type: int, fraction: float, replace: bool, ref_touch: int) -> None:
-        """Turn the decoded action into at most two messages (cancel/modify, then new)."""
-        if order_type == WAIT:
-            return
-        self._refresh_own()
-        resting = int(self._own[0])
-        n = 0
-        if order_type == MARKET:
-            if replace and resting:
-                n = self._cancel_own(n)
-                resting = 0
-            qty = int(round(fraction * (self.remaining - resting)))
-            if qty > 0:
-                n = self._new(n, k.MARKET, 0, qty)
-        else:
-            price = ref_touch + self.side * LIMIT_OFFSETS[order_type]
-            opposite = self._tob[1] if self.side == 1 else self._tob[0]
-            if order_type == 4 and opposite and abs(opposite - ref_touch) <= 1:
-                price = ref_touch  # no room inside a one-tick spread: join the touch
-            price = max(price, 1)
-            qty = int(round(fraction * self.remaining))
-            if resting and int(self._own[1]) == price:
-                if qty == 0:
-                    n = self._cancel_own(n)
-                elif qty != resting:
-                    m = self._msgs[n]
-                    m["kind"], m["price"], m["qty"], m["order_id"] = k.MODIFY, 0, qty, self.own_id
-                    n += 1
-            elif resting and not replace:
-                return
-            else:
-                if resting:
-                    n = self._cancel_own(n)
-                if qty > 0:
-                    n = self._new(n, k.LIMIT, price, qty)
-        if n:
-            self._submit(self._msgs[:n])
-
-    def _new(self, n: int, kind: int, price: int, qty: int) -> int:
-        m = self._msgs[n]
-        m["kind"], m["side"], m["price"], m["qty"], m["order_id"] = (
-            kind,
-            self.side,
-            price,
-            qty,
-            self.next_id,
-        )
-        if kind == k.LIMIT:
-            self.own_id = self.next_id
-        self.next_id += 1
-        return n + 1
-
-    def _cancel_own(self, n: int) -> int:
-        m = self._msgs[n]
-        m["kind"], m["order_id"] = k.CANCEL, self.own_id
-        self.own_id = k.EMPTY_KEY
-        return n + 1
+        """Send the messages of one decoded action now (no flow runs): what a step does first."""
+        ei, ef = self._ei, self._ef
+        ei[0, nb.EI_ORDER_TYPE], ef[0, nb.EF_FRACTION] = order_type, fraction
+        ei[0, nb.EI_REPLACE], ei[0, nb.EI_REF_TOUCH] = int(replace), ref_touch
+        ei[0, nb.EI_ACT_ONLY], ei[0, nb.EI_PHASE] = 1, nb.P_ACT
+        try:
+            self._run()
+        finally:
+            ei[0, nb.EI_ACT_ONLY] = 0
 
     def cancel_resting(self) -> int:
         """Cancel the agent's resting child order (a kill switch uses this); returns the
-        quantity taken off the book."""
-        self._refresh_own()
-        qty = int(self._own[0])
-        if qty:
-            self._submit(self._msgs[: self._cancel_own(0)])
-        return qty
-
-    def _submit(self, msgs: np.ndarray) -> int:
-        """Send messages to the book (through the pre-trade hook); returns how many reached it."""
-        if self.pre_trade is not None:
-            first = int(msgs["kind"][0] == k.CANCEL)  # a cancel always comes first, if at all
-            proposed = msgs[first:]
-            if proposed.shape[0]:
-                allowed = self.pre_trade(proposed.copy(), self)
-                if (
-                    not isinstance(allowed, np.ndarray)
-                    or allowed.dtype != k.MESSAGE_DTYPE
-                    or allowed.ndim != 1
-                ):
-                    raise TypeError("pre_trade must return a one-dimensional MESSAGE_DTYPE array")
-                bad = first_disallowed_nb(proposed, allowed)
-                if bad >= 0:
-                    raise ValueError(
-                        "pre_trade may only drop, shrink or make more passive the proposed "
-                        f"orders; got {allowed[bad]} for {proposed}"
-                    )
-                msgs = msgs[: first + allowed.shape[0]]
-                msgs[first:] = allowed
-        if msgs.shape[0] == 0:
+        quantity taken off the book. A cancel trades nothing: the accounting is untouched."""
+        b, oid = self.book, self.own_id
+        out = self._own[0]
+        if oid == k.EMPTY_KEY or not k.order_state_nb(*b.state[:5], oid, out):
+            self._ei[0, nb.EI_OWN_ID] = k.EMPTY_KEY
             return 0
-        self.n_orders += sum(1 for kind in msgs["kind"].tolist() if kind in (k.LIMIT, k.MARKET))
-        self.book.process_trusted(msgs)  # the env built them (and the hook only shrank them)
-        # every trade of this batch has the agent as taker: its fills are the market's volume
-        qty, value = self._agent_fills()
-        self.market_qty += qty - self._fills_seen[0]
-        self.market_value += value - self._fills_seen[1]
-        self._book_fills()
-        return msgs.shape[0]
+        cancel = np.zeros(1, dtype=k.MESSAGE_DTYPE)
+        cancel["kind"], cancel["owner"], cancel["order_id"] = k.CANCEL, AGENT, oid
+        b.process_trusted(cancel)
+        self._ei[0, nb.EI_OWN_ID] = k.EMPTY_KEY
+        return int(out[0])
 
-    def _run_flow(self, seconds: float) -> None:
-        self.flow.run(seconds)
-        qty, value = self.flow.take_volume()
-        self.market_qty += int(qty)
-        self.market_value += value
-        self._book_fills()
-        self.last_ofi = self.flow.take_ofi()
-
-    def _agent_fills(self) -> tuple[int, int]:
-        row = self.book.owner_stats[AGENT]
-        if self.side == 1:
-            return int(row[k.BOUGHT_QTY]), int(row[k.BOUGHT_VALUE])
-        return int(row[k.SOLD_QTY]), int(row[k.SOLD_VALUE])
-
-    def _book_fills(self) -> None:
-        qty, value = self._agent_fills()
-        d_qty, d_value = qty - self._fills_seen[0], value - self._fills_seen[1]
-        if d_qty:
-            self._fills_seen = (qty, value)
-            self.remaining -= d_qty
-            self.cash_ticks += d_value
-            self.fees_ticks += d_value * self.fee_bps * 1e-4
-            if self.remaining < 0:
-                raise AssertionError("the agent filled more than its parent order")
-
-    def _complete_at_market(self) -> None:
-        """Cancel the child and walk the book for the rest; if the book runs dry, let the
-        flow refill it (a second at a time). If compliance holds the completion back, the
-        rest is marked at the last mid (Perold's opportunity cost): every lot is counted."""
-        self.cancel_resting()
-        for _ in range(3600):
-            if self.remaining == 0:
-                return
-            if not self._submit(self._msgs[: self._new(0, k.MARKET, 0, self.remaining)]):
-                return
-            if self.remaining:
-                self._run_flow(1.0)
-        raise RuntimeError("the book stayed empty for an hour of simulated time")
-
-    # ------------------------------------------------------------------ reading the book
-    def _read_book(self) -> None:
-        k.top_of_book_nb(self.book.levels, self.book.meta, 5, self._tob)
-
-    def _refresh_own(self) -> None:
-        if self.own_id == k.EMPTY_KEY:  # no child resting: nothing to look up
-            self._own[:] = 0
-            return
-        b = self.book
-        if not k.order_state_nb(
-            b.orders, b.levels, b.keys, b.slots, b.meta, self.own_id, self._own
-        ):
-            self.own_id = k.EMPTY_KEY
-
-    def _mid(self) -> float:
-        """Mid of the last known quotes (a side that is momentarily empty keeps its last price)."""
-        bid = self._tob[0] or self.flow.istate[I_LAST_BID]
-        ask = self._tob[1] or self.flow.istate[I_LAST_ASK]
-        return 0.5 * float(bid + ask)
-
-    def _own_touch(self) -> int:
-        bid = int(self._tob[0] or self.flow.istate[I_LAST_BID])
-        ask = int(self._tob[1] or self.flow.istate[I_LAST_ASK])
-        return bid if self.side == 1 else ask
-
-    def _shortfall_bps(self, mid: float) -> float:
-        filled = self.quantity - self.remaining
-        arrival = self.arrival_ticks
-        cost = self.side * (self.cash_ticks - filled * arrival) + self.fees_ticks
-        cost += self.side * (mid - arrival) * self.remaining
-        return cost / (self.quantity * arrival) * 1e4
-
-    def _observation(self, read: bool = True) -> np.ndarray:
-        if read:
-            self._read_book()
-        self._refresh_own()
-        bid, ask, bq1, aq1, bq5, aq5 = self._tob.tolist()
-        side = self.side
-        spread = (ask - bid) if bid and ask else 0.0
-        imb1 = side * (bq1 - aq1) / (bq1 + aq1) if bq1 + aq1 > 0 else 0.0
-        imb5 = side * (bq5 - aq5) / (bq5 + aq5) if bq5 + aq5 > 0 else 0.0
-        mid = self._mid()
-        vol_bps = math.sqrt(self.ewm_var)
-        move = side * math.log(mid / self.arrival_ticks) * 1e4 / self.vol_bps
-        own_qty, own_price, ahead = self._own.tolist()
-        touch = bid if side == 1 else ask
-        distance = side * (own_price - touch) if own_qty and touch else 0.0
-        obs = np.array(
-            [
-                1.0 - self.t / self.horizon,
-                self.remaining / self.quantity,
-                spread,
-                imb1,
-                imb5,
-                side * self.last_ofi / self.touch_depth,
-                move,
-                vol_bps,
-                own_qty / self.quantity,
-                distance,
-                ahead / self.touch_depth,
-                self.urgency,
-            ],
-            dtype=np.float32,
-        )
-        return obs.clip(OBS_LOW, OBS_HIGH, out=obs)
+    # ------------------------------------------------------------------ episode state
+    side = _column("_ei", nb.EI_SIDE, int, "+1 buy, -1 sell")
+    quantity = _column("_ei", nb.EI_QTY, int, "parent order, lots")
+    remaining = _column("_ei", nb.EI_REMAINING, int, "lots left")
+    t = _column("_ei", nb.EI_T, int, "decisions taken")
+    own_id = _column("_ei", nb.EI_OWN_ID, int, "resting child's id")
+    n_orders = _column("_ei", nb.EI_N_ORDERS, int)
+    next_id = _column("_ei", nb.EI_NEXT_ID, int, "id of the agent's next order")
+    cash_ticks = _column("_ei", nb.EI_CASH, int, "Σ fill price·qty")
+    market_qty = _column("_ei", nb.EI_MARKET_QTY, int, "since arrival")
+    filled_before_end = _column("_ei", nb.EI_FILLED_END, int)
+    urgency = _column("_ef", nb.EF_URGENCY, float)
+    shortfall = _column("_ef", nb.EF_SHORTFALL, float, "running, bps")
+    arrival_ticks = _column("_ef", nb.EF_ARRIVAL, float, "arrival mid")
+    vol_bps = _column("_ef", nb.EF_VOL_BPS, float, "warm-up, per step")
+    touch_depth = _column("_ef", nb.EF_TOUCH_DEPTH, float, "warm-up")
+    step_volume = _column("_ef", nb.EF_STEP_VOLUME, float, "warm-up")
+    fees_ticks = _column("_ef", nb.EF_FEES, float)
+    market_value = _column("_ef", nb.EF_MARKET_VALUE, float)
+    prev_mid = _column("_ef", nb.EF_PREV_MID, float, "last mid, ticks")
+    preset = property(lambda self: PRESET_NAMES[int(self._ei[0, nb.EI_PRESET])])
 
     def _info(self) -> dict[str, Any]:
         return {"remaining": self.remaining, "running_shortfall_bps": self.shortfall}
 
     def _summary(self) -> dict[str, Any]:
-        side, tick = self.side, self.tick_size
-        arrival = self.arrival_ticks * tick
-        marked = self.remaining * self.prev_mid  # lots compliance kept from completing, at the mid
-        avg = (self.cash_ticks + side * self.fees_ticks + marked) / self.quantity * tick
-        vwap = self.market_value / self.market_qty * tick if self.market_qty else arrival
-        return {
-            "shortfall_bps": side * (avg / arrival - 1.0) * 1e4,
-            "fill_rate": self.filled_before_end / self.quantity,
-            "arrival_price": arrival,
-            "avg_price": avg,
-            "n_orders": self.n_orders,
-            "compliance_violations": self.compliance_violations,
-            "unfilled_marked": self.remaining,
-            "market_vwap": vwap,
-            "vwap_slippage_bps": side * (avg / vwap - 1.0) * 1e4,
-            "side": "buy" if side == 1 else "sell",
-            "quantity": self.quantity,
-            "preset": self.preset,
-            "urgency": self.urgency,
-        }
+        rows = episode_summaries(self._ei, self._ef, self.tick_size, self.compliance_violations)
+        return {key: v[0].item() if isinstance(v[0], np.generic) else v[0] for key, v in rows.items()}
 
     def render(self) -> str | None:
-        if self.render_mode != "ansi" or self.flow is None:
+        if self.render_mode != "ansi" or not self._started:
             return None
         bids = self.book.depth(1, 5).tolist()
         asks = self.book.depth(-1, 5).tolist()

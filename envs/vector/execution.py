@@ -10,28 +10,24 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from trendgym.envs.execution import _SIDES, AGENT, OBS_HIGH, OBS_LOW, ExecutionEnv
+from trendgym.envs import execution_nb as nb
+from trendgym.envs.execution import AGENT, PRESET_NAMES, ExecutionEnv, episode_summaries
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.flow import (
-    F_TRADED_QTY,
     I_LAST_ASK,
     I_LAST_BID,
     MAX_DEPTH,
     N_FSTATE,
     N_ISTATE,
     NEED_WINDOW,
-    P_DRIFT,
-    PRESETS,
 )
-from trendgym.envs.lob.rng import seed_state
-from trendgym.envs.vector import execution_nb as nb
 from trendgym.envs.vector.portfolio import autoreset_mode_of
 
 PARALLEL_MIN_ENVS = 64  # below this, waking a busy second core costs more than it saves
-CAPACITY = 512  # initial resting orders per book (grows for all books when one needs more)
-PRICE_LEVELS = 1024  # initial price window per book, ticks
-TRADE_ROOM = 1024  # initial trade buffer per book
-_WINDOW_PAD = 256
+CAPACITY = 128  # initial resting orders per book (grows for all books when one needs more)
+PRICE_LEVELS = 256  # initial price window per book, ticks
+TRADE_ROOM = 256  # initial trade buffer per book
+_WINDOW_PAD = 48  # ticks kept free on both sides of a recentred book
 _FLOW_PHASES = (nb.P_LAT_FLOW, nb.P_FLOW, nb.P_COMPLETE_FLOW, nb.P_WARM_FLOW)
 
 
@@ -124,11 +120,8 @@ class ExecutionVectorEnv(VectorEnv):
         self.single_action_space = t.action_space
         self.observation_space = batch_space(self.single_observation_space, n)
         self.action_space = batch_space(self.single_action_space, n)
-        self.horizon, self.step_seconds, self.latency = t.horizon, t.step_seconds, t.latency
-        self.fee_bps, self.risk_aversion, self.tick_size = t.fee_bps, t.risk_aversion, t.tick_size
-        self.start_price = t.start_price
-        self.n_warm = int(t.warmup_seconds / t.step_seconds)
-        self._preset_params = {name: p.to_array() for name, p in PRESETS.items()}
+        self.horizon, self.tick_size = t.horizon, t.tick_size
+        self.cfg, self.preset_params = t.cfg, t.preset_params
 
         self.orders = np.zeros((n, CAPACITY), dtype=k.ORDER_DTYPE)
         self.levels = np.zeros((n, PRICE_LEVELS), dtype=k.LEVEL_DTYPE)
@@ -138,7 +131,7 @@ class ExecutionVectorEnv(VectorEnv):
         self.owner_stats = np.zeros((n, k.MAX_OWNERS, k.N_OWNER_STATS), dtype=np.int64)
         self.trades = np.zeros((n, TRADE_ROOM), dtype=k.TRADE_DTYPE)
         self.xrng = np.zeros((n, 4), dtype=np.uint64)
-        self.params = np.zeros((n, next(iter(self._preset_params.values())).shape[0]))
+        self.params = np.zeros((n, self.preset_params.shape[1] - 1))
         self.fstate = np.zeros((n, N_FSTATE))
         self.istate = np.zeros((n, N_ISTATE), dtype=np.int64)
         self._no_msgs = np.zeros(0, dtype=k.MESSAGE_DTYPE)
@@ -152,22 +145,13 @@ class ExecutionVectorEnv(VectorEnv):
         self._final_ef = np.zeros_like(self.ef)
         self._tob = np.zeros((n, 6), dtype=np.int64)
         self._own = np.zeros((n, 3), dtype=np.int64)
-        self._mids = np.zeros((n, self.n_warm + 1))
+        self._mids = np.zeros((n, t.n_warm + 1))
         self._obs = np.zeros((n, 12), dtype=np.float32)
         self._final_obs = np.zeros_like(self._obs)
         self._status = np.zeros(n, dtype=np.int64)
         self._no_actions = np.zeros((n, 3), dtype=np.float32)
-        self._obs_low, self._obs_high = OBS_LOW.copy(), OBS_HIGH.copy()
-        # the next episode of each env, drawn from its generator right after its last reset
-        self._nx_side = np.zeros(n, dtype=np.int64)
-        self._nx_qty = np.zeros(n, dtype=np.int64)
-        self._nx_urgency = np.zeros(n)
-        self._nx_xrng = np.zeros((n, 4), dtype=np.uint64)
-        self._nx_params = np.zeros_like(self.params)
-        self._nx_depth = np.zeros(n, dtype=np.int64)
-        self._nx_preset: list[str] = [""] * n
-        self.presets: list[str] = [""] * n
-        self.step_volume = np.zeros(n)
+        # raw generator words of each env's next episode, drawn right after its last reset
+        self._nx_raw = np.zeros((n, nb.N_RAW), dtype=np.uint64)
         self.episodes = np.zeros(n, dtype=np.int64)
         self._generators: list[np.random.Generator | None] = [None] * n
         self._autoreset = np.zeros(n, dtype=bool)
@@ -177,19 +161,8 @@ class ExecutionVectorEnv(VectorEnv):
 
     # ---------------------------------------------------------------- episode draws
     def _draw_next(self, i: int) -> None:
-        """Env i's next episode, drawn as ``ExecutionEnv.reset`` draws it (same calls, same order)."""
-        t, rng = self.template, self._generators[i]
-        side = _SIDES[t.side_arg] if t.side_arg else int(rng.choice([1, -1]))
-        quantity = int(t.quantity_arg or rng.integers(t.quantity_range[0], t.quantity_range[1] + 1))
-        preset = t.preset_arg or str(rng.choice(sorted(PRESETS)))
-        urgency = float(t.urgency_arg if t.urgency_arg is not None else rng.uniform())
-        drift = side * min(0.9, abs(PRESETS[preset].drift) + urgency * t.max_drift)
-        self._nx_params[i] = self._preset_params[preset]
-        self._nx_params[i, P_DRIFT] = drift  # as flow_params(preset, drift=drift).to_array()
-        self._nx_xrng[i] = seed_state(rng)  # OrderFlow seeds its stream after the draws
-        self._nx_side[i], self._nx_qty[i], self._nx_urgency[i] = side, quantity, urgency
-        self._nx_depth[i] = PRESETS[preset].initial_depth
-        self._nx_preset[i] = preset
+        """Env i's next episode: the raw words ``ExecutionEnv.reset`` takes from its generator."""
+        self._nx_raw[i] = self._generators[i].bit_generator.random_raw(nb.N_RAW)
 
     def _seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:
         if seed is None:
@@ -211,10 +184,7 @@ class ExecutionVectorEnv(VectorEnv):
                 self.owner_stats, self.trades, self.xrng, self.params, self.fstate, self.istate,
                 self._no_msgs, self._q_bid, self._q_ask, self._msgs, self.ei, self.ef, self._tob,
                 self._own, self._mids, self._obs, self._final_obs, self._final_ei, self._final_ef,
-                self._nx_side, self._nx_qty, self._nx_urgency, self._nx_xrng, self._nx_params,
-                self._nx_depth, same_step, self.horizon, self.step_seconds, self.latency,
-                self.fee_bps, self.risk_aversion, self.n_warm, self.start_price, self._obs_low,
-                self._obs_high)  # fmt: skip
+                self._nx_raw, self.preset_params, self.cfg, same_step)  # fmt: skip
             status = self._status
             if not status.any():
                 return
@@ -297,37 +267,12 @@ class ExecutionVectorEnv(VectorEnv):
         self.growths["window"] += 1
 
     # ---------------------------------------------------------------- resets
-    def _finish_resets(self, idx: np.ndarray) -> None:
-        """The end of ``ExecutionEnv.reset`` for envs whose warm-up just ran."""
-        n_warm = self.n_warm
-        for i in idx:
-            warm_returns = np.diff(np.log(self._mids[i].copy())) * 1e4
-            vol_bps = max(float(np.std(warm_returns)), 0.1)
-            touch_depth = max(self.ef[i, nb.EF_WARM_DEPTH] / (2 * n_warm), 1.0)
-            self.step_volume[i] = self.fstate[i, F_TRADED_QTY] / n_warm
-            nb.finish_reset_nb(
-                i,
-                self.orders,
-                self.levels,
-                self.keys,
-                self.slots,
-                self.meta,
-                self.owner_stats,
-                self.fstate,
-                self.istate,
-                self.ei,
-                self.ef,
-                self._tob,
-                self._own,
-                vol_bps,
-                float(touch_depth),
-                self.horizon,
-                self._obs_low,
-                self._obs_high,
-                self._obs,
-            )
-            self.presets[i] = self._nx_preset[i]
-            self.episodes[i] += 1
+    def _finish_resets(self) -> None:
+        """Envs whose reset just ran: count the episode, draw the next one's raw words."""
+        done = self.ei[:, nb.EI_RESET_DONE] == 1
+        self.ei[done, nb.EI_RESET_DONE] = 0
+        self.episodes[done] += 1
+        for i in np.flatnonzero(done):
             self._draw_next(int(i))
 
     def reset(
@@ -355,7 +300,7 @@ class ExecutionVectorEnv(VectorEnv):
         self.ei[:, nb.EI_PHASE] = nb.P_IDLE
         self.ei[mask, nb.EI_PHASE] = nb.P_RESET
         self._run(self._no_actions, False)
-        self._finish_resets(idx)
+        self._finish_resets()
         self._started[mask] = True
         self._autoreset[mask] = False
         self._done[mask] = False
@@ -393,9 +338,7 @@ class ExecutionVectorEnv(VectorEnv):
         if terminated.any():
             final = self._infos(terminated, self._final_ei, self._final_ef, summaries=True)
         final_obs = self._final_obs.copy() if same_step and terminated.any() else None
-        resetting = np.flatnonzero(self.ei[:, nb.EI_PHASE] == nb.P_WARM_DONE)
-        if resetting.size:
-            self._finish_resets(resetting)
+        self._finish_resets()
         obs = self._obs.copy()
         infos = self._infos(np.ones(self.num_envs, dtype=bool))
         if final is not None:
@@ -430,45 +373,13 @@ class ExecutionVectorEnv(VectorEnv):
             "_running_shortfall_bps": mask.copy(),
         }
         if summaries:
-            for i in np.flatnonzero(mask):
-                for key, value in self._summary(int(i), ei, ef).items():
-                    if key not in infos:
-                        kind = type(value)
-                        infos[key] = (
-                            np.zeros(self.num_envs, dtype=kind)
-                            if kind in (int, float)
-                            else np.full(self.num_envs, None, dtype=object)
-                        )
-                        infos[f"_{key}"] = np.zeros(self.num_envs, dtype=bool)
-                    infos[key][i] = value
-                    infos[f"_{key}"][i] = True
+            for key, value in episode_summaries(ei, ef, self.tick_size).items():
+                if value.dtype == object:
+                    infos[key] = np.where(mask, value, None)
+                else:
+                    infos[key] = np.where(mask, value, value.dtype.type(0))
+                infos[f"_{key}"] = mask.copy()
         return infos
-
-    def _summary(self, i: int, ei: np.ndarray, ef: np.ndarray) -> dict[str, Any]:
-        """``ExecutionEnv._summary`` from env i's rows (same Python arithmetic)."""
-        side, tick = int(ei[i, nb.EI_SIDE]), self.tick_size
-        quantity, remaining = int(ei[i, nb.EI_QTY]), int(ei[i, nb.EI_REMAINING])
-        cash, fees = int(ei[i, nb.EI_CASH]), float(ef[i, nb.EF_FEES])
-        market_qty, market_value = int(ei[i, nb.EI_MARKET_QTY]), float(ef[i, nb.EF_MARKET_VALUE])
-        arrival = float(ef[i, nb.EF_ARRIVAL]) * tick
-        marked = remaining * float(ef[i, nb.EF_PREV_MID])
-        avg = (cash + side * fees + marked) / quantity * tick
-        vwap = market_value / market_qty * tick if market_qty else arrival
-        return {
-            "shortfall_bps": side * (avg / arrival - 1.0) * 1e4,
-            "fill_rate": int(ei[i, nb.EI_FILLED_END]) / quantity,
-            "arrival_price": arrival,
-            "avg_price": avg,
-            "n_orders": int(ei[i, nb.EI_N_ORDERS]),
-            "compliance_violations": 0,
-            "unfilled_marked": remaining,
-            "market_vwap": vwap,
-            "vwap_slippage_bps": side * (avg / vwap - 1.0) * 1e4,
-            "side": "buy" if side == 1 else "sell",
-            "quantity": quantity,
-            "preset": self.presets[i],
-            "urgency": float(ef[i, nb.EF_URGENCY]),
-        }
 
     # ---------------------------------------------------------------- per-env access
     def get_attr(self, name: str) -> tuple[Any, ...]:
@@ -484,8 +395,8 @@ class ExecutionVectorEnv(VectorEnv):
             "vol_bps": lambda i: float(self.ef[i, nb.EF_VOL_BPS]),
             "touch_depth": lambda i: float(self.ef[i, nb.EF_TOUCH_DEPTH]),
             "shortfall": lambda i: float(self.ef[i, nb.EF_SHORTFALL]),
-            "step_volume": lambda i: float(self.step_volume[i]),
-            "preset": lambda i: self.presets[i],
+            "step_volume": lambda i: float(self.ef[i, nb.EF_STEP_VOLUME]),
+            "preset": lambda i: PRESET_NAMES[int(self.ei[i, nb.EI_PRESET])],
             "episodes": lambda i: int(self.episodes[i]),
             "np_random": lambda i: self._generators[i],
         }

@@ -11,9 +11,13 @@ buffer) stops *before* drawing anything; the env then keeps its phase, the kerne
 need, Python grows the arrays of every env and calls again, and the env resumes where it
 stopped. Array sizes therefore never change a trajectory.
 
-A reset (``P_RESET``) seeds the book and runs the warm-up here too; only the warm-up's
-volatility (``np.std`` of log returns, kept in numpy for bit equality) is left to Python
-(``P_WARM_DONE``).
+A reset (``P_RESET``) draws the episode from eight raw words of the env's generator (side,
+quantity, preset, urgency and the flow's stream), seeds the book, runs the warm-up and records
+the arrival price here too, so an autoreset costs Python one ``random_raw(8)`` call.
+
+The single ``ExecutionEnv`` runs this same kernel on one-row views of its book, so the two
+cannot drift apart. It alone sets ``hooked``: the kernel then stops with ``NEED_HOOK`` before
+every batch holding a new order or modify, lets Python's pre-trade hook rewrite it, and resumes.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from trendgym.envs.lob.flow import (
     I_PREV_BIDQ,
     MAX_DEPTH,
     NEED_WINDOW,
+    P_DRIFT,
     P_LIMIT_SIZE,
     _geometric_nb,
     _log_q_nb,
@@ -48,11 +53,8 @@ from trendgym.envs.lob.flow import (
 
 AGENT = 1  # as ExecutionEnv
 WAIT, MARKET_TYPE, N_ORDER_TYPES = 0, 5, 6
-NEED_SLOT, NEED_TRADE_ROOM, STUCK = (
-    k.NEED_SLOT,
-    k.NEED_TRADE_ROOM,
-    4,
-)  # statuses besides DONE/NEED_WINDOW
+# statuses besides DONE/NEED_WINDOW; NEED_HOOK: a batch waits for the pre-trade hook
+NEED_SLOT, NEED_TRADE_ROOM, STUCK, NEED_HOOK = k.NEED_SLOT, k.NEED_TRADE_ROOM, 4, 5
 MAX_COMPLETION_SECONDS = 3600
 
 # float state columns [N, N_EF]
@@ -71,8 +73,9 @@ MAX_COMPLETION_SECONDS = 3600
     EF_FRACTION,
     EF_WARM_DEPTH,
     EF_REWARD,
-) = range(14)
-N_EF = 14
+    EF_STEP_VOLUME,
+) = range(15)
+N_EF = 15
 # int state columns [N, N_EI]
 (
     EI_SIDE,
@@ -99,8 +102,31 @@ N_EF = 14
     EI_NEED_LO,
     EI_NEED_HI,
     EI_TERMINATED,
-) = range(24)
-N_EI = 24
+    EI_PRESET,
+    EI_HOOKED,
+    EI_ACT_ONLY,
+    EI_RESET_DONE,
+) = range(28)
+N_EI = 28
+# settings shared by every env [N_CFG]: the env's kwargs (None as -1 / 0: "draw it")
+(
+    C_HORIZON,
+    C_STEP_SECONDS,
+    C_LATENCY,
+    C_FEE_BPS,
+    C_RISK_AVERSION,
+    C_N_WARM,
+    C_START_PRICE,
+    C_SIDE,
+    C_QUANTITY,
+    C_QTY_LO,
+    C_QTY_HI,
+    C_PRESET,
+    C_URGENCY,
+    C_MAX_DRIFT,
+) = range(14)
+N_CFG = 14
+N_RAW = 8  # raw generator words an episode draw uses
 
 # phases: where an env's step (or reset) stands; a need status leaves the phase unchanged
 (
@@ -118,15 +144,17 @@ N_EI = 24
     P_FINISH,
     P_RESET,
     P_WARM_FLOW,
-    P_WARM_DONE,
-) = range(15)
+) = range(14)
 
+# observation bounds (ExecutionEnv's observation space): numba freezes them as constants
+OBS_LOW = np.array([0, 0, 0, -1, -1, -10, -10, 0, 0, -10, 0, 0], dtype=np.float32)
+OBS_HIGH = np.array([1, 1, 50, 1, 1, 10, 10, 100, 1, 10, 10, 1], dtype=np.float32)
 _LIMIT_OFFSETS = np.array(
     [0, -2, -1, 0, 1, 0], dtype=np.int64
 )  # order type -> ticks from own touch
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def clear_book_nb(
     i, base, start_price, orders, levels, keys, slots, meta, owner_stats, fstate, istate
 ):
@@ -163,14 +191,14 @@ def clear_book_nb(
     istate[i, I_LAST_ASK] = start_price + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _mid_nb(i, tob, istate):
     bid = tob[i, 0] if tob[i, 0] != 0 else istate[i, I_LAST_BID]
     ask = tob[i, 1] if tob[i, 1] != 0 else istate[i, I_LAST_ASK]
     return 0.5 * float(bid + ask)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _refresh_own_nb(i, orders, levels, keys, slots, meta, ei, own):
     if not k.order_state_nb(
         orders[i], levels[i], keys[i], slots[i], meta[i], ei[i, EI_OWN_ID], own[i]
@@ -178,7 +206,7 @@ def _refresh_own_nb(i, orders, levels, keys, slots, meta, ei, own):
         ei[i, EI_OWN_ID] = k.EMPTY_KEY
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _book_fills_nb(i, owner_stats, ei, ef, fee_bps):
     """As ``ExecutionEnv._book_fills``: new agent fills lower what remains, add cash and fees."""
     if ei[i, EI_SIDE] == 1:
@@ -197,7 +225,7 @@ def _book_fills_nb(i, owner_stats, ei, ef, fee_bps):
         ef[i, EF_FEES] += float(d_value) * fee_bps * 1e-4
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _take_flow_nb(i, fstate, owner_stats, ei, ef, fee_bps):
     """What ``ExecutionEnv._run_flow`` does after the flow ran: volume, fills, OFI."""
     ei[i, EI_MARKET_QTY] += int(fstate[i, F_TRADED_QTY])
@@ -209,7 +237,7 @@ def _take_flow_nb(i, fstate, owner_stats, ei, ef, fee_bps):
     fstate[i, F_OFI] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _flow_nb(
     i,
     orders,
@@ -251,7 +279,7 @@ def _flow_nb(
     return status
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _new_msg_nb(i, msgs, ei, n, kind, price, qty):
     m = msgs[i, n]
     m.kind = kind
@@ -265,7 +293,7 @@ def _new_msg_nb(i, msgs, ei, n, kind, price, qty):
     return n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _cancel_own_msg_nb(i, msgs, ei, n):
     m = msgs[i, n]
     m.kind = k.CANCEL
@@ -274,7 +302,7 @@ def _cancel_own_msg_nb(i, msgs, ei, n):
     return n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _act_nb(i, orders, levels, keys, slots, meta, msgs, ei, ef, tob, own):
     """As ``ExecutionEnv._act``: the decoded action as at most two messages; returns how many."""
     _refresh_own_nb(i, orders, levels, keys, slots, meta, ei, own)
@@ -321,11 +349,13 @@ def _act_nb(i, orders, levels, keys, slots, meta, msgs, ei, ef, tob, own):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _submit_nb(i, orders, levels, keys, slots, meta, owner_stats, trades, msgs, ei, ef, fee_bps):
     """As ``ExecutionEnv._submit`` without a pre-trade hook, resumable: DONE or the room needed."""
     n = ei[i, EI_N_MSGS]
     start = ei[i, EI_MSG_START]
+    if n == 0:
+        return DONE
     if start == 0:
         # the book covers the limit prices before the batch (as OrderBook.process)
         base = meta[i, k.BASE]
@@ -375,7 +405,7 @@ def _submit_nb(i, orders, levels, keys, slots, meta, owner_stats, trades, msgs, 
     return DONE
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def shortfall_bps_nb(i, ei, ef, mid):
     """As ``ExecutionEnv._shortfall_bps``: running implementation shortfall, bps."""
     side = ei[i, EI_SIDE]
@@ -388,10 +418,8 @@ def shortfall_bps_nb(i, ei, ef, mid):
     return cost / (quantity * arrival) * 1e4
 
 
-@njit(cache=True)
-def observation_nb(
-    i, orders, levels, keys, slots, meta, istate, ei, ef, tob, own, horizon, obs_low, obs_high, obs
-):
+@njit(cache=True, _nrt=False)
+def observation_nb(i, orders, levels, keys, slots, meta, istate, ei, ef, tob, own, horizon, obs):
     """As ``ExecutionEnv._observation(read=False)``: row `i` of `obs` from the last book read."""
     _refresh_own_nb(i, orders, levels, keys, slots, meta, ei, own)
     bid, ask, bq1, aq1, bq5, aq5 = tob[i, 0], tob[i, 1], tob[i, 2], tob[i, 3], tob[i, 4], tob[i, 5]
@@ -421,15 +449,10 @@ def observation_nb(
     obs[i, 10] = np.float32(ahead / depth)
     obs[i, 11] = np.float32(ef[i, EF_URGENCY])
     for j in range(obs.shape[1]):
-        v = obs[i, j]
-        if v < obs_low[j]:
-            v = obs_low[j]
-        if v > obs_high[j]:
-            v = obs_high[j]
-        obs[i, j] = v
+        obs[i, j] = min(max(obs[i, j], OBS_LOW[j]), OBS_HIGH[j])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _seed_book_nb(
     i,
     start_price,
@@ -481,7 +504,69 @@ def _seed_book_nb(
     istate[i, I_PREV_ASKQ] = levels[i, ask - base].qty if ask > 0 else 0
 
 
-@njit(cache=True)
+_U53 = 1.0 / 9007199254740992.0
+
+
+@njit(cache=True, _nrt=False)
+def _copy_row_nb(dst, src):
+    """dst[:] = src[:dst.size], element by element (slice copies need numba's runtime)."""
+    for j in range(dst.shape[0]):
+        dst[j] = src[j]
+
+
+@njit(cache=True, _nrt=False)
+def _unit_nb(word):
+    """A uniform on [0, 1) from the top 53 bits of a raw generator word."""
+    return float(word >> np.uint64(11)) * _U53
+
+
+@njit(cache=True, _nrt=False)
+def draw_episode_nb(i, raw, cfg, preset_params, ei, ef, xrng, params):
+    """Env i's episode from eight raw words of its generator: side, quantity, preset, urgency
+    (each drawn only when its kwarg is None) and the flow's xoshiro stream; returns the
+    preset's initial depth. The informed drift is side × (preset drift + urgency × max_drift)."""
+    r = raw[i]
+    side = int(cfg[C_SIDE]) if cfg[C_SIDE] != 0 else (1 if _unit_nb(r[0]) < 0.5 else -1)
+    if cfg[C_QUANTITY] > 0:
+        qty = int(cfg[C_QUANTITY])
+    else:
+        lo, hi = int(cfg[C_QTY_LO]), int(cfg[C_QTY_HI])
+        qty = lo + int(_unit_nb(r[1]) * (hi - lo + 1))
+    n_presets = preset_params.shape[0]
+    preset = int(cfg[C_PRESET]) if cfg[C_PRESET] >= 0 else int(_unit_nb(r[2]) * n_presets)
+    urgency = cfg[C_URGENCY] if cfg[C_URGENCY] >= 0 else _unit_nb(r[3])
+    ei[i, EI_SIDE] = side
+    ei[i, EI_QTY] = qty
+    ei[i, EI_PRESET] = preset
+    ef[i, EF_URGENCY] = urgency
+    _copy_row_nb(params[i], preset_params[preset])  # the last column (depth) is not a param
+    base_drift = abs(preset_params[preset, P_DRIFT])
+    params[i, P_DRIFT] = side * min(0.9, base_drift + urgency * cfg[C_MAX_DRIFT])
+    zero = True
+    for j in range(4):
+        xrng[i, j] = r[4 + j]
+        zero = zero and r[4 + j] == 0
+    if zero:
+        xrng[i, 0] = np.uint64(0x9E3779B97F4A7C15)
+    return int(preset_params[preset, -1])  # the last column holds the initial depth
+
+
+@njit(cache=True, _nrt=False)
+def warm_vol_bps_nb(mids_row, n_warm):
+    """Per-step volatility of the warm-up, bps: the standard deviation of its log returns
+    (population, as ``np.std``), floored at 0.1."""
+    mean = 0.0
+    for j in range(n_warm):
+        mean += (math.log(mids_row[j + 1]) - math.log(mids_row[j])) * 1e4
+    mean /= n_warm
+    var = 0.0
+    for j in range(n_warm):
+        d = (math.log(mids_row[j + 1]) - math.log(mids_row[j])) * 1e4 - mean
+        var += d * d
+    return max(math.sqrt(var / n_warm), 0.1)
+
+
+@njit(cache=True, _nrt=False)
 def step_env_nb(
     i,
     actions,
@@ -509,29 +594,25 @@ def step_env_nb(
     final_obs,
     final_ei,
     final_ef,
-    nx_side,
-    nx_qty,
-    nx_urgency,
-    nx_xrng,
-    nx_params,
-    initial_depth,
+    nx_raw,
+    preset_params,
+    cfg,
     same_step,
-    horizon,
-    step_seconds,
-    latency,
-    fee_bps,
-    risk_aversion,
-    n_warm,
-    start_price,
-    obs_low,
-    obs_high,
+    hooked,
 ):
     """Advance env `i` from its phase until its step (or reset) is done, or a book needs room.
 
-    Returns DONE (0) or the need (NEED_WINDOW, NEED_SLOT, NEED_TRADE_ROOM) or STUCK."""
+    Returns DONE (0), the need (NEED_WINDOW, NEED_SLOT, NEED_TRADE_ROOM), NEED_HOOK (only when
+    `hooked`) or STUCK."""
+    horizon = int(cfg[C_HORIZON])
+    step_seconds = cfg[C_STEP_SECONDS]
+    latency = cfg[C_LATENCY]
+    fee_bps = cfg[C_FEE_BPS]
+    n_warm = int(cfg[C_N_WARM])
+    start_price = int(cfg[C_START_PRICE])
     while True:
         phase = ei[i, EI_PHASE]
-        if phase == P_IDLE or phase == P_WARM_DONE:
+        if phase == P_IDLE:
             return DONE
         if phase == P_DECIDE:
             a0 = float(actions[i, 0])
@@ -586,7 +667,10 @@ def step_env_nb(
                 if w < n_warm:
                     ef[i, EF_T_END] = fstate[i, F_TIME] + step_seconds
                 else:
-                    ei[i, EI_PHASE] = P_WARM_DONE
+                    _finish_reset_nb(
+                        i, orders, levels, keys, slots, meta, owner_stats, fstate, istate,
+                        ei, ef, tob, own, mids, obs, horizon, n_warm,
+                    )  # fmt: skip
                 continue
             _take_flow_nb(i, fstate, owner_stats, ei, ef, fee_bps)
             if phase == P_LAT_FLOW:
@@ -606,15 +690,31 @@ def step_env_nb(
             ei[i, EI_N_MSGS] = n
             ei[i, EI_MSG_START] = 0
             ei[i, EI_N_TRADES] = 0
-            ei[i, EI_PHASE] = P_ACT_SUBMIT if n > 0 else P_FLOW_START
+            if n > 0:
+                ei[i, EI_PHASE] = P_ACT_SUBMIT
+            elif ei[i, EI_ACT_ONLY] != 0:
+                ei[i, EI_PHASE] = P_IDLE
+            else:
+                ei[i, EI_PHASE] = P_FLOW_START
         elif phase == P_ACT_SUBMIT or phase == P_COMPLETE_SUBMIT:
+            if hooked and ei[i, EI_HOOKED] == 0:
+                # a cancel (always first, if any) needs no check: hook only new orders/modifies
+                n = ei[i, EI_N_MSGS]
+                if n > 1 or (n == 1 and msgs[i, 0].kind != k.CANCEL):
+                    ei[i, EI_HOOKED] = 1
+                    return NEED_HOOK
+            reached = ei[i, EI_N_MSGS] > 0  # zero only when the hook dropped the whole batch
             status = _submit_nb(
                 i, orders, levels, keys, slots, meta, owner_stats, trades, msgs, ei, ef, fee_bps
             )
             if status != DONE:
                 return status
+            ei[i, EI_HOOKED] = 0
+            ei[i, EI_N_MSGS] = 0
             if phase == P_ACT_SUBMIT:
-                ei[i, EI_PHASE] = P_FLOW_START
+                ei[i, EI_PHASE] = P_IDLE if ei[i, EI_ACT_ONLY] != 0 else P_FLOW_START
+            elif not reached:  # compliance held the completion back: mark the rest at the mid
+                ei[i, EI_PHASE] = P_FINISH
             elif ei[i, EI_REMAINING] != 0:
                 ef[i, EF_T_END] = fstate[i, F_TIME] + 1.0
                 ei[i, EI_PHASE] = P_COMPLETE_FLOW
@@ -635,6 +735,7 @@ def step_env_nb(
                 _submit_nb(
                     i, orders, levels, keys, slots, meta, owner_stats, trades, msgs, ei, ef, fee_bps
                 )
+                ei[i, EI_N_MSGS] = 0
         elif phase == P_COMPLETE_MARKET:
             if ei[i, EI_REMAINING] == 0:
                 ei[i, EI_PHASE] = P_FINISH
@@ -656,48 +757,31 @@ def step_env_nb(
             reward = -(shortfall - ef[i, EF_SHORTFALL])
             ef[i, EF_SHORTFALL] = shortfall
             terminated = ei[i, EI_TERMINATED] != 0
+            risk_aversion = cfg[C_RISK_AVERSION]
             if risk_aversion > 0 and not terminated:
                 left = ei[i, EI_REMAINING] / ei[i, EI_QTY]
                 reward -= risk_aversion * (left * left) * math.sqrt(ef[i, EF_EWM_VAR])
             ef[i, EF_REWARD] = reward
-            observation_nb(
-                i,
-                orders,
-                levels,
-                keys,
-                slots,
-                meta,
-                istate,
-                ei,
-                ef,
-                tob,
-                own,
-                horizon,
-                obs_low,
-                obs_high,
-                obs,
-            )
+            observation_nb(i, orders, levels, keys, slots, meta, istate, ei, ef, tob, own, horizon, obs)
             if terminated:  # the summary reads these rows after a same-step reset
-                final_ei[i, :] = ei[i, :]
-                final_ef[i, :] = ef[i, :]
+                _copy_row_nb(final_ei[i], ei[i])
+                _copy_row_nb(final_ef[i], ef[i])
             if terminated and same_step:
-                final_obs[i, :] = obs[i, :]
+                _copy_row_nb(final_obs[i], obs[i])
                 ei[i, EI_PHASE] = P_RESET
             else:
                 ei[i, EI_PHASE] = P_IDLE
         elif phase == P_RESET:
-            if orders.shape[1] <= 2 * MAX_DEPTH * initial_depth[i]:
-                return NEED_SLOT  # the seeded book must fit (checked before anything changes)
-            # the pre-drawn episode (drawn from env i's generator as ExecutionEnv.reset draws)
+            initial_depth = int(preset_params[0, -1])
+            for j in range(preset_params.shape[0]):
+                initial_depth = max(initial_depth, int(preset_params[j, -1]))
+            if orders.shape[1] <= 2 * MAX_DEPTH * initial_depth:
+                return NEED_SLOT  # any preset's seeded book must fit (checked before anything changes)
             base = max(1, start_price - levels.shape[1] // 2)
             clear_book_nb(
                 i, base, start_price, orders, levels, keys, slots, meta, owner_stats, fstate, istate
             )
-            ei[i, EI_SIDE] = nx_side[i]
-            ei[i, EI_QTY] = nx_qty[i]
-            ef[i, EF_URGENCY] = nx_urgency[i]
-            xrng[i, :] = nx_xrng[i, :]
-            params[i, :] = nx_params[i, :]
+            depth = draw_episode_nb(i, nx_raw, cfg, preset_params, ei, ef, xrng, params)
             _seed_book_nb(
                 i,
                 start_price,
@@ -711,7 +795,7 @@ def step_env_nb(
                 xrng,
                 params,
                 istate,
-                initial_depth[i],
+                depth,
             )
             k.top_of_book_nb(levels[i], meta[i], 5, tob[i])
             mids[i, 0] = _mid_nb(i, tob, istate)
@@ -723,35 +807,20 @@ def step_env_nb(
             return STUCK  # unreachable: an unknown phase
 
 
-@njit(cache=True)
-def finish_reset_nb(
-    i,
-    orders,
-    levels,
-    keys,
-    slots,
-    meta,
-    owner_stats,
-    fstate,
-    istate,
-    ei,
-    ef,
-    tob,
-    own,
-    vol_bps,
-    touch_depth,
-    horizon,
-    obs_low,
-    obs_high,
-    obs,
-):
-    """The end of ``ExecutionEnv.reset`` after the warm-up statistics: episode counters, arrival
-    price, and the first observation (book read again, as ``_observation()`` does)."""
+@njit(cache=True, _nrt=False)
+def _finish_reset_nb(
+    i, orders, levels, keys, slots, meta, owner_stats, fstate, istate, ei, ef, tob, own, mids,
+    obs, horizon, n_warm,
+):  # fmt: skip
+    """The end of a reset, after the warm-up: its statistics (per-step volatility, touch depth,
+    volume per step), the episode's counters, the arrival price and the first observation."""
+    vol_bps = warm_vol_bps_nb(mids[i], n_warm)
+    ef[i, EF_TOUCH_DEPTH] = max(ef[i, EF_WARM_DEPTH] / (2 * n_warm), 1.0)
+    ef[i, EF_STEP_VOLUME] = fstate[i, F_TRADED_QTY] / n_warm
     fstate[i, F_TRADED_QTY] = 0.0
     fstate[i, F_TRADED_VALUE] = 0.0
     fstate[i, F_OFI] = 0.0
     ef[i, EF_VOL_BPS] = vol_bps
-    ef[i, EF_TOUCH_DEPTH] = touch_depth
     arrival = _mid_nb(i, tob, istate)
     ef[i, EF_ARRIVAL] = arrival
     ei[i, EI_T] = 0
@@ -768,215 +837,39 @@ def finish_reset_nb(
     ef[i, EF_MARKET_VALUE] = 0.0
     ei[i, EI_MARKET_QTY] = 0
     ef[i, EF_LAST_OFI] = 0.0
-    if ei[i, EI_SIDE] == 1:
-        ei[i, EI_SEEN_QTY] = owner_stats[i, AGENT, k.BOUGHT_QTY]
-        ei[i, EI_SEEN_VALUE] = owner_stats[i, AGENT, k.BOUGHT_VALUE]
-    else:
-        ei[i, EI_SEEN_QTY] = owner_stats[i, AGENT, k.SOLD_QTY]
-        ei[i, EI_SEEN_VALUE] = owner_stats[i, AGENT, k.SOLD_VALUE]
-    k.top_of_book_nb(levels[i], meta[i], 5, tob[i])
-    observation_nb(
-        i,
-        orders,
-        levels,
-        keys,
-        slots,
-        meta,
-        istate,
-        ei,
-        ef,
-        tob,
-        own,
-        horizon,
-        obs_low,
-        obs_high,
-        obs,
-    )
+    ei[i, EI_SEEN_QTY] = 0  # a cleared book: the agent has no fills yet
+    ei[i, EI_SEEN_VALUE] = 0
+    observation_nb(i, orders, levels, keys, slots, meta, istate, ei, ef, tob, own, horizon, obs)
+    ei[i, EI_RESET_DONE] = 1
     ei[i, EI_PHASE] = P_IDLE
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, _nrt=False)
 def vector_run_nb(
-    status,
-    actions,
-    orders,
-    levels,
-    keys,
-    slots,
-    meta,
-    owner_stats,
-    trades,
-    xrng,
-    params,
-    fstate,
-    istate,
-    no_msgs,
-    q_bid,
-    q_ask,
-    msgs,
-    ei,
-    ef,
-    tob,
-    own,
-    mids,
-    obs,
-    final_obs,
-    final_ei,
-    final_ef,
-    nx_side,
-    nx_qty,
-    nx_urgency,
-    nx_xrng,
-    nx_params,
-    initial_depth,
-    same_step,
-    horizon,
-    step_seconds,
-    latency,
-    fee_bps,
-    risk_aversion,
-    n_warm,
-    start_price,
-    obs_low,
-    obs_high,
-):
+    status, actions, orders, levels, keys, slots, meta, owner_stats, trades, xrng, params,
+    fstate, istate, no_msgs, q_bid, q_ask, msgs, ei, ef, tob, own, mids, obs, final_obs,
+    final_ei, final_ef, nx_raw, preset_params, cfg, same_step,
+):  # fmt: skip
     """Advance every env whose phase is not idle (``step_env_nb``), envs spread over all cores;
     `status[i]` gets env i's outcome (DONE or the room its book needs)."""
     for i in prange(status.shape[0]):
         status[i] = step_env_nb(
-            i,
-            actions,
-            orders,
-            levels,
-            keys,
-            slots,
-            meta,
-            owner_stats,
-            trades,
-            xrng,
-            params,
-            fstate,
-            istate,
-            no_msgs,
-            q_bid,
-            q_ask,
-            msgs,
-            ei,
-            ef,
-            tob,
-            own,
-            mids,
-            obs,
-            final_obs,
-            final_ei,
-            final_ef,
-            nx_side,
-            nx_qty,
-            nx_urgency,
-            nx_xrng,
-            nx_params,
-            initial_depth,
-            same_step,
-            horizon,
-            step_seconds,
-            latency,
-            fee_bps,
-            risk_aversion,
-            n_warm,
-            start_price,
-            obs_low,
-            obs_high,
-        )
+            i, actions, orders, levels, keys, slots, meta, owner_stats, trades, xrng, params,
+            fstate, istate, no_msgs, q_bid, q_ask, msgs, ei, ef, tob, own, mids, obs, final_obs,
+            final_ei, final_ef, nx_raw, preset_params, cfg, same_step, False,
+        )  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def vector_run_serial_nb(
-    status,
-    actions,
-    orders,
-    levels,
-    keys,
-    slots,
-    meta,
-    owner_stats,
-    trades,
-    xrng,
-    params,
-    fstate,
-    istate,
-    no_msgs,
-    q_bid,
-    q_ask,
-    msgs,
-    ei,
-    ef,
-    tob,
-    own,
-    mids,
-    obs,
-    final_obs,
-    final_ei,
-    final_ef,
-    nx_side,
-    nx_qty,
-    nx_urgency,
-    nx_xrng,
-    nx_params,
-    initial_depth,
-    same_step,
-    horizon,
-    step_seconds,
-    latency,
-    fee_bps,
-    risk_aversion,
-    n_warm,
-    start_price,
-    obs_low,
-    obs_high,
-):
+    status, actions, orders, levels, keys, slots, meta, owner_stats, trades, xrng, params,
+    fstate, istate, no_msgs, q_bid, q_ask, msgs, ei, ef, tob, own, mids, obs, final_obs,
+    final_ei, final_ef, nx_raw, preset_params, cfg, same_step,
+):  # fmt: skip
     """``vector_run_nb`` on one thread (few envs, or cores busy with other work)."""
     for i in range(status.shape[0]):
         status[i] = step_env_nb(
-            i,
-            actions,
-            orders,
-            levels,
-            keys,
-            slots,
-            meta,
-            owner_stats,
-            trades,
-            xrng,
-            params,
-            fstate,
-            istate,
-            no_msgs,
-            q_bid,
-            q_ask,
-            msgs,
-            ei,
-            ef,
-            tob,
-            own,
-            mids,
-            obs,
-            final_obs,
-            final_ei,
-            final_ef,
-            nx_side,
-            nx_qty,
-            nx_urgency,
-            nx_xrng,
-            nx_params,
-            initial_depth,
-            same_step,
-            horizon,
-            step_seconds,
-            latency,
-            fee_bps,
-            risk_aversion,
-            n_warm,
-            start_price,
-            obs_low,
-            obs_high,
-        )
+            i, actions, orders, levels, keys, slots, meta, owner_stats, trades, xrng, params,
+            fstate, istate, no_msgs, q_bid, q_ask, msgs, ei, ef, tob, own, mids, obs, final_obs,
+            final_ei, final_ef, nx_raw, preset_params, cfg, same_step, False,
+        )  # fmt: skip
