@@ -20,6 +20,7 @@ from trendgym.agents.execution import (
     run_execution_episode,
 )
 from trendgym.envs.execution import AGENT, OBS_HIGH, OBS_LOW, ExecutionEnv, encode_action
+from trendgym.envs.lob import kernels as k
 
 ENV_ID = "trendgym/Execution-v0"
 SMALL = dict(horizon=8, warmup_seconds=10.0)  # short episodes keep the suite fast
@@ -207,6 +208,28 @@ def mean_shortfall(policy_cls, episodes=60, **kwargs):
     return np.mean(
         [run_execution_episode(env, policy, seed)["shortfall_bps"] for seed in range(episodes)]
     )
+
+
+@pytest.mark.parametrize("preset", ["calm", "volatile"])
+def test_the_default_warm_up_reaches_the_stationary_book(preset):
+    """After the default 30 s the book looks as it does after 300 s: as many resting orders
+    and as much depth in the best five levels (means over 100 seeds, within 4 s.e.)."""
+
+    def book_shape(warmup):
+        env = ExecutionEnv(preset=preset, urgency=0.0, warmup_seconds=warmup)
+        live, depth = [], []
+        for seed in range(100):
+            env.reset(seed=seed)
+            live.append(env.book.meta[k.N_LIVE])
+            depth.append(
+                sum(q for _, q in env.book.depth(1, 5)) + sum(q for _, q in env.book.depth(-1, 5))
+            )
+        return np.array(live), np.array(depth)
+
+    short, long = book_shape(ExecutionEnv().warmup_seconds), book_shape(300.0)
+    for a, b in zip(short, long, strict=True):
+        se = np.sqrt(a.var() / a.size + b.var() / b.size)
+        assert abs(a.mean() - b.mean()) < 4 * se
 
 
 def test_patience_pays_without_urgency_and_hurry_pays_with_it():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numba
 import numpy as np
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -23,11 +24,12 @@ from trendgym.envs.lob.flow import (
 )
 from trendgym.envs.vector.portfolio import autoreset_mode_of
 
+PRANGE_CHUNK = 4  # envs per prange work item
 PARALLEL_MIN_ENVS = 64  # below this, waking a busy second core costs more than it saves
 CAPACITY = 128  # initial resting orders per book (grows for all books when one needs more)
-PRICE_LEVELS = 256  # initial price window per book, ticks
+PRICE_LEVELS = 512  # initial price window per book, ticks
 TRADE_ROOM = 256  # initial trade buffer per book
-_WINDOW_PAD = 48  # ticks kept free on both sides of a recentred book
+_WINDOW_PAD = 64  # ticks kept free on both sides of a recentred book
 _FLOW_PHASES = (nb.P_LAT_FLOW, nb.P_FLOW, nb.P_COMPLETE_FLOW, nb.P_WARM_FLOW)
 
 
@@ -179,6 +181,9 @@ class ExecutionVectorEnv(VectorEnv):
         """Call the batched kernel until every env's phase is done, growing books in between."""
         kernel = nb.vector_run_nb if self._use_prange else nb.vector_run_serial_nb
         while True:
+            # small chunks: an env that resets runs its whole warm-up, so equal halves of the
+            # batch can hold very unequal work
+            numba.set_parallel_chunksize(PRANGE_CHUNK)
             kernel(
                 self._status, actions, self.orders, self.levels, self.keys, self.slots, self.meta,
                 self.owner_stats, self.trades, self.xrng, self.params, self.fstate, self.istate,
