@@ -2,12 +2,13 @@
 
 Prints, in one process:
 1. the numba thread count and threading layer, and the compile times (reported apart: every
-   rate below excludes them): a fresh, uncached compile of the batched step kernel, and the
-   first call of a new process, which loads it from numba's on-disk cache;
+   rate below excludes them): a fresh compile of every kernel (new process, empty numba cache),
+   and the first call of a new process, which loads them from numba's on-disk cache;
 2. a table of env-steps/s: the single env; Gymnasium ``SyncVectorEnv`` and SB3 ``DummyVecEnv``
    of N; SB3 ``SubprocVecEnv`` of small N (it starts one process per env); the native vector
    env (Gymnasium API) and its SB3 adapter at N = 1, 16, 64, 256, 1024; each with its ratio to
-   ``DummyVecEnv`` of the same N;
+   ``DummyVecEnv`` of the same N; then the native env's CPU time per env-step on one thread
+   (``time.thread_time``: robust to other processes on the shared cores, unlike the rates);
 3. PPO training throughput (``learn`` steps/s, same N and budget) on the native SB3 adapter vs
    ``DummyVecEnv``.
 
@@ -76,11 +77,11 @@ KINDS = {
         make_single=lambda kw: PortfolioEnv(**kw),
         make_native=lambda n, kw: PortfolioVectorEnv(n, **kw),
         native_path="trendgym.envs.vector:PortfolioVectorEnv",
-        compile_times=lambda kind: portfolio_compile_times(kind),
+        compile_times=lambda kind: fresh_cache_compile_seconds(kind),
         clone_single=_clone_portfolio,
     ),
     "execution": EnvKind(
-        name="Execution-v0 (defaults: horizon 40 x 2.5 s, 120 s warm-up per episode, "
+        name="Execution-v0 (defaults: horizon 40 x 2.5 s, 30 s warm-up per episode, "
         "~100 background messages per env-step)",
         env_id="trendgym/Execution-v0",
         kwargs={},
@@ -169,6 +170,24 @@ def rate_native(kind: EnvKind, n: int, parallel: bool | None = None) -> float:
     return _best_rate(lambda k: venv.step(bank[k % 8]), n)
 
 
+def cpu_ns_per_env_step(kind: EnvKind, n: int, seconds: float = 1.0) -> float:
+    """CPU time of one thread per env-step (``time.thread_time``) of the native env forced to
+    one thread, Python side included: unlike wall rates, other processes on the cores barely
+    move it."""
+    venv = kind.make_native(n, {**kind.kwargs, "parallel": False})
+    venv.reset(seed=0)
+    bank = _action_bank(venv.action_space, 8)
+    venv.step(bank[0])
+    best = float("inf")
+    for _ in range(REPEATS):
+        calls, cpu0, wall0 = 0, time.thread_time(), time.perf_counter()
+        while time.perf_counter() - wall0 < seconds / REPEATS or calls < 3:
+            venv.step(bank[calls % 8])
+            calls += 1
+        best = min(best, (time.thread_time() - cpu0) / (calls * n))
+    return best * 1e9
+
+
 def rate_native_sb3(kind: EnvKind, n: int) -> float:
     from trendgym.envs.sb3_vec import make_sb3_vec_env
 
@@ -217,25 +236,6 @@ def ppo_rate(
 
 
 # ---------------------------------------------------------------- compile times
-def portfolio_compile_times(kind: EnvKind) -> dict[str, float]:
-    """Seconds to compile each step kernel from scratch (no on-disk cache) and call it once."""
-    import trendgym.envs.vector.portfolio as module
-
-    out = {}
-    for parallel, name in ((True, "vector_step_nb"), (False, "vector_step_serial_nb")):
-        cached = getattr(module, name)
-        venv = kind.make_native(64, {**kind.kwargs, "parallel": parallel})
-        venv.reset(seed=0)
-        setattr(module, name, numba.njit(cache=False, parallel=parallel)(cached.py_func))
-        try:  # the env calls the module-level name: it now runs (and compiles) the fresh copy
-            start = time.perf_counter()
-            venv.step(np.zeros(venv.action_space.shape, dtype=np.float32))
-            out[f"{name}, fresh compile, no cache"] = time.perf_counter() - start
-        finally:
-            setattr(module, name, cached)
-    return out
-
-
 def fresh_cache_compile_seconds(kind: EnvKind) -> dict[str, float]:
     """First reset + step of a 64-env native env in a new process with an empty numba cache:
     every kernel it calls compiles from scratch (serial and prange drivers both)."""
@@ -338,6 +338,12 @@ def main(argv: list[str] | None = None) -> None:
         for runner, n, rate, ratio in rows:
             shown = "" if ratio is None else f"{ratio:.1f}x"
             print(f"| {runner} | {n} | {rate:,.0f} | {shown} |")
+        for n in (64, 1024):
+            ns = cpu_ns_per_env_step(kind, n)
+            print(
+                f"native env, one thread, N = {n}: {ns:,.0f} ns CPU per env-step "
+                f"(thread_time, Python side included) = {1e9 / ns:,.0f} env-steps/s per core"
+            )
         if args.no_ppo:
             continue
         template = kind.make_single(kind.kwargs)

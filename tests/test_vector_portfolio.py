@@ -14,9 +14,34 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trendgym  # noqa: F401  (registers the ids)
+from trendgym.envs.market.accounting import (
+    ROW_IMPACT,
+    ROW_RET_NEXT,
+    ROW_TRADABLE,
+    ROW_VOL,
+    check_action_nb,
+    step_into_nb,
+)
 from trendgym.envs.portfolio import PortfolioEnv
 from trendgym.envs.vector import PortfolioVectorEnv
-from trendgym.envs.vector.portfolio_nb import differential_sharpe_nb
+from trendgym.envs.vector.portfolio_nb import (
+    D_TERMINATED,
+    D_TRUNCATED,
+    F_NAV,
+    I_END,
+    I_T,
+    N_FSTATE,
+    N_ISTATE,
+    N_OUT,
+    O_COST,
+    O_NAV,
+    O_REWARD,
+    O_TURNOVER,
+    differential_sharpe_nb,
+    first_refused_nb,
+    vector_step_nb,
+    vector_step_serial_nb,
+)
 
 SMALL = {"n_years": 3.0, "n_assets": 8, "warmup": 60}
 MODES = [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP]
@@ -165,11 +190,122 @@ def differential_sharpe_twin(r, a, b, k, eta):
     eta=st.floats(0.001, 1.0),
 )
 def test_differential_sharpe_kernel_matches_twin(r, a, b, k, eta):
-    fstate = np.zeros((2, 5))
-    fstate[1, 3], fstate[1, 4] = a, b
-    got = differential_sharpe_nb(r, 1, fstate, k, eta)
-    want, a2, b2 = differential_sharpe_twin(r, a, b, k, eta)
-    assert got == want and fstate[1, 3] == a2 and fstate[1, 4] == b2
+    assert differential_sharpe_nb(r, a, b, k, eta) == differential_sharpe_twin(r, a, b, k, eta)
+
+
+def _bits(x):
+    """The raw bits of a float array: equal bits, not just equal values (0.0 vs -0.0)."""
+    x = np.ascontiguousarray(x)
+    return x.view(np.uint64 if x.dtype == np.float64 else np.uint32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n_envs=st.integers(1, 9),
+    n_assets=st.integers(1, 7),
+    target_vol=st.sampled_from([0.0, 0.02, 0.3]),
+    max_leverage=st.floats(0.2, 3.0),
+    crash=st.booleans(),
+)
+def test_step_kernel_matches_the_single_env_kernel(
+    seed, n_envs, n_assets, target_vol, max_leverage, crash
+):
+    """One batched step, both drivers, against ``step_into_nb`` (the single env's core) per env:
+    same weights, observation, net return, costs and turnover, bit for bit."""
+    rng = np.random.default_rng(seed)
+    n_features, weight_col, n_days = 3, 1, 4
+    market = np.zeros((n_days, 4, n_assets))
+    market[:, ROW_TRADABLE] = rng.random((n_days, n_assets)) < 0.75
+    market[:, ROW_RET_NEXT] = rng.normal(0.0, 0.6 if crash else 0.03, (n_days, n_assets))
+    market[:, ROW_RET_NEXT] = np.maximum(market[:, ROW_RET_NEXT], -1.0)  # -1: a wipeout
+    market[:, ROW_IMPACT] = rng.uniform(0.0, 0.02, (n_days, n_assets))
+    market[:, ROW_VOL] = rng.uniform(0.05, 0.6, (n_days, n_assets))
+    avg_corr = rng.uniform(-0.2, 0.9, n_days)
+    prop_cost = rng.uniform(0.0, 1e-3, n_assets)
+    static_obs = rng.normal(size=(n_days, n_assets * n_features + 2)).astype(np.float32)
+    actions = rng.uniform(-1, 1, (n_envs, n_assets)).astype(np.float32)
+    actions[rng.random((n_envs, n_assets)) < 0.2] = 0.0
+    weights0 = rng.uniform(-3, 3, (n_envs, n_assets)) * (rng.random((n_envs, 1)) < 0.7)
+    t = rng.integers(0, n_days - 1, n_envs)
+
+    want = []
+    for e in range(n_envs):
+        w, ob = weights0[e].copy(), np.empty(static_obs.shape[1], np.float32)
+        net, _gross, cost, turnover = step_into_nb(
+            actions[e].astype(np.float64), w, t[e], market, avg_corr, prop_cost, max_leverage,
+            target_vol, static_obs, n_features, weight_col, 10.0, ob,
+        )  # fmt: skip
+        want.append((w, ob, net, cost, turnover))
+
+    for kernel in (vector_step_serial_nb, vector_step_nb):
+        fstate = np.zeros((n_envs, N_FSTATE))
+        fstate[:, F_NAV] = 1.0
+        istate = np.zeros((n_envs, N_ISTATE), dtype=np.int64)
+        istate[:, I_T] = t
+        istate[:, I_END] = n_days - 1
+        weights = weights0.copy()
+        rets = np.zeros((n_envs, 3))
+        obs = np.zeros((n_envs, static_obs.shape[1]), np.float32)
+        step_out = np.zeros((N_OUT, n_envs))
+        ends = np.zeros((2, n_envs), dtype=bool)
+        no_reset = np.zeros(n_envs, dtype=bool)
+        n_ended = kernel(
+            actions, no_reset, False, np.zeros(n_envs, np.int64), 0, n_days - 1, fstate, istate,
+            weights, rets, market, avg_corr, prop_cost, max_leverage, target_vol, static_obs,
+            n_features, weight_col, 10.0, True, 0.01, obs, obs.copy(), step_out, ends,
+            np.zeros(n_envs, np.int64), 3,
+        )  # fmt: skip
+        wiped = 1.0 + np.array([net for _, _, net, _, _ in want]) <= 1e-12
+        window_over = (t + 1 >= n_days - 1) & ~wiped  # the episodes end at row n_days - 1
+        np.testing.assert_array_equal(ends[D_TERMINATED], wiped)
+        np.testing.assert_array_equal(ends[D_TRUNCATED], window_over)
+        assert n_ended == int(np.sum(wiped | window_over))
+        for e, (w, ob, net, cost, turnover) in enumerate(want):
+            assert np.array_equal(_bits(weights[e]), _bits(w)), (kernel, e)
+            assert np.array_equal(_bits(obs[e]), _bits(ob)), (kernel, e)
+            assert _bits(rets[e, :1]) == _bits(np.array([net]))
+            assert step_out[O_COST, e] == cost and step_out[O_TURNOVER, e] == turnover
+            growth = 1.0 + net
+            assert step_out[O_NAV, e] == (0.0 if wiped[e] else growth)
+            assert step_out[O_REWARD, e] == math.log(max(growth, 1e-12))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(
+            st.sampled_from([0.0, -1.0, 1.0, 0.5, -0.25, 1.5, -2.0, np.nan, np.inf]),
+            min_size=3,
+            max_size=3,
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    skip=st.integers(0, 63),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_batch_action_check_matches_the_single_env_check(rows, skip, dtype):
+    """Per env, ``first_refused_nb`` gives ``check_action_nb``'s code; envs reset this step
+    (their action unused) are never refused; the first refused env is reported."""
+    actions = np.array(rows, dtype=dtype)
+    reset_first = np.array([bool(skip >> i & 1) for i in range(len(rows))])
+    codes = np.full(len(rows), -7, dtype=np.int64)
+    got = first_refused_nb(actions, reset_first, codes)
+    want = [0 if reset_first[i] else check_action_nb(actions[i]) for i in range(len(rows))]
+    assert codes.tolist() == want
+    refused = [i for i, c in enumerate(want) if c != 0]
+    assert got == (refused[0] if refused else -1)
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.name)
+def test_uneven_chunks_over_threads_match_single_envs(mode):
+    """37 envs over 4 chunks per thread: uneven contiguous ranges, same bits as single envs."""
+    kwargs = SMALL | {"window": 4}
+    rng = np.random.default_rng(3)
+    batches = rng.uniform(-1, 1, (9, 37, 8)).astype(np.float32)
+    native, _, n_ended = _run_both(kwargs, mode, 37, 9, 1, batches.__getitem__, parallel=True)
+    assert native.kernel_steps["prange"] == 9 and n_ended >= 37
 
 
 def test_refused_batch_names_the_env_and_changes_nothing():

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numba
 import numpy as np
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -14,6 +15,8 @@ from gymnasium.vector.utils import batch_space
 from trendgym.envs.market.accounting import ACTION_NAN
 from trendgym.envs.portfolio import WEIGHT_CLIP, PortfolioEnv, summarize_episode
 from trendgym.envs.vector.portfolio_nb import (
+    D_TERMINATED,
+    D_TRUNCATED,
     F_COST_SUM,
     F_NAV,
     F_TURNOVER_SUM,
@@ -22,6 +25,15 @@ from trendgym.envs.vector.portfolio_nb import (
     I_T,
     N_FSTATE,
     N_ISTATE,
+    N_OUT,
+    O_COST,
+    O_COST_SUM,
+    O_K,
+    O_NAV,
+    O_REWARD,
+    O_T,
+    O_TURNOVER,
+    O_TURNOVER_SUM,
     vector_reset_nb,
     vector_step_nb,
     vector_step_serial_nb,
@@ -29,6 +41,8 @@ from trendgym.envs.vector.portfolio_nb import (
 
 # below this many envs, waking the other cores costs more than it saves (benchmarks/vector.py)
 PARALLEL_MIN_ENVS = 32
+# prange hands each thread this many contiguous chunks of envs (one kernel call per chunk)
+CHUNKS_PER_THREAD = 4
 # auto mode: now and then, time the kernel not in use (see `_choose_kernel`): after PROBE_EVERY
 # steps, doubling up to PROBE_EVERY_MAX while the probes keep losing
 PROBE_EVERY = 50
@@ -175,14 +189,11 @@ class PortfolioVectorEnv(VectorEnv):
         self._fstate = np.zeros((n, N_FSTATE))
         self._istate = np.zeros((n, N_ISTATE), dtype=np.int64)
         self._weights = np.zeros((n, n_assets))
-        self._targets = np.zeros((n, n_assets))
         self._rets = np.full((n, longest), 0.0)  # touched now, not page by page mid-episode
         self._obs = np.zeros((n, obs_dim), dtype=np.float32)
         self._final_obs = np.zeros((n, obs_dim), dtype=np.float32)
-        self._rewards = np.zeros(n)
-        self._terminated = np.zeros(n, dtype=bool)
-        self._truncated = np.zeros(n, dtype=bool)
-        self._step_out = np.zeros((n, 7))
+        self._step_out = np.zeros((N_OUT, n))  # one row per outcome (O_*), see portfolio_nb
+        self._ends = np.zeros((2, n), dtype=bool)  # terminated, truncated (D_*)
         self._codes = np.zeros(n, dtype=np.int64)
         self._next_start = np.full(n, first, dtype=np.int64)
         self._autoreset = np.zeros(n, dtype=bool)
@@ -192,7 +203,12 @@ class PortfolioVectorEnv(VectorEnv):
         self._everyone = np.ones(n, dtype=bool)
         self._everyone.flags.writeable = False
         self._generators: list[np.random.Generator | None] = [None] * n
+        # all-False mask, shared; never written (a read-only array would be a second numba type
+        # of the kernels' `reset_first`, compiled a second time)
         self._no_reset = np.zeros(n, dtype=bool)
+        # numba's thread pool size, read from its config: asking numba.get_num_threads() would
+        # start the pool (and costs microseconds a step); the count only sets the split
+        self._n_chunks = CHUNKS_PER_THREAD * numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
 
     # ---------------------------------------------------------------- seeding and starts
     def _draw_start(self, i: int) -> int:
@@ -251,9 +267,10 @@ class PortfolioVectorEnv(VectorEnv):
             obs,
         )
         self._obs = obs
-        self._autoreset[mask] = False
+        # new arrays, not writes: these masks may be the shared `_no_reset`
+        self._autoreset = self._autoreset & ~mask
         self._any_autoreset = bool(self._autoreset.any())
-        self._done[mask] = False
+        self._done = self._done & ~mask
         self._any_done = bool(self._done.any())
         nav = self._fstate[:, F_NAV].copy()
         infos = {
@@ -288,9 +305,8 @@ class PortfolioVectorEnv(VectorEnv):
         use_prange = self._choose_kernel()
         kernel = vector_step_nb if use_prange else vector_step_serial_nb
         start = time.perf_counter()
-        bad = kernel(
+        n_ended = kernel(
             a,
-            self._targets,
             reset_first,
             same_step,
             self._next_start,
@@ -313,21 +329,24 @@ class PortfolioVectorEnv(VectorEnv):
             self.dsr_eta,
             obs,
             self._final_obs,
-            self._rewards,
-            self._terminated,
-            self._truncated,
             self._step_out,
+            self._ends,
             self._codes,
+            self._n_chunks,
         )
         self._record_timing(use_prange, time.perf_counter() - start)
-        if bad >= 0:
+        if n_ended < 0:
+            bad = int(np.flatnonzero(self._codes)[0])
             why = "NaN" if self._codes[bad] == ACTION_NAN else "outside [-1, 1]"
             raise ValueError(f"action of env {bad} has weights {why}: {a[bad].tolist()}")
         # every row of `obs` was written: each env was stepped or reset (stepping an ended
         # env without a reset is refused above), so a fresh `np.empty` is safe
         self._obs = obs
-        ended = self._terminated | self._truncated
-        any_ended = bool(ended.any())
+        out = self._step_out
+        terminated = self._ends[D_TERMINATED].copy()
+        truncated = self._ends[D_TRUNCATED].copy()
+        any_ended = n_ended > 0
+        ended = terminated | truncated if any_ended else self._no_reset
         infos = self._step_infos(reset_first, any_reset_first, ended, any_ended, same_step)
         if same_step and any_ended:
             self._refill_starts(ended)
@@ -338,13 +357,7 @@ class PortfolioVectorEnv(VectorEnv):
         if mode is AutoresetMode.DISABLED:
             self._done = ended
             self._any_done = any_ended
-        return (
-            obs,
-            self._rewards.copy(),
-            self._terminated.copy(),
-            self._truncated.copy(),
-            infos,
-        )
+        return obs, out[O_REWARD].copy(), terminated, truncated, infos
 
     def _choose_kernel(self) -> bool:
         """True for the prange kernel. Auto: the faster lately; every PROBE_EVERY steps the other."""
@@ -405,14 +418,14 @@ class PortfolioVectorEnv(VectorEnv):
         if same_step and any_ended:
             has_step_keys = ~ended
         if has_step_keys is None:
-            infos["turnover"] = out[:, 1].copy()
+            infos["turnover"] = out[O_TURNOVER].copy()
             infos["_turnover"] = everyone
-            infos["costs"] = out[:, 2].copy()
+            infos["costs"] = out[O_COST].copy()
             infos["_costs"] = everyone
         elif has_step_keys.any():
-            infos["turnover"] = np.where(has_step_keys, out[:, 1], 0.0)
+            infos["turnover"] = np.where(has_step_keys, out[O_TURNOVER], 0.0)
             infos["_turnover"] = has_step_keys
-            infos["costs"] = np.where(has_step_keys, out[:, 2], 0.0)
+            infos["costs"] = np.where(has_step_keys, out[O_COST], 0.0)
             infos["_costs"] = has_step_keys.copy()
         if not any_ended:
             return infos
@@ -420,13 +433,13 @@ class PortfolioVectorEnv(VectorEnv):
         idx = np.flatnonzero(ended)
         if same_step:
             final = {
-                "nav": np.where(ended, out[:, 0], 0.0),
+                "nav": np.where(ended, out[O_NAV], 0.0),
                 "_nav": ended.copy(),
-                "date": self._dates64[out[:, 3].astype(np.int64)],
+                "date": self._dates64[out[O_T].astype(np.int64)],
                 "_date": ended.copy(),
-                "turnover": np.where(ended, out[:, 1], 0.0),
+                "turnover": np.where(ended, out[O_TURNOVER], 0.0),
                 "_turnover": ended.copy(),
-                "costs": np.where(ended, out[:, 2], 0.0),
+                "costs": np.where(ended, out[O_COST], 0.0),
                 "_costs": ended.copy(),
             }
             self._add_summaries(final, idx, ended)
@@ -445,13 +458,15 @@ class PortfolioVectorEnv(VectorEnv):
         """The single env's terminal keys for the envs in `idx` (step keys move to step_*)."""
         out = self._step_out
         n = self.num_envs
-        infos["step_turnover"] = np.where(ended, out[:, 1], 0.0)
+        infos["step_turnover"] = np.where(ended, out[O_TURNOVER], 0.0)
         infos["_step_turnover"] = ended.copy()
-        infos["step_costs"] = np.where(ended, out[:, 2], 0.0)
+        infos["step_costs"] = np.where(ended, out[O_COST], 0.0)
         infos["_step_costs"] = ended.copy()
         for i in idx:
-            k = int(out[i, 4])
-            summary = summarize_episode(self._rets[i, :k], out[i, 5], out[i, 6])
+            k = int(out[O_K, i])
+            summary = summarize_episode(
+                self._rets[i, :k], out[O_TURNOVER_SUM, i], out[O_COST_SUM, i]
+            )
             for key, value in summary.items():
                 if key not in infos:
                     infos[key] = np.zeros(n, dtype=type(value))
