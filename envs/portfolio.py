@@ -13,6 +13,7 @@ from gymnasium import spaces
 from trendgym.envs.market.accounting import (
     ACTION_NAN,
     ACTION_OK,
+    ACTION_UNREPORTED,
     ROW_IMPACT,
     ROW_RET_NEXT,
     ROW_TRADABLE,
@@ -273,6 +274,10 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         self._dsr_a = 0.0
         self._dsr_b = 0.0
         self._done = True
+        # pre-trade checks installed by ComplianceWrapper (see `install_guard`); `guard_events`
+        # is how many interventions the last step's kernel wrote
+        self._guard: tuple | None = None
+        self.guard_events = 0
 
     # ---------------------------------------------------------------- helpers
     def _row(self, when: Any, name: str, side: str) -> int:
@@ -295,6 +300,16 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
     @property
     def nav(self) -> float:
         return self._nav
+
+    def install_guard(self, kernel: Any, guard: np.ndarray, events: np.ndarray) -> None:
+        """Run `kernel` instead of the plain step kernel: the same arguments plus NAV, `guard`
+        (rule parameters and state), `events` (where it writes interventions) and the
+        observation to fill; it returns the plain kernel's scalars plus the number of events.
+        ComplianceWrapper installs its checks this way, so they run inside the step's one
+        numba call."""
+        if self._guard is not None:
+            raise ValueError("this Portfolio-v0 already has pre-trade checks (wrapped twice?)")
+        self._guard = (kernel, guard, events, self._static_obs.shape[1], self._static_obs.dtype)
 
     # ---------------------------------------------------------------- gym API
     def reset(
@@ -329,21 +344,48 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
                 raise ValueError(f"action must be numeric, got dtype {a.dtype}")
             a = a.astype(np.float64)
         t = self._t
-        code, net, _gross, cost, turnover, obs = env_step_nb(
-            a,
-            self._weights,
-            t,
-            self._market,
-            self._avg_corr,
-            self._prop_cost,
-            self.max_leverage,
-            self.target_vol or 0.0,
-            self._static_obs,
-            self._n_features,
-            self._weight_col,
-            WEIGHT_CLIP,
-        )
+        if self._guard is None:
+            code, net, _gross, cost, turnover, obs = env_step_nb(
+                a,
+                self._weights,
+                t,
+                self._market,
+                self._avg_corr,
+                self._prop_cost,
+                self.max_leverage,
+                self.target_vol or 0.0,
+                self._static_obs,
+                self._n_features,
+                self._weight_col,
+                WEIGHT_CLIP,
+            )
+        else:
+            kernel, guard, events, n_obs, obs_dtype = self._guard
+            obs = np.empty(n_obs, dtype=obs_dtype)  # the kernel writes into it, allocating nothing
+            code, net, _gross, cost, turnover, self.guard_events = kernel(
+                a,
+                self._weights,
+                t,
+                self._market,
+                self._avg_corr,
+                self._prop_cost,
+                self.max_leverage,
+                self.target_vol or 0.0,
+                self._static_obs,
+                self._n_features,
+                self._weight_col,
+                WEIGHT_CLIP,
+                self._nav,
+                guard,
+                events,
+                obs,
+            )
         if code != ACTION_OK:
+            if code == ACTION_UNREPORTED:
+                raise RuntimeError(
+                    "this env's pre-trade checks hold interventions nobody reported: "
+                    "step it through its ComplianceWrapper"
+                )
             why = "NaN" if code == ACTION_NAN else "outside [-1, 1]"
             raise ValueError(f"action has weights {why}: {np.asarray(a).tolist()}")
         growth = 1.0 + net

@@ -3,18 +3,22 @@
 `ExecutionCompliance.pre_trade(messages, env)` sees every new order and modify (kind 0 limit,
 1 market, 3 modify) before the book does, including the forced completion at the horizon,
 and returns them dropped or shrunk (or repriced toward the mid by a collar in clip mode).
-Cancels never reach it: the env always lets them through. The hot path reads message fields
-once as Python ints and touches the book only through preallocated kernels' buffers.
+Cancels never reach it: the env always lets them through.
+
+The checks themselves are numba kernels (``execution_nb.py``): one call per step
+(``begin_step_nb``) and one per hooked batch (``pre_trade_nb``), over preallocated arrays
+that this class owns. Python turns the kernels' records into audit entries only when a rule
+intervened, and trips the kill switch when the per-step test says so: the rare paths.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from trendgym.envs.compliance import execution_nb as nb
 from trendgym.envs.compliance.rules import (
     EXECUTION,
     DuplicateOrder,
@@ -29,11 +33,24 @@ from trendgym.envs.compliance.rules import (
     Throttle,
     WashTrade,
 )
-from trendgym.envs.execution import AGENT
 from trendgym.envs.lob import kernels as k
 
 KIND_NAMES = {k.LIMIT: "limit", k.MARKET: "market", k.MODIFY: "modify"}
+ACTION_NAMES = {nb.BLOCK: "block", nb.CLIP: "clip", nb.PENALIZE: "penalize", nb.CANCEL: "cancel"}
+MODE_CODES = {"block": nb.BLOCK, "clip": nb.CLIP, "penalize": nb.PENALIZE}
 Record = Callable[[Rule, str, dict, dict, str], None]
+RULE_SLOTS = {
+    RestrictedList: nb.R_RESTRICTED,
+    DuplicateOrder: nb.R_DUPLICATE,
+    PriceCollar: nb.R_COLLAR,
+    SelfTradePrevention: nb.R_STP,
+    WashTrade: nb.R_WASH,
+    MaxOrderSize: nb.R_SIZE,
+    MaxParticipation: nb.R_PARTICIPATION,
+    PositionLimit: nb.R_POSITION,
+    Throttle: nb.R_THROTTLE,
+    KillSwitch: nb.R_KILL,
+}
 
 
 def _asked(kind: int, side: int, price: int, qty: int, oid: int) -> dict[str, Any]:
@@ -46,9 +63,13 @@ def _asked(kind: int, side: int, price: int, qty: int, oid: int) -> dict[str, An
     }
 
 
+def _limit(value: float | None) -> float:
+    return -1.0 if value is None else float(value)
+
+
 class ExecutionCompliance:
-    """The rules' state for one Execution-v0 env; `record` is the wrapper's audit callback,
-    called as ``record(rule, action, asked, done, reason)``."""
+    """The rules' parameters and state for one Execution-v0 env; `record` is the wrapper's
+    audit callback, called as ``record(rule, action, asked, done, reason)``."""
 
     def __init__(self, rules: list[Rule], record: Record, instrument: str) -> None:
         by_type = {type(r): r for r in rules}
@@ -56,6 +77,7 @@ class ExecutionCompliance:
         self.restricted: RestrictedList | None = by_type.get(RestrictedList)
         if self.restricted is not None and instrument not in self.restricted.assets:
             self.restricted = None  # nothing this env trades is on the list
+            by_type.pop(RestrictedList)
         self.duplicate: DuplicateOrder | None = by_type.get(DuplicateOrder)
         self.collar: PriceCollar | None = by_type.get(PriceCollar)
         self.stp: SelfTradePrevention | None = by_type.get(SelfTradePrevention)
@@ -65,425 +87,222 @@ class ExecutionCompliance:
         self.position: PositionLimit | None = by_type.get(PositionLimit)
         self.throttle: Throttle | None = by_type.get(Throttle)
         self.record = record
-        self.wash_min = float(self.wash.min_size if self.wash and self.wash.min_size else 1.0)
-        self._state = np.zeros(3, dtype=np.int64)  # order_state_nb's out: qty, price, queue ahead
-        self._cancel = np.zeros(1, dtype=k.MESSAGE_DTYPE)
-        self._cancel["kind"], self._cancel["owner"] = k.CANCEL, AGENT
+        self.slot_rule: dict[int, Rule] = {}
+        self._allocate(16, (self.wash.window if self.wash else 0) + 2)
+        p = self.params
+        p[:] = -1.0
+        for cls, slot in RULE_SLOTS.items():
+            rule = by_type.get(cls)
+            if rule is not None:
+                p[slot] = MODE_CODES[rule.mode]
+                self.slot_rule[slot] = rule
+        if (r := self.restricted) is not None:
+            p[nb.P_BUY_RESTRICTED], p[nb.P_SELL_RESTRICTED] = r.blocks(+1), r.blocks(-1)
+        if (r := self.duplicate) is not None:
+            p[nb.P_DUP_WINDOW] = r.window
+        if (r := self.collar) is not None:
+            p[nb.P_COLLAR_PCT], p[nb.P_COLLAR_SPREADS] = _limit(r.max_pct), _limit(r.max_spreads)
+        if (r := self.stp) is not None:
+            p[nb.P_STP_POLICY] = SelfTradePrevention.POLICIES.index(r.policy)
+        if (r := self.wash) is not None:
+            p[nb.P_WASH_WINDOW] = r.window
+            p[nb.P_WASH_MIN] = float(r.min_size if r.min_size else 1.0)
+        if (r := self.size) is not None:
+            p[nb.P_MAX_QTY], p[nb.P_MAX_NOTIONAL] = _limit(r.max_qty), _limit(r.max_notional)
+        if (r := self.participation) is not None:
+            p[nb.P_MAX_RATE] = r.max_rate
+        if (r := self.position) is not None:
+            p[nb.P_MAX_POSITION] = _limit(r.max_position)
+        if (r := self.throttle) is not None:
+            p[nb.P_MAX_MESSAGES], p[nb.P_THROTTLE_WINDOW] = r.max_messages, r.window
+            p[nb.P_MAX_OTR], p[nb.P_MIN_VOLUME] = _limit(r.max_order_to_trade), r.min_volume
+        self._reads_shortfall = self.kill is not None and (
+            self.kill.max_loss is not None or self.kill.max_drawdown is not None
+        )
+        if (r := self.kill) is not None:
+            p[nb.P_MAX_LOSS], p[nb.P_MAX_DRAWDOWN] = _limit(r.max_loss), _limit(r.max_drawdown)
+            p[nb.P_MAX_BREACHES] = _limit(r.max_breaches)
+        self.kill_reason = ""
         self.reset(None)
+
+    def _allocate(self, live_rows: int, fills_rows: int) -> None:
+        """(Re)allocate the two buffers for `live_rows` tracked orders, keeping the state. Every
+        array is a view into them: ``params``, ``fstate``, ``records`` (float64), ``istate``,
+        ``live``, ``dup``, ``sent``, ``fills``, ``ids`` (int64)."""
+        sizes = (live_rows, 4 * live_rows, 4 * live_rows, fills_rows, 3 * (live_rows + 1) * live_rows,
+                 nb.RECORDS_PER_MESSAGE * live_rows)  # fmt: skip
+        n_floats, n_ints = nb.buffer_sizes(*sizes)
+        old = self._views() if hasattr(self, "ibuf") else None
+        self.fbuf, self.ibuf = np.zeros(n_floats), np.zeros(n_ints, dtype=np.int64)
+        self.ibuf[nb.I_LIVE_ROWS : nb.I_RECORD_ROWS + 1] = sizes
+        (self.params, self.fstate, self.records, self.istate, self.live, self.dup, self.sent,
+         self.fills, self.ids) = self._views()  # fmt: skip
+        if old is None:
+            return
+        params, fstate, _, istate, live, dup, sent, fills, _ = old
+        self.params[:], self.fstate[:], self.fills[:] = params, fstate, fills
+        self.istate[: nb.I_LIVE_ROWS] = istate[: nb.I_LIVE_ROWS]
+        self.live[: live.shape[0]] = live
+        s = self.istate
+        for ring, new, head, count in ((dup, self.dup, nb.I_DUP_HEAD, nb.I_DUP_N),
+                                       (sent, self.sent, nb.I_SENT_HEAD, nb.I_SENT_N)):  # fmt: skip
+            new[: s[count]] = ring[(s[head] + np.arange(s[count])) % ring.shape[0]]
+            s[head] = 0
+
+    def _views(self) -> tuple[np.ndarray, ...]:
+        return nb.views_nb.py_func(self.fbuf, self.ibuf)  # the kernel's own layout, in Python
 
     # ------------------------------------------------------------------ episode state
     def reset(self, env: Any) -> None:
-        self.step = 0
-        self.killed = False
-        self.breaches = 0  # interventions by rules other than the kill switch
-        self.live: dict[int, list[int]] = {}  # agent order id -> [side, price] (pruned lazily)
-        self.sent_steps: deque[int] = deque()  # step of each message that reached the book
-        self.recent: deque[tuple] = deque()  # (step, kind, side, price, qty) for duplicates
-        self.fills: deque[tuple[int, int, int]] = (
-            deque()
-        )  # (step, bought, sold) cumulative, at step starts
-        self.ordered = 0  # lots ordered (new orders and modifies' sizes) for order-to-trade
-        self.best_shortfall = 0.0
-        self.market_seen = 0
-        self.interval_volume = float(env.step_volume) if env is not None else 0.0
+        self.fstate[:] = 0.0
+        self.istate[: nb.I_LIVE_ROWS] = 0  # the episode's state; the sizes stay
+        self.kill_reason = ""
+        p = self.params
+        if env is not None:
+            self.fstate[nb.F_INTERVAL_VOLUME] = float(env.step_volume)
+            p[nb.P_TICK_SIZE], p[nb.P_ARRIVAL] = env.tick_size, env.arrival_ticks
+            p[nb.P_QUANTITY], p[nb.P_SIDE] = env.quantity, env.side
 
-    def begin_step(self, env: Any, step: int) -> None:
-        """Bookkeeping before the env acts: interval volume, fill snapshot, kill-switch test."""
-        self.step = step
-        mq = env.market_qty
-        if step > 0:
-            self.interval_volume = float(mq - self.market_seen)
-        self.market_seen = mq
-        if self.wash is not None:
-            row = env.book.owner_stats[AGENT]
-            self.fills.append((step, int(row[k.BOUGHT_QTY]), int(row[k.SOLD_QTY])))
-            while self.fills[0][0] < step - self.wash.window:
-                self.fills.popleft()
-        kill = self.kill
-        if kill is not None and not self.killed:
+    @property
+    def step(self) -> int:
+        return int(self.istate[nb.I_STEP])
+
+    @property
+    def killed(self) -> bool:
+        return bool(self.istate[nb.I_KILLED])
+
+    @property
+    def breaches(self) -> int:
+        """Interventions by rules other than the kill switch this episode."""
+        return int(self.istate[nb.I_BREACHES])
+
+    @property
+    def interval_volume(self) -> float:
+        return float(self.fstate[nb.F_INTERVAL_VOLUME])
+
+    def live_orders(self) -> dict[int, tuple[int, int, int]]:
+        """The agent's orders the checks track: id -> (side, price, remaining qty or -1)."""
+        n = int(self.istate[nb.I_N_LIVE])
+        return {int(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in self.live[:n]}
+
+    def begin_step(self, env: Any, step: int, shortfall: float | None = None) -> None:
+        """Bookkeeping before the env acts: interval volume, fill snapshot, kill-switch test
+        (on `shortfall`, the env's running shortfall, read from it when None)."""
+        if shortfall is None and self._reads_shortfall:
             shortfall = env.shortfall
-            if shortfall < self.best_shortfall:
-                self.best_shortfall = shortfall
-            if kill.max_loss is not None and shortfall > kill.max_loss:
-                self.trip(
-                    env, f"running shortfall {shortfall:.2f} bps > max_loss {kill.max_loss} bps"
+        b = env.book
+        trigger = nb.begin_step_nb(
+            b.owner_stats,
+            b.meta,
+            self.fbuf,
+            self.ibuf,
+            step,
+            shortfall if self._reads_shortfall else 0.0,
+        )
+        if trigger >= 0:
+            kill = self.kill
+            if trigger == nb.TRIG_LOSS:
+                why = f"running shortfall {shortfall:.2f} bps > max_loss {kill.max_loss} bps"
+            else:
+                rise = shortfall - self.fstate[nb.F_BEST_SHORTFALL]
+                why = (
+                    f"shortfall rose {rise:.2f} bps from its best "
+                    f"> max_drawdown {kill.max_drawdown} bps"
                 )
-            elif (
-                kill.max_drawdown is not None
-                and shortfall - self.best_shortfall > kill.max_drawdown
-            ):
-                self.trip(
-                    env,
-                    f"shortfall rose {shortfall - self.best_shortfall:.2f} bps from its best "
-                    f"> max_drawdown {kill.max_drawdown} bps",
-                )
-
-    def note_breach(self, env: Any) -> None:
-        """Called by the wrapper after each intervention of another rule."""
-        self.breaches += 1
-        kill = self.kill
-        if (
-            kill is not None
-            and not self.killed
-            and kill.max_breaches is not None
-            and self.breaches >= kill.max_breaches
-        ):
-            self.trip(env, f"{self.breaches} interventions >= max_breaches {kill.max_breaches}")
+            self.trip(env, why)
 
     def trip(self, env: Any, why: str) -> None:
         """Kill switch: cancel every resting agent order, refuse every later one this episode."""
-        self.killed = True
         self.kill_reason = why
-        cancelled = self._cancel_resting(env, None)
+        b = env.book
+        n = nb.trip_cancel_nb(
+            b.orders, b.levels, b.keys, b.slots, b.meta, self.fbuf, self.ibuf, env.own_id
+        )
+        cancelled = self.ids[:n].tolist()
         self.record(self.kill, "trip", {"trigger": why}, {"cancelled_orders": cancelled}, why)
-
-    def _cancel_resting(self, env: Any, side: int | None) -> list[int]:
-        """Cancel the agent's live orders (of `side`, or all) straight on the book; cancels
-        trade nothing, so the env's accounting is untouched (it re-reads its child's state)."""
-        ids = set(self._live_orders(env.book))
-        if env.own_id != k.EMPTY_KEY:
-            ids.add(int(env.own_id))
-        done = []
-        for oid in sorted(ids):
-            if side is not None and self.live.get(oid, [0])[0] != side:
-                continue
-            if env.book.queue_ahead(oid) is not None:
-                self._cancel["order_id"] = oid
-                env.book.process(self._cancel)
-                done.append(oid)
-            self.live.pop(oid, None)
-        return done
-
-    def _live_orders(self, book: Any) -> dict[int, list[int]]:
-        """The tracked agent orders still on the book, with [side, price, remaining qty]."""
-        b, out = book, self._state
-        for oid in list(self.live):
-            if k.order_state_nb(b.orders, b.levels, b.keys, b.slots, b.meta, oid, out):
-                self.live[oid][1] = int(out[1])
-                if len(self.live[oid]) == 2:
-                    self.live[oid].append(int(out[0]))
-                else:
-                    self.live[oid][2] = int(out[0])
-            else:
-                del self.live[oid]
-        return self.live
 
     # ------------------------------------------------------------------ the hook
     def pre_trade(self, msgs: np.ndarray, env: Any) -> np.ndarray:
-        rows = msgs.tolist()  # (kind, side, owner, price, qty, order_id, peak) as Python ints
-        keep = None  # None: all untouched; else per-message (qty, price) or None to drop
-        if self.live:
-            self._live_orders(env.book)
-        for i, (kind, side, _owner, price, qty, oid, _peak) in enumerate(rows):
-            if kind == k.MODIFY:
-                entry = self.live.get(oid)
-                if entry is None:  # an order the wrapper never saw (or already gone): ask the book
-                    o = env.book.order(oid)
-                    entry = (
-                        [o["side"], o["price"], o["qty"] + o["hidden"]] if o else [env.side, 0, 0]
-                    )
-                side = entry[0]
-            result = self._check(env, kind, side, price, qty, oid)
-            if result != (qty, price):
-                if keep is None:
-                    keep = [(r[4], r[3]) for r in rows]
-                keep[i] = result
-        if keep is None:
-            for kind, side, _owner, price, qty, oid, _peak in rows:
-                self._sent(kind, side, price, qty, oid)
-            return msgs
-        mask = np.array([r is not None for r in keep], dtype=bool)
-        for i, r in enumerate(keep):
-            if r is not None:
-                msgs["qty"][i], msgs["price"][i] = r
-                kind, side, _owner, _p, _q, oid, _peak = rows[i]
-                if kind == k.MODIFY:
-                    side = self.live.get(oid, [env.side])[0]
-                self._sent(kind, side, r[1], r[0], oid)
-        return msgs[mask]
+        b = env.book
+        while True:
+            n, n_records = nb.pre_trade_nb(
+                msgs, b.orders, b.levels, b.keys, b.slots, b.meta, b.owner_stats, env._msgs,
+                self.fbuf, self.ibuf,
+            )  # fmt: skip
+            if n != nb.NEED_ROOM:
+                break
+            self._allocate(2 * max(self.live.shape[0], msgs.shape[0]), self.fills.shape[0])
+        if n_records:
+            self._audit(n_records)
+        return msgs[:n] if n < msgs.shape[0] else msgs
 
-    def _sent(self, kind: int, side: int, price: int, qty: int, oid: int) -> None:
-        """A message is going to the book: remember it for throttle, duplicates and STP."""
-        step = self.step
-        if self.throttle is not None:
-            self.sent_steps.append(step)
-            self.ordered += qty
-        if self.duplicate is not None and kind != k.MODIFY:
-            self.recent.append((step, kind, side, price, qty))
-        if kind == k.LIMIT:
-            self.live[oid] = [side, price]
-        elif kind == k.MODIFY and oid in self.live and price > 0:
-            self.live[oid][1] = price
+    # ------------------------------------------------------------------ the rare path
+    def _audit(self, n_records: int) -> None:
+        """Turn the last call's records into audit entries, in the order they happened."""
+        ids = self.ids
+        for row in self.records[:n_records].tolist():
+            rule = self.slot_rule[int(row[nb.C_RULE])]
+            action = int(row[nb.C_ACTION])
+            why_code = int(row[nb.C_WHY])
+            first, n_ids = int(row[nb.C_IDS]), int(row[nb.C_N_IDS])
+            listed = ids[first : first + n_ids].tolist()
+            if why_code == nb.WHY_BREACHES:  # the kill switch tripped on the breach count
+                why = f"{int(row[nb.C_V1])} interventions >= max_breaches {rule.max_breaches}"
+                self.kill_reason = why
+                self.record(rule, "trip", {"trigger": why}, {"cancelled_orders": listed}, why)
+                continue
+            kind, side, price, qty, oid = map(int, row[nb.C_KIND : nb.C_OID + 1])
+            asked = _asked(kind, side, price, qty, oid)
+            why = self._reason(rule, why_code % 100, row, asked, listed)
+            if why_code >= nb.SUFFIX_NOT_CLIPPABLE:
+                why += " (cannot be clipped)"
+            elif why_code >= nb.SUFFIX_CLIPPED_TO_NOTHING:
+                why += " (nothing left after clipping)"
+            if rule is self.stp and action in (nb.BLOCK, nb.CANCEL):
+                c0, nc = int(row[nb.C_CANCELLED]), int(row[nb.C_N_CANCELLED])
+                done = {
+                    "qty": int(row[nb.C_DONE_QTY]),
+                    "cancelled_orders": ids[c0 : c0 + nc].tolist(),
+                }
+            elif action == nb.BLOCK:
+                done = {"qty": 0}
+            else:
+                done = {"qty": int(row[nb.C_DONE_QTY]), "price": int(row[nb.C_DONE_PRICE])}
+            self.record(rule, ACTION_NAMES[action], asked, done, why)
 
-    def _check(self, env: Any, kind: int, side: int, price: int, qty: int, oid: int):
-        """(qty, price) to send, or None to drop; records every intervention."""
-        if not self.killed:
-            result = self._check_rules(env, kind, side, price, qty, oid)
-            if not self.killed or result is None:
-                return result
-        # the switch is (or just got) tripped: nothing more reaches the book
-        self.record(
-            self.kill,
-            "block",
-            _asked(kind, side, price, qty, oid),
-            {"qty": 0},
-            f"kill switch tripped ({self.kill_reason})",
-        )
-        return None
-
-    def _check_rules(self, env: Any, kind: int, side: int, price: int, qty: int, oid: int):
-        step = self.step
-        r = self.restricted
-        if r is not None and r.blocks(side):
-            if self._hit(
-                r, kind, side, price, qty, oid, None, f"instrument restricted for {r.side}"
-            ):
-                return None
-        r = self.duplicate
-        if r is not None and kind != k.MODIFY:
-            recent = self.recent
-            while recent and recent[0][0] < step - r.window:
-                recent.popleft()
-            key = (kind, side, price, qty)
-            if any(x[1:] == key for x in recent):
-                if self._hit(
-                    r,
-                    kind,
-                    side,
-                    price,
-                    qty,
-                    oid,
-                    None,
-                    f"identical order sent within {r.window} step(s)",
-                ):
-                    return None
-        book = env.book
-        meta = book.meta
-        if self.collar is not None and price > 0:  # limits, and modifies that reprice
-            bid, ask = int(meta[k.BEST_BID]), int(meta[k.BEST_ASK])
-            if bid and ask:
-                mid = 0.5 * (bid + ask)
-                c = self.collar
-                band = c.max_pct * mid if c.max_pct is not None else float("inf")
-                if c.max_spreads is not None:
-                    band = min(band, c.max_spreads * (ask - bid))
-                if abs(price - mid) > band:
-                    edge = int(np.floor(mid + band)) if price > mid else int(np.ceil(mid - band))
-                    # clipping may only make a price less aggressive: a passive price far
-                    # from the mid is refused, never pulled toward the market
-                    less_aggressive = side * (edge - price) < 0
-                    why = f"price {price} outside the collar mid {mid:.1f} ± {band:.1f} ticks"
-                    if self._hit(
-                        c,
-                        kind,
-                        side,
-                        price,
-                        qty,
-                        oid,
-                        (qty, edge) if less_aggressive else None,
-                        why,
-                    ):
-                        return None
-                    if c.mode == "clip":
-                        price = edge
-        r = self.stp
-        if r is not None and self.live and (kind != k.MODIFY or price > 0):
-            going = self._pending_cancels(env)
-            crossing = [
-                o
-                for o, (s, p, *_) in self.live.items()
-                if o != oid
-                and o not in going
-                and s == -side
-                and (kind == k.MARKET or (side == 1 and price >= p) or (side == -1 and price <= p))
-            ]
-            if crossing:
-                why = f"would trade with own resting order(s) {crossing} ({r.policy})"
-                if r.mode == "penalize":
-                    self._hit(r, kind, side, price, qty, oid, None, why)
-                else:
-                    cancelled = []
-                    if r.policy != "cancel_newest":
-                        cancelled = self._cancel_resting(env, -side)
-                    drop = r.policy != "cancel_oldest"
-                    self.record(
-                        r,
-                        "block" if drop else "cancel",
-                        _asked(kind, side, price, qty, oid),
-                        {"qty": 0 if drop else qty, "cancelled_orders": cancelled},
-                        why,
-                    )
-                    if drop:
-                        return None
-        r = self.wash
-        if r is not None and self.fills:
-            row = book.owner_stats[AGENT]
-            first = self.fills[0]
-            opposite = (
-                (int(row[k.SOLD_QTY]) - first[2])
-                if side == 1
-                else (int(row[k.BOUGHT_QTY]) - first[1])
+    def _reason(self, rule: Any, code: int, row: list, asked: dict, listed: list) -> str:
+        price, qty, side = asked["price"], asked["qty"], asked["side"]
+        v1, v2, v3 = row[nb.C_V1], row[nb.C_V2], row[nb.C_V3]
+        if code == nb.WHY_RESTRICTED:
+            return f"instrument restricted for {rule.side}"
+        if code == nb.WHY_DUPLICATE:
+            return f"identical order sent within {rule.window} step(s)"
+        if code == nb.WHY_COLLAR:
+            return f"price {price} outside the collar mid {v1:.1f} ± {v2:.1f} ticks"
+        if code == nb.WHY_STP:
+            return f"would trade with own resting order(s) {listed} ({rule.policy})"
+        if code == nb.WHY_WASH:
+            return (
+                f"{'buy' if side == 1 else 'sell'} of {qty} offsets {int(v1)} lots "
+                f"{'sold' if side == 1 else 'bought'} within {rule.window} steps"
             )
-            if min(qty, opposite) >= self.wash_min:
-                why = (
-                    f"{'buy' if side == 1 else 'sell'} of {qty} offsets {opposite} lots "
-                    f"{'sold' if side == 1 else 'bought'} within {r.window} steps"
-                )
-                if self._hit(r, kind, side, price, qty, oid, None, why):
-                    return None
-        r = self.size
-        if r is not None:
-            if r.max_qty is not None and qty > r.max_qty:
-                qty = self._capped(
-                    r, kind, side, price, qty, oid, r.max_qty, f"qty {qty} > max_qty {r.max_qty}"
-                )
-                if qty is None:
-                    return None
-            if r.max_notional is not None:
-                px = (
-                    price
-                    if price > 0
-                    else (self.live.get(oid, [0, 0])[1] if kind == k.MODIFY else 0)
-                )
-                if px <= 0:  # a market order walks from the far touch
-                    px = int(meta[k.BEST_ASK] if side == 1 else meta[k.BEST_BID]) or int(
-                        env.arrival_ticks
-                    )
-                unit = px * env.tick_size
-                if qty * unit > r.max_notional:
-                    cap = int(r.max_notional // unit)
-                    qty = self._capped(
-                        r,
-                        kind,
-                        side,
-                        price,
-                        qty,
-                        oid,
-                        cap,
-                        f"notional {qty * unit:.2f} > max_notional {r.max_notional}",
-                    )
-                    if qty is None:
-                        return None
-        r = self.participation
-        # participation caps what takes liquidity: market orders and marketable limits (a
-        # resting order trades only when others come to it)
-        if r is not None and (
-            kind == k.MARKET
-            or (kind != k.MODIFY and price > 0 and self._marketable(meta, side, price))
-        ):
-            cap = int(r.max_rate * self.interval_volume)
-            if qty > cap:
-                qty = self._capped(
-                    r,
-                    kind,
-                    side,
-                    price,
-                    qty,
-                    oid,
-                    cap,
-                    f"qty {qty} > {r.max_rate} × interval volume {self.interval_volume:.0f}",
-                )
-                if qty is None:
-                    return None
-        r = self.position
-        if r is not None:
-            limit = int(r.max_position) if r.max_position is not None else env.quantity
-            row = book.owner_stats[AGENT]
-            net = int(row[k.BOUGHT_QTY]) - int(row[k.SOLD_QTY])
-            resting = 0
-            if self.live:
-                going = self._pending_cancels(env)
-                resting = sum(
-                    v[2]
-                    for o, v in self.live.items()
-                    if o != oid and o not in going and v[0] == side and len(v) > 2
-                )
-            cap = limit - side * net - resting  # most this order may add on its side
-            if qty > cap:
-                cap = max(cap, 0)
-                qty = self._capped(
-                    r,
-                    kind,
-                    side,
-                    price,
-                    qty,
-                    oid,
-                    cap,
-                    f"position {net:+d} + resting {side * resting:+d} + order {side * qty:+d} "
-                    f"breaks ±{limit} lots",
-                )
-                if qty is None:
-                    return None
-        r = self.throttle
-        if r is not None:
-            sent = self.sent_steps
-            while sent and sent[0] <= step - r.window:
-                sent.popleft()
-            why = None
-            if len(sent) + 1 > r.max_messages:
-                why = (
-                    f"{len(sent) + 1} messages in {r.window} steps > max_messages {r.max_messages}"
-                )
-            elif r.max_order_to_trade is not None and self.ordered + qty >= r.min_volume:
-                row = book.owner_stats[AGENT]
-                filled = max(int(row[k.BOUGHT_QTY]) + int(row[k.SOLD_QTY]), 1)
-                ratio = (self.ordered + qty) / filled
-                if ratio > r.max_order_to_trade:
-                    why = f"order-to-trade {ratio:.1f} > {r.max_order_to_trade}"
-            if why is not None and self._hit(r, kind, side, price, qty, oid, None, why):
-                return None
-        return (qty, price) if qty > 0 else None
-
-    @staticmethod
-    def _marketable(meta: np.ndarray, side: int, price: int) -> bool:
-        far = int(meta[k.BEST_ASK] if side == 1 else meta[k.BEST_BID])
-        return far > 0 and (price >= far if side == 1 else price <= far)
-
-    @staticmethod
-    def _pending_cancels(env: Any) -> set[int]:
-        """Ids the env cancels in the batch now being checked. The hook sees only new orders
-        and modifies; the batch's cancels (applied first, right after the hook) are still
-        in the env's message buffer. Stale entries there name orders already gone."""
-        buf = getattr(env, "_msgs", None)
-        if buf is None:
-            return set()
-        return {int(m[5]) for m in buf.tolist() if m[0] == k.CANCEL}
-
-    def _capped(
-        self, rule: Rule, kind: int, side: int, price: int, qty: int, oid: int, cap: int, why: str
-    ) -> int | None:
-        """A size limit of `cap` lots was broken: the quantity to send on (the cap when the
-        rule clips, unchanged when it penalises), or None when the order is dropped."""
-        if self._hit(rule, kind, side, price, qty, oid, (cap, price), why):
-            return None
-        return cap if rule.mode == "clip" else qty
-
-    def _hit(
-        self,
-        rule: Rule,
-        kind: int,
-        side: int,
-        price: int,
-        qty: int,
-        oid: int,
-        clipped: tuple[int, int] | None,
-        why: str,
-    ) -> bool:
-        """Record an intervention; True when the order is dropped (block, or clip to nothing)."""
-        asked = _asked(kind, side, price, qty, oid)
-        mode = rule.mode
-        if mode == "clip" and clipped is not None and clipped[0] > 0:
-            self.record(rule, "clip", asked, {"qty": clipped[0], "price": clipped[1]}, why)
-            return False
-        if mode == "penalize":
-            self.record(rule, "penalize", asked, {"qty": qty, "price": price}, why)
-            return False
-        if mode == "clip":
-            why += (
-                " (nothing left after clipping)" if clipped is not None else " (cannot be clipped)"
+        if code == nb.WHY_MAX_QTY:
+            return f"qty {qty} > max_qty {rule.max_qty}"
+        if code == nb.WHY_NOTIONAL:
+            return f"notional {v1:.2f} > max_notional {rule.max_notional}"
+        if code == nb.WHY_PARTICIPATION:
+            return f"qty {qty} > {rule.max_rate} × interval volume {v1:.0f}"
+        if code == nb.WHY_POSITION:
+            net, resting, limit = int(v1), int(v2), int(v3)
+            return (
+                f"position {net:+d} + resting {side * resting:+d} + order {side * qty:+d} "
+                f"breaks ±{limit} lots"
             )
-        self.record(rule, "block", asked, {"qty": 0}, why)
-        return True
+        if code == nb.WHY_RATE:
+            return f"{int(v1)} messages in {rule.window} steps > max_messages {rule.max_messages}"
+        if code == nb.WHY_ORDER_TO_TRADE:
+            return f"order-to-trade {v1:.1f} > {rule.max_order_to_trade}"
+        return f"kill switch tripped ({self.kill_reason})"  # WHY_KILLED
 
 
 __all__ = ["ExecutionCompliance", "EXECUTION"]

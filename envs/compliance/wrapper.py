@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 
 from trendgym.envs.compliance.audit import AuditLog
 from trendgym.envs.compliance.execution import ExecutionCompliance
@@ -130,7 +129,10 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     In Execution-v0 it installs the env's pre-trade hook, so it sees every new order and
     modify (also the forced completion at the horizon and orders delayed by latency) before
-    the book; in Portfolio-v0 it sees the target weights before the env. Each rule blocks,
+    the book; in Portfolio-v0 it installs its checks into the env's own step kernel
+    (`PortfolioEnv.install_guard`), so they see the target weights before the env trades.
+    The checks are numba kernels either way; Python only turns their records into audit
+    entries when a rule intervened. Each rule blocks,
     clips or penalises (see `trendgym.envs.compliance.rules`); the kill switch cancels the
     agent's resting orders and blocks every later order of the episode.
 
@@ -182,6 +184,8 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._penalty = 0.0
         self._records: list[dict[str, Any]] = []
         self._base = base
+        self._portfolio = self.env_kind == PORTFOLIO
+        self._shortfall: float | None = None  # Execution-v0's running shortfall, last info's
         if self.env_kind == EXECUTION:
             if base.pre_trade is not None:
                 raise ValueError("this Execution-v0 already has a pre-trade hook (wrapped twice?)")
@@ -199,6 +203,7 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
                     f"{sizing} could not hold; use target_vol=None (or scale in the policy)"
                 )
             self.engine = PortfolioCompliance(self.rules, self._record, base)
+            self.engine.install(base)  # the checks run inside the env's own step kernel
 
     # ------------------------------------------------------------------ audit
     def _record(self, rule: Rule, action: str, asked: dict, done: dict, why: str) -> None:
@@ -210,8 +215,6 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._penalty += penalty
         if self.env_kind == EXECUTION:
             self._base.compliance_violations = self.violations
-        if rule is not self.engine.kill:
-            self.engine.note_breach(self._base)
 
     def _finish(self, info: dict[str, Any]) -> None:
         if self._records:
@@ -223,38 +226,58 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if self._portfolio and self._base.guard_events:  # the env was stepped around us
+            self.engine.records(self._base.guard_events, self._base)
         obs, info = self.env.reset(seed=seed, options=options)
         self.episode += 1
         self.violations = 0
         self._t = 0
         self._penalty = 0.0
         self._records = []
+        self._shortfall = info.get("running_shortfall_bps")
         self.engine.reset(self._base)
         self._finish(info)
         return obs, info
 
     def step(self, action):
-        base = self._base
-        self._penalty = 0.0
-        if self.env_kind == EXECUTION:
-            self.engine.begin_step(base, self._t)
-            obs, reward, terminated, truncated, info = self.env.step(action)
-        else:
-            a = action if type(action) is np.ndarray else np.asarray(action)
-            if a.shape != base.action_space.shape or a.dtype.kind != "f":
-                if a.dtype.kind in "iu" and a.shape == base.action_space.shape:
-                    a = a.astype(np.float64)
-                else:
-                    return self.env.step(action)  # the env refuses it with its own error
-            send = self.engine.check(a, base, self._t)
-            if send is None:  # NaN or outside [-1, 1]: the env raises its ValueError
-                return self.env.step(action)
-            obs, reward, terminated, truncated, info = self.env.step(action if send is a else send)
+        if self._portfolio:
+            return self._step_portfolio(action)
+        # Execution-v0: the per-step kernel, then the env (whose hook runs the batch kernel);
+        # the running shortfall at the step's start is the one the last info reported
+        self.engine.begin_step(self._base, self._t, self._shortfall)
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._shortfall = info.get("running_shortfall_bps")
         self._t += 1
+        if self._records:  # the rare path: some rule intervened
+            reward = self._take_penalty(reward)
+            info["compliance"] = self._records
+            self._records = []
+        else:
+            info["compliance"] = _NO_RECORDS
+        info["compliance_violations"] = self.violations
+        return obs, reward, terminated, truncated, info
+
+    def _step_portfolio(self, action):
+        # the env's step kernel ran the checks; Python only reports what they did
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        ne = self._base.guard_events
+        if ne:  # the rare path: some rule intervened
+            self.engine.records(ne, self._base)
+            reward = self._take_penalty(reward)
+            info["compliance"] = self._records
+            self._records = []
+        else:
+            info["compliance"] = _NO_RECORDS
+        self._t += 1
+        info["compliance_violations"] = self.violations
+        return obs, reward, terminated, truncated, info
+
+    def _take_penalty(self, reward):
+        """The reward less the step's penalties (kept at 0 between steps)."""
         if self._penalty:
             reward = float(reward) - self._penalty
-        self._finish(info)
-        return obs, reward, terminated, truncated, info
+            self._penalty = 0.0
+        return reward
 
     def audit_summary(self):
         """`AuditLog.summary` of everything recorded so far."""

@@ -20,6 +20,7 @@ from numba import njit
 ACTION_OK = 0
 ACTION_NAN = 1
 ACTION_OUT_OF_RANGE = 2
+ACTION_UNREPORTED = 3  # an installed pre-trade guard refused: its interventions await reporting
 
 # rows of the packed per-day market array [T, 4, N] that the step kernel reads
 ROW_TRADABLE, ROW_RET_NEXT, ROW_IMPACT, ROW_VOL = 0, 1, 2, 3
