@@ -9,7 +9,8 @@ import numpy as np
 from gymnasium import spaces
 
 from trendgym.envs import execution_nb as nb
-from trendgym.envs.execution_nb import OBS_HIGH, OBS_LOW
+from trendgym.envs.execution_nb import OBS_HIGH, OBS_LOW, first_disallowed_nb  # noqa: F401 (re-export)
+from trendgym.envs.fastcall import compiled_entry
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.book import OrderBook
 from trendgym.envs.lob.flow import (
@@ -21,7 +22,6 @@ from trendgym.envs.lob.flow import (
     N_PARAMS,
     PRESETS,
 )
-from trendgym.envs.lob.kernels import kernel
 
 AGENT = 1  # owner tag of the agent's orders on the book
 WAIT, MARKET = 0, 5
@@ -52,32 +52,6 @@ def preset_table() -> np.ndarray:
     return np.array(
         [np.append(PRESETS[name].to_array(), PRESETS[name].initial_depth) for name in PRESET_NAMES]
     )
-
-
-@kernel
-def first_disallowed_nb(proposed, allowed):
-    """Index of the first message a pre-trade hook returned that is not one of the proposed
-    orders dropped, shrunk, or (a limit) made more passive; -1 when all of them are."""
-    for i in range(allowed.shape[0]):
-        a = allowed[i]
-        ok = False
-        for j in range(proposed.shape[0]):
-            p = proposed[j]
-            if p.order_id == a.order_id:
-                same = (
-                    p.kind == a.kind
-                    and p.side == a.side
-                    and p.owner == a.owner
-                    and p.peak == a.peak
-                )
-                passive = a.price == p.price or (
-                    p.kind == k.LIMIT and a.price > 0 and (a.price - p.price) * p.side < 0
-                )
-                ok = same and passive and 0 < a.qty <= p.qty
-                break
-        if not ok:
-            return i
-    return -1
 
 
 def encode_action(order_type: int, fraction: float, replace: bool = False) -> np.ndarray:
@@ -308,9 +282,9 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         self._no_msgs = np.zeros(0, dtype=k.MESSAGE_DTYPE)
         self._q_bid = np.zeros((1, MAX_DEPTH), dtype=np.int64)
         self._q_ask = np.zeros((1, MAX_DEPTH), dtype=np.int64)
-        self._msgs2 = np.zeros((1, 2), dtype=k.MESSAGE_DTYPE)
+        # the agent's batch, then the copy a pre-trade hook is checked against
+        self._msgs2 = np.zeros((1, 2 * nb.MSG_SLOTS), dtype=k.MESSAGE_DTYPE)
         self._msgs2["owner"] = AGENT
-        self._proposed = np.zeros(2, dtype=k.MESSAGE_DTYPE)
         self._ei = np.zeros((1, nb.N_EI), dtype=np.int64)
         self._ef = np.zeros((1, nb.N_EF))
         self._final_ei, self._final_ef = np.zeros_like(self._ei), np.zeros_like(self._ef)
@@ -351,10 +325,11 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
             self._final_ei, self._final_ef, self._nx_raw, self.preset_params, self.cfg, False,
             self.pre_trade is not None,
         )  # fmt: skip
+        self._kernel = compiled_entry(nb.step_env_nb, (0, *self._args))
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for view in ("_args", "_msgs", "_book_arrays"):  # views would pickle as copies
+        for view in ("_args", "_msgs", "_book_arrays", "_kernel"):  # views would pickle as copies
             state.pop(view, None)
         return state
 
@@ -369,7 +344,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         if (self.pre_trade is not None) != self._args[-1] or self._stale():
             self._bind()
         while True:
-            status = nb.step_env_nb(0, *self._args)
+            status = self._kernel(0, *self._args)
             if status == nb.DONE:
                 return
             if status == nb.NEED_HOOK:
@@ -412,29 +387,24 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         return int(ei[nb.EI_NEED_LO]), int(ei[nb.EI_NEED_HI])
 
     def _hook(self) -> None:
-        """The pre-trade hook rewrites the waiting batch's new orders and modifies."""
-        ei = self._ei
-        n = int(ei[0, nb.EI_N_MSGS])
-        msgs = self._msgs
-        first = int(msgs["kind"][0] == k.CANCEL)  # a cancel always comes first, if at all
-        proposed = self._proposed[: n - first]
-        proposed[:] = msgs[first:n]
-        allowed = self.pre_trade(msgs[first:n], self)
+        """The pre-trade hook rewrites the waiting batch's new orders and modifies (the kernel
+        kept a copy of the batch to check the hook against)."""
+        ei = self._ei[0]
+        first, n = int(ei[nb.EI_HOOK_FIRST]), int(ei[nb.EI_N_MSGS])
+        allowed = self.pre_trade(self._msgs[first:n], self)
         if (
             not isinstance(allowed, np.ndarray)
             or allowed.dtype != k.MESSAGE_DTYPE
             or allowed.ndim != 1
         ):
             raise TypeError("pre_trade must return a one-dimensional MESSAGE_DTYPE array")
-        bad = first_disallowed_nb(proposed, allowed)
+        bad = nb.accept_hooked_nb(self._msgs2, self._ei, allowed)
         if bad >= 0:
+            proposed = self._msgs[nb.MSG_SLOTS + first : nb.MSG_SLOTS + n]
             raise ValueError(
                 "pre_trade may only drop, shrink or make more passive the proposed "
                 f"orders; got {allowed[bad]} for {proposed}"
             )
-        m = allowed.shape[0]
-        msgs[first : first + m] = allowed
-        ei[0, nb.EI_N_MSGS] = first + m
 
     # ------------------------------------------------------------------ episode set-up
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

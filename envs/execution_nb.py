@@ -106,8 +106,10 @@ N_EF = 15
     EI_HOOKED,
     EI_ACT_ONLY,
     EI_RESET_DONE,
-) = range(28)
-N_EI = 28
+    EI_HOOK_FIRST,
+) = range(29)
+N_EI = 29
+MSG_SLOTS = 2  # messages one decision sends at most (a cancel, then a new order or modify)
 # settings shared by every env [N_CFG]: the env's kwargs (None as -1 / 0: "draw it")
 (
     C_HORIZON,
@@ -521,6 +523,59 @@ def _unit_nb(word):
 
 
 @njit(cache=True, _nrt=False)
+def first_disallowed_nb(proposed, allowed):
+    """Index of the first message a pre-trade hook returned that is not one of the proposed
+    orders dropped, shrunk, or (a limit) made more passive; -1 when all of them are."""
+    for i in range(allowed.shape[0]):
+        a = allowed[i]
+        ok = False
+        for j in range(proposed.shape[0]):
+            p = proposed[j]
+            if p.order_id == a.order_id:
+                same = (
+                    p.kind == a.kind
+                    and p.side == a.side
+                    and p.owner == a.owner
+                    and p.peak == a.peak
+                )
+                passive = a.price == p.price or (
+                    p.kind == k.LIMIT and a.price > 0 and (a.price - p.price) * p.side < 0
+                )
+                ok = same and passive and 0 < a.qty <= p.qty
+                break
+        if not ok:
+            return i
+    return -1
+
+
+@njit(cache=True, _nrt=False)
+def _copy_msg_nb(dst, src):
+    dst.kind, dst.side, dst.owner, dst.price = src.kind, src.side, src.owner, src.price
+    dst.qty, dst.order_id, dst.peak = src.qty, src.order_id, src.peak
+
+
+@njit(cache=True, _nrt=False)
+def accept_hooked_nb(msgs, ei, allowed):
+    """Put what env 0's pre-trade hook `allowed` in place of the proposed new orders and
+    modifies, if it only dropped, shrank or made them more passive (checked against the copy
+    the kernel kept); returns -1, or the index of the first message that breaks this."""
+    first, n = ei[0, EI_HOOK_FIRST], ei[0, EI_N_MSGS]
+    proposed = msgs[0, MSG_SLOTS + first : MSG_SLOTS + n]
+    bad = first_disallowed_nb(proposed, allowed)
+    if bad >= 0:
+        return bad
+    m = allowed.shape[0]
+    if m > n - first:  # an order repeated
+        return n - first
+    for j in range(m):  # through the copy's slots: `allowed` may be a view of the batch
+        _copy_msg_nb(msgs[0, MSG_SLOTS + first + j], allowed[j])
+    for j in range(m):
+        _copy_msg_nb(msgs[0, first + j], msgs[0, MSG_SLOTS + first + j])
+    ei[0, EI_N_MSGS] = first + m
+    return -1
+
+
+@njit(cache=True, _nrt=False)
 def draw_episode_nb(i, raw, cfg, preset_params, ei, ef, xrng, params):
     """Env i's episode from eight raw words of its generator: side, quantity, preset, urgency
     (each drawn only when its kwarg is None) and the flow's xoshiro stream; returns the
@@ -700,7 +755,11 @@ def step_env_nb(
             if hooked and ei[i, EI_HOOKED] == 0:
                 # a cancel (always first, if any) needs no check: hook only new orders/modifies
                 n = ei[i, EI_N_MSGS]
-                if n > 1 or (n == 1 and msgs[i, 0].kind != k.CANCEL):
+                first = 1 if msgs[i, 0].kind == k.CANCEL else 0
+                if n > first:
+                    for j in range(n):  # the copy the hook's answer is checked against
+                        _copy_msg_nb(msgs[i, MSG_SLOTS + j], msgs[i, j])
+                    ei[i, EI_HOOK_FIRST] = first
                     ei[i, EI_HOOKED] = 1
                     return NEED_HOOK
             reached = ei[i, EI_N_MSGS] > 0  # zero only when the hook dropped the whole batch
@@ -762,7 +821,9 @@ def step_env_nb(
                 left = ei[i, EI_REMAINING] / ei[i, EI_QTY]
                 reward -= risk_aversion * (left * left) * math.sqrt(ef[i, EF_EWM_VAR])
             ef[i, EF_REWARD] = reward
-            observation_nb(i, orders, levels, keys, slots, meta, istate, ei, ef, tob, own, horizon, obs)
+            observation_nb(
+                i, orders, levels, keys, slots, meta, istate, ei, ef, tob, own, horizon, obs
+            )
             if terminated:  # the summary reads these rows after a same-step reset
                 _copy_row_nb(final_ei[i], ei[i])
                 _copy_row_nb(final_ef[i], ef[i])
@@ -776,7 +837,9 @@ def step_env_nb(
             for j in range(preset_params.shape[0]):
                 initial_depth = max(initial_depth, int(preset_params[j, -1]))
             if orders.shape[1] <= 2 * MAX_DEPTH * initial_depth:
-                return NEED_SLOT  # any preset's seeded book must fit (checked before anything changes)
+                return (
+                    NEED_SLOT  # any preset's seeded book must fit (checked before anything changes)
+                )
             base = max(1, start_price - levels.shape[1] // 2)
             clear_book_nb(
                 i, base, start_price, orders, levels, keys, slots, meta, owner_stats, fstate, istate
