@@ -33,6 +33,7 @@ from trendgym.envs.compliance.rules import (
     Throttle,
     WashTrade,
 )
+from trendgym.envs.fastcall import compiled_entry
 from trendgym.envs.lob import kernels as k
 
 KIND_NAMES = {k.LIMIT: "limit", k.MARKET: "market", k.MODIFY: "modify"}
@@ -72,6 +73,7 @@ class ExecutionCompliance:
     audit callback, called as ``record(rule, action, asked, done, reason)``."""
 
     def __init__(self, rules: list[Rule], record: Record, instrument: str) -> None:
+        self._begin_step = self._pre_trade = None  # compiled kernels, resolved on first use
         by_type = {type(r): r for r in rules}
         self.kill: KillSwitch | None = by_type.get(KillSwitch)
         self.restricted: RestrictedList | None = by_type.get(RestrictedList)
@@ -124,6 +126,11 @@ class ExecutionCompliance:
             p[nb.P_MAX_BREACHES] = _limit(r.max_breaches)
         self.kill_reason = ""
         self.reset(None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_begin_step"] = state["_pre_trade"] = None  # resolved again after unpickling
+        return state
 
     def _allocate(self, live_rows: int, fills_rows: int) -> None:
         """(Re)allocate the two buffers for `live_rows` tracked orders, keeping the state. Every
@@ -191,14 +198,11 @@ class ExecutionCompliance:
         if shortfall is None and self._reads_shortfall:
             shortfall = env.shortfall
         b = env.book
-        trigger = nb.begin_step_nb(
-            b.owner_stats,
-            b.meta,
-            self.fbuf,
-            self.ibuf,
-            step,
-            shortfall if self._reads_shortfall else 0.0,
-        )
+        args = (b.owner_stats, b.meta, self.fbuf, self.ibuf, step,
+                float(shortfall) if self._reads_shortfall else 0.0)  # fmt: skip
+        if self._begin_step is None:  # the same types every step: skip numba's dispatch
+            self._begin_step = compiled_entry(nb.begin_step_nb, args)
+        trigger = self._begin_step(*args)
         if trigger >= 0:
             kill = self.kill
             if trigger == nb.TRIG_LOSS:
@@ -224,9 +228,17 @@ class ExecutionCompliance:
     # ------------------------------------------------------------------ the hook
     def pre_trade(self, msgs: np.ndarray, env: Any) -> np.ndarray:
         b = env.book
+        pending = env._msgs
+        kernel = nb.pre_trade_nb
+        if msgs.flags.c_contiguous and pending.flags.c_contiguous:  # the env's own buffers
+            if self._pre_trade is None:
+                args = (msgs, b.orders, b.levels, b.keys, b.slots, b.meta, b.owner_stats,
+                        pending, self.fbuf, self.ibuf)  # fmt: skip
+                self._pre_trade = compiled_entry(kernel, args)
+            kernel = self._pre_trade
         while True:
-            n, n_records = nb.pre_trade_nb(
-                msgs, b.orders, b.levels, b.keys, b.slots, b.meta, b.owner_stats, env._msgs,
+            n, n_records = kernel(
+                msgs, b.orders, b.levels, b.keys, b.slots, b.meta, b.owner_stats, pending,
                 self.fbuf, self.ibuf,
             )  # fmt: skip
             if n != nb.NEED_ROOM:
