@@ -1,13 +1,53 @@
 """Background flow: determinism, the random stream, replay against both books, stylized facts."""
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numba import njit
+from scipy import stats
 
 from tests.lob_twin import TwinBook
 from trendgym.envs.lob import OrderBook
+from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.facts import stylized_facts
-from trendgym.envs.lob.flow import PRESETS, FlowParams, OrderFlow, flow_params
-from trendgym.envs.lob.rng import next_u64_nb, seed_state, uniform_nb
+from trendgym.envs.lob.flow import (
+    DONE,
+    F_NEAR_RATE_ASK,
+    F_NEAR_RATE_BID,
+    I_LAST_ASK,
+    I_LAST_BID,
+    I_REF_ASK,
+    I_REF_BID,
+    I_RESUME,
+    MAX_DEPTH,
+    NEED_SLOT,
+    NEED_TRADE_ROOM,
+    P_THETA,
+    PRESETS,
+    FlowParams,
+    OrderFlow,
+    _exp_neg_nb,
+    _geometric_nb,
+    _log_q_nb,
+    _pick_order_nb,
+    _side_queues_nb,
+    flow_params,
+    flow_run_nb,
+)
+from trendgym.envs.lob.rng import (
+    _ZIG_F,
+    _ZIG_K,
+    _ZIG_R,
+    _ZIG_W,
+    exponential_nb,
+    next_u64_nb,
+    seed_state,
+    uniform_nb,
+    ziggurat_tables,
+)
 
 MASK = (1 << 64) - 1
 
@@ -60,16 +100,20 @@ def test_same_seed_same_messages_and_book(preset):
     assert not np.array_equal(a_flow.messages[:100], c_flow.messages[:100])
 
 
-def test_trajectory_does_not_depend_on_initial_array_sizes():
-    """Growth happens before any random draw, so a small book and a big one agree."""
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_trajectory_does_not_depend_on_initial_array_sizes(preset):
+    """Growth happens before any random draw, and the near queues the kernel keeps carry over
+    a NEED_* return, so a small book and a big one agree bit for bit."""
     small = OrderBook(capacity=2, price_levels=2)
     big = OrderBook(capacity=1 << 14, price_levels=1 << 14)
-    out = []
+    out, states = [], []
     for book in (small, big):
-        flow = OrderFlow(book, flow_params("crypto"), np.random.default_rng(9))
+        flow = OrderFlow(book, flow_params(preset), np.random.default_rng(9))
         flow.seed_book()
         out.append(flow.run(600.0).copy())
+        states.append(flow.fstate[:7].copy())  # clock, excitation, OFI, burst, volume
     np.testing.assert_array_equal(out[0], out[1])
+    np.testing.assert_array_equal(states[0], states[1])
     assert small.depth(-1, 20).tolist() == big.depth(-1, 20).tolist()
 
 
@@ -166,3 +210,247 @@ def test_stylized_facts_fall_in_sane_bands(preset):
     assert f["kurtosis_1min"] > 3.0  # fat tails
     assert f["ofi_slope_ticks_per_lot"] > 0 and f["ofi_r2"] > 0.2  # OFI moves prices (CKS 2014)
     assert all(f[f"depth_level_{i}"] > 0 for i in range(1, 6))
+
+
+# ------------------------------------------------- fast exact draws, near queues, the driver
+def exponential_twin(bits):
+    """The ziggurat exponential in plain Python over a stream of 64-bit draws."""
+    offset = 0.0
+    while True:
+        b = next(bits)
+        i, m = b & 255, b >> 11
+        x = float(m) * float(_ZIG_W[i])
+        if m < int(_ZIG_K[i]):
+            return offset + x
+        if i == 0:
+            offset += _ZIG_R
+        else:
+            u = float(next(bits) >> 11) * 2.0**-53
+            if float(_ZIG_F[i]) + u * float(_ZIG_F[i + 1] - _ZIG_F[i]) < math.exp(-x):
+                return offset + x
+
+
+@njit  # not cached: numba would not notice a change in the kernels it inlines
+def _exponentials(state, n):
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = exponential_nb(state)
+    return out
+
+
+@njit  # not cached: numba would not notice a change in the kernels it inlines
+def _geometrics(state, mean, n):
+    out = np.empty(n, dtype=np.int64)
+    log_q = _log_q_nb(mean)
+    for i in range(n):
+        out[i] = _geometric_nb(state, log_q)
+    return out
+
+
+@njit  # not cached: numba would not notice a change in the kernels it inlines
+def _exps(x):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = _exp_neg_nb(x[i])
+    return out
+
+
+def test_ziggurat_tables_cover_equal_areas_under_the_density():
+    r, x, kk, w = ziggurat_tables()
+    assert r == pytest.approx(7.69711747013104972, abs=1e-12)  # Marsaglia & Tsang's value
+    assert x[1] == r and x[-1] == 0.0 and np.all(np.diff(x) < 0)
+    v = (r + 1.0) * np.exp(-r)
+    assert x[0] * np.exp(-r) == pytest.approx(v, rel=1e-13)  # base strip incl. the tail
+    strips = x[1:-1] * (np.exp(-x[2:]) - np.exp(-x[1:-1]))
+    np.testing.assert_allclose(strips, v, rtol=1e-9)
+    assert np.all((kk >= 0) & (kk < 2**53)) and np.array_equal(w, x[:-1] / 2.0**53)
+
+
+def test_ziggurat_exponential_matches_its_python_twin_bit_for_bit():
+    state = seed_state(np.random.default_rng(11))
+    bits = xoshiro_twin(state.copy())
+    draws = _exponentials(state, 20_000)
+    assert draws.tolist() == [exponential_twin(bits) for _ in range(draws.size)]
+    assert int(next_u64_nb(state)) == next(bits)  # same number of 64-bit draws consumed
+
+
+def test_ziggurat_exponential_is_unit_exponential():
+    e = _exponentials(seed_state(np.random.default_rng(12)), 400_000)
+    assert stats.kstest(e, "expon").pvalue > 1e-3
+    assert e.mean() == pytest.approx(1.0, abs=5 * 1 / np.sqrt(e.size))
+    assert e.var() == pytest.approx(1.0, abs=0.02)
+    tail = np.count_nonzero(e > _ZIG_R)  # the memoryless-tail branch
+    expected = e.size * np.exp(-_ZIG_R)
+    assert abs(tail - expected) < 5 * np.sqrt(expected)
+
+
+def test_geometric_sizes_follow_their_law():
+    state = seed_state(np.random.default_rng(13))
+    bits = xoshiro_twin(state.copy())
+    g = _geometrics(state, 5.0, 200_000)
+    q = 1.0 - 1.0 / 5.0
+    twin = [1 + int(exponential_twin(bits) / -math.log(q)) for _ in range(1000)]
+    assert g[:1000].tolist() == twin
+    sizes = np.arange(1, 16)
+    observed = np.array([np.count_nonzero(g == s) for s in sizes] + [np.count_nonzero(g > 15)])
+    pmf = np.append((1 - q) * q ** (sizes - 1), q**15)
+    assert stats.chisquare(observed, pmf * g.size).pvalue > 1e-3
+    assert _geometrics(state, 1.0, 10).tolist() == [1] * 10
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=-800.0, max_value=0.0))
+def test_fast_exp_is_within_a_few_ulp_of_the_library(x):
+    got, want = float(_exps(np.array([x]))[0]), math.exp(x)
+    assert abs(got - want) <= 4 * np.spacing(want) or got == want
+
+
+def test_fast_exp_on_a_dense_grid():
+    x = -np.concatenate([np.linspace(0.0, 1.0, 100_001), np.geomspace(1e-300, 745.0, 100_000)])
+    got, want = _exps(x), np.exp(x)
+    normal = want > np.finfo(float).tiny
+    rel = np.abs(got[normal] - want[normal]) / want[normal]
+    assert rel.max() < 5e-16 and _exps(np.array([0.0]))[0] == 1.0
+    np.testing.assert_array_equal(got[~normal], want[~normal])  # the library's own values
+
+
+def side_queues_twin(counts, base, ref, side, theta):
+    q = []
+    for i in range(MAX_DEPTH):
+        lv = (ref - 1 - i if side == 1 else ref + 1 + i) - base
+        q.append(int(counts[lv]) if 0 <= lv < len(counts) else 0)
+    return q, sum(t * c for t, c in zip(theta, q, strict=True)), sum(q)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 50), min_size=1, max_size=40),
+    st.integers(-15, 55),
+    st.sampled_from([1, -1]),
+    st.lists(st.floats(0.0, 5.0), min_size=MAX_DEPTH, max_size=MAX_DEPTH),
+)
+def test_side_queues_kernel_matches_twin(counts, ref, side, theta):
+    levels = np.zeros(len(counts), dtype=k.LEVEL_DTYPE)
+    levels["count"] = counts
+    params = flow_params("calm").to_array()
+    params[P_THETA : P_THETA + MAX_DEPTH] = theta
+    q = np.zeros(MAX_DEPTH, dtype=np.int64)
+    rate, near = _side_queues_nb(levels, 0, ref, side, params, q)
+    q_twin, rate_twin, near_twin = side_queues_twin(counts, 0, ref, side, theta)
+    assert q.tolist() == q_twin and near == near_twin
+    assert rate == pytest.approx(rate_twin, rel=1e-12, abs=1e-12)
+
+
+def _recount_near(book, flow, side):
+    """Near queue counts and rate recounted from the book, or None when the queues carried
+    over are not the ones a resumed call goes on with (the kernel marked them for a recount,
+    or the opposite quote has moved since they were counted)."""
+    ref = int(flow.istate[I_REF_BID if side == 1 else I_REF_ASK])
+    opposite = (
+        (book.best_ask() or flow.istate[I_LAST_ASK])
+        if side == 1
+        else (book.best_bid() or flow.istate[I_LAST_BID])
+    )
+    if ref != opposite:
+        return None
+    theta = flow.p[P_THETA : P_THETA + MAX_DEPTH]
+    return side_queues_twin(book.levels["count"], int(book.meta[k.BASE]), ref, side, theta)
+
+
+@pytest.mark.parametrize("preset", ["calm", "volatile", "crypto"])
+def test_incremental_near_queues_match_a_recount_at_every_interruption(preset):
+    """The kernel keeps the near queues up to date event by event; whenever it hands back
+    for more room, the counts and rates it carries over equal a fresh count of the book."""
+    book = OrderBook()
+    flow = OrderFlow(book, flow_params(preset), np.random.default_rng(5))
+    flow.seed_book()
+    checked = 0
+    for _ in range(20):
+        t_end = flow.time + 5.0
+        # a trade buffer with no spare room: the kernel stops whenever the book grows
+        flow._trades = np.empty(int(k.trade_room_needed_nb(book.meta)), dtype=k.TRADE_DTYPE)
+        while True:
+            _, status, _ = flow_run_nb(
+                book.orders, book.levels, book.keys, book.slots, book.meta,
+                book.owner_stats, flow._trades, 0, flow.xrng, flow.p, flow.fstate,
+                flow.istate, t_end, flow.messages, flow._q_bid, flow._q_ask,
+            )  # fmt: skip
+            if status == DONE:
+                break
+            assert flow.istate[I_RESUME] == 1
+            for side, q, rate in (
+                (1, flow._q_bid, F_NEAR_RATE_BID),
+                (-1, flow._q_ask, F_NEAR_RATE_ASK),
+            ):
+                recount = _recount_near(book, flow, side)
+                if recount is not None:
+                    assert q.tolist() == recount[0]
+                    assert flow.fstate[rate] == pytest.approx(recount[1], rel=1e-9, abs=1e-9)
+                    checked += 1
+            if status == NEED_TRADE_ROOM:
+                room = int(k.trade_room_needed_nb(book.meta))
+                flow._trades = np.empty(room, dtype=k.TRADE_DTYPE)
+            elif status == NEED_SLOT:
+                book.reserve(book.orders.shape[0])
+            else:
+                bid = book.best_bid() or int(flow.istate[I_LAST_BID])
+                ask = book.best_ask() or int(flow.istate[I_LAST_ASK])
+                book.reserve(0, min(bid, ask) - 4 * MAX_DEPTH, max(bid, ask) + 4 * MAX_DEPTH)
+    assert checked >= 100
+
+
+def test_run_matches_the_kernel_called_through_numbas_dispatcher():
+    """`run` calls the kernel's compiled entry point directly; the same calls through the
+    dispatcher produce the same trajectory."""
+    a_book, b_book = (
+        OrderBook(capacity=1 << 12, price_levels=1 << 12),
+        OrderBook(capacity=1 << 12, price_levels=1 << 12),
+    )
+    a = OrderFlow(a_book, flow_params("volatile"), np.random.default_rng(8))
+    b = OrderFlow(b_book, flow_params("volatile"), np.random.default_rng(8))
+    a.seed_book(), b.seed_book()
+    trades_b = np.empty(1 << 14, dtype=k.TRADE_DTYPE)
+    for _ in range(40):
+        ta = a.run(2.5)
+        t_end = b.time + 2.5
+        n, status, _ = flow_run_nb(
+            b_book.orders, b_book.levels, b_book.keys, b_book.slots, b_book.meta,
+            b_book.owner_stats, trades_b, 0, b.xrng, b.p, b.fstate, b.istate, t_end,
+            b.messages, b._q_bid, b._q_ask,
+        )  # fmt: skip
+        assert status == DONE
+        np.testing.assert_array_equal(ta, trades_b[:n])
+    np.testing.assert_array_equal(a.fstate, b.fstate)
+    np.testing.assert_array_equal(a.istate, b.istate)
+
+
+@njit  # not cached: numba would not notice a change in the kernels it inlines
+def _picks(orders, levels, base, price, state, n):
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        out[i] = _pick_order_nb(orders, levels, base, price, state)
+    return out
+
+
+@pytest.mark.parametrize("queue", [1, 2, 5])
+def test_cancelled_order_is_uniform_over_its_queue(queue):
+    """`_pick_order_nb` walks to the j-th order of the FIFO, j = floor(u * count): the same
+    slots as a Python walk over the same stream, each with probability 1/count."""
+    book = OrderBook()
+    msgs = np.zeros(queue, dtype=k.MESSAGE_DTYPE)
+    msgs["kind"], msgs["side"], msgs["price"], msgs["qty"] = k.LIMIT, 1, 100, 1
+    msgs["order_id"] = np.arange(1, queue + 1)
+    book.process(msgs)
+    base = int(book.meta[k.BASE])
+    state = seed_state(np.random.default_rng(queue))
+    bits = xoshiro_twin(state.copy())
+    picks = _picks(book.orders, book.levels, base, 100, state, 30_000)
+    fifo = [int(book.levels[100 - base]["head"])]
+    while len(fifo) < queue:
+        fifo.append(int(book.orders[fifo[-1]]["next"]))
+    twin = [fifo[int(float(next(bits) >> 11) * 2.0**-53 * queue)] for _ in range(picks.size)]
+    assert picks.tolist() == twin
+    counts = np.array([np.count_nonzero(picks == s) for s in fifo])
+    assert counts.sum() == picks.size
+    if queue > 1:
+        assert stats.chisquare(counts).pvalue > 1e-3
