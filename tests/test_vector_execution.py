@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import trendgym  # noqa: F401  (registers the ids)
 from trendgym.envs.execution import ExecutionEnv
 from trendgym.envs.vector import execution as vexec
+from trendgym.envs.vector import threads
 from trendgym.envs.vector.execution import ExecutionVectorEnv
 
 FAST = {"horizon": 5, "warmup_seconds": 10.0}
@@ -80,6 +81,22 @@ def test_matches_n_single_envs_bit_for_bit(variant, mode):
 @pytest.mark.parametrize("parallel", [True, False])
 def test_prange_and_one_thread_give_the_same_trajectories(parallel):
     _run_both(FAST, AutoresetMode.SAME_STEP, n_envs=9, n_steps=12, seed=5, parallel=parallel)
+
+
+def test_auto_thread_choice_tries_both_kernels_and_changes_nothing(monkeypatch):
+    monkeypatch.setattr(vexec, "PARALLEL_MIN_ENVS", 3)
+    monkeypatch.setattr(threads, "PROBE_EVERY", 4)
+    auto = ExecutionVectorEnv(3, **FAST)
+    serial = ExecutionVectorEnv(3, **FAST, parallel=False)
+    auto.reset(seed=3)
+    serial.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = rng.uniform(-1, 1, (3, 3)).astype(np.float32)
+        for got, want in zip(auto.step(a)[:4], serial.step(a)[:4], strict=True):
+            np.testing.assert_array_equal(got, want)
+    assert min(auto.kernel_steps.values()) >= 2  # timed both, then probed the slower one
+    assert serial.kernel_steps["prange"] == 0
 
 
 def test_growing_books_mid_step_changes_nothing(monkeypatch):

@@ -377,7 +377,8 @@ def test_partial_reset_matches_single_envs():
 
 
 def test_auto_kernel_choice_changes_nothing():
-    from trendgym.envs.vector.portfolio import PARALLEL_MIN_ENVS, PROBE_EVERY
+    from trendgym.envs.vector.portfolio import PARALLEL_MIN_ENVS
+    from trendgym.envs.vector.threads import PROBE_EVERY
 
     few = PortfolioVectorEnv(PARALLEL_MIN_ENVS - 1, **SMALL)
     few.reset(seed=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from trendgym.envs.lob.flow import (
     NEED_WINDOW,
 )
 from trendgym.envs.vector.portfolio import autoreset_mode_of
+from trendgym.envs.vector.threads import KernelChoice
 
 PRANGE_CHUNK = 4  # envs per prange work item
 PARALLEL_MIN_ENVS = 64  # below this, waking a busy second core costs more than it saves
@@ -81,7 +83,9 @@ class ExecutionVectorEnv(VectorEnv):
     ## Arguments
 
     ``num_envs``, ``autoreset_mode=NEXT_STEP``, ``parallel=None`` (True: ``prange``; False: one
-    thread; None: ``prange`` from ``PARALLEL_MIN_ENVS`` envs), and every ``ExecutionEnv`` keyword
+    thread; None: from ``PARALLEL_MIN_ENVS`` envs, whichever measured faster lately — a
+    ``prange`` step waits for its slowest thread, so with other jobs on the cores one thread can
+    win; results are identical either way), and every ``ExecutionEnv`` keyword
     except ``render_mode`` (no rendering) and ``compliance`` (a Python hook per order: use
     ``gymnasium.make_vec(..., vectorization_mode="sync")``).
 
@@ -109,20 +113,20 @@ class ExecutionVectorEnv(VectorEnv):
             )
         if env_kwargs.get("render_mode") is not None:
             raise ValueError("the native vector env does not render: use render_mode=None")
-        if parallel is not None and not isinstance(parallel, bool):
-            raise TypeError(f"parallel must be True, False or None, got {parallel!r}")
         t = ExecutionEnv(**env_kwargs)  # validates the kwargs
         self.template = t
         self.num_envs = n = int(num_envs)
         self.metadata = {"render_modes": [], "autoreset_mode": autoreset_mode_of(autoreset_mode)}
         self.render_mode = None
         self.parallel = parallel
-        self._use_prange = parallel if parallel is not None else n >= PARALLEL_MIN_ENVS
+        self._threads = KernelChoice(parallel, n, PARALLEL_MIN_ENVS)
+        self.kernel_steps = self._threads.steps
         self.single_observation_space = t.observation_space
         self.single_action_space = t.action_space
         self.observation_space = batch_space(self.single_observation_space, n)
         self.action_space = batch_space(self.single_action_space, n)
         self.horizon, self.tick_size = t.horizon, t.tick_size
+        self._warm_steps = t.n_warm
         self.cfg, self.preset_params = t.cfg, t.preset_params
 
         self.orders = np.zeros((n, CAPACITY), dtype=k.ORDER_DTYPE)
@@ -179,7 +183,11 @@ class ExecutionVectorEnv(VectorEnv):
     # ---------------------------------------------------------------- running the kernel
     def _run(self, actions: np.ndarray, same_step: bool) -> None:
         """Call the batched kernel until every env's phase is done, growing books in between."""
-        kernel = nb.vector_run_nb if self._use_prange else nb.vector_run_serial_nb
+        use_prange = self._threads.use_prange()
+        kernel = nb.vector_run_nb if use_prange else nb.vector_run_serial_nb
+        # a reset runs the whole warm-up: weigh it so steps with many resets compare fairly
+        work = self.num_envs + self._warm_steps * int((self.ei[:, nb.EI_PHASE] == nb.P_RESET).sum())
+        start = time.perf_counter()
         while True:
             # small chunks: an env that resets runs its whole warm-up, so equal halves of the
             # batch can hold very unequal work
@@ -192,6 +200,7 @@ class ExecutionVectorEnv(VectorEnv):
                 self._nx_raw, self.preset_params, self.cfg, same_step)  # fmt: skip
             status = self._status
             if not status.any():
+                self._threads.record(use_prange, time.perf_counter() - start, work)
                 return
             if (status == nb.STUCK).any():
                 i = int(np.flatnonzero(status == nb.STUCK)[0])

@@ -38,16 +38,12 @@ from trendgym.envs.vector.portfolio_nb import (
     vector_step_nb,
     vector_step_serial_nb,
 )
+from trendgym.envs.vector.threads import KernelChoice
 
 # below this many envs, waking the other cores costs more than it saves (benchmarks/vector.py)
 PARALLEL_MIN_ENVS = 32
 # prange hands each thread this many contiguous chunks of envs (one kernel call per chunk)
 CHUNKS_PER_THREAD = 4
-# auto mode: now and then, time the kernel not in use (see `_choose_kernel`): after PROBE_EVERY
-# steps, doubling up to PROBE_EVERY_MAX while the probes keep losing
-PROBE_EVERY = 50
-PROBE_EVERY_MAX = 1600
-TIMING_ALPHA = 0.25
 # shared settings that set_attr may change (one value for every env)
 SETTABLE_ATTRS = ("max_leverage", "target_vol", "dsr_eta")
 
@@ -156,17 +152,9 @@ class PortfolioVectorEnv(VectorEnv):
         self.metadata = {"render_modes": [], "autoreset_mode": mode}
         self.render_mode = template.render_mode
         self.copy = bool(copy)
-        if parallel is not None and not isinstance(parallel, bool):
-            raise TypeError(f"parallel must be True, False or None, got {parallel!r}")
         self.parallel = parallel
-        self._auto = parallel is None and self.num_envs >= PARALLEL_MIN_ENVS
-        self._use_prange = bool(parallel) or self._auto
-        # per kernel: [moving average of step seconds, timed steps] (auto mode only)
-        self._timing = {True: [0.0, 0], False: [0.0, 0]}
-        self._probe_every = PROBE_EVERY
-        self._next_probe = PROBE_EVERY
-        self._probing = False
-        self.kernel_steps = {"prange": 0, "serial": 0}
+        self._threads = KernelChoice(parallel, self.num_envs, PARALLEL_MIN_ENVS)
+        self.kernel_steps = self._threads.steps
         self.single_observation_space = template.observation_space
         self.single_action_space = template.action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
@@ -302,7 +290,7 @@ class PortfolioVectorEnv(VectorEnv):
                 raise RuntimeError(f"env {i}'s episode is over: reset it before step()")
         same_step = mode is AutoresetMode.SAME_STEP
         obs = np.empty_like(self._obs) if self.copy else self._obs
-        use_prange = self._choose_kernel()
+        use_prange = self._threads.use_prange()
         kernel = vector_step_nb if use_prange else vector_step_serial_nb
         start = time.perf_counter()
         n_ended = kernel(
@@ -334,7 +322,7 @@ class PortfolioVectorEnv(VectorEnv):
             self._codes,
             self._n_chunks,
         )
-        self._record_timing(use_prange, time.perf_counter() - start)
+        self._threads.record(use_prange, time.perf_counter() - start)
         if n_ended < 0:
             bad = int(np.flatnonzero(self._codes)[0])
             why = "NaN" if self._codes[bad] == ACTION_NAN else "outside [-1, 1]"
@@ -358,35 +346,6 @@ class PortfolioVectorEnv(VectorEnv):
             self._done = ended
             self._any_done = any_ended
         return obs, out[O_REWARD].copy(), terminated, truncated, infos
-
-    def _choose_kernel(self) -> bool:
-        """True for the prange kernel. Auto: the faster lately; every PROBE_EVERY steps the other."""
-        if not self._auto:
-            return self._use_prange
-        n_steps = self.kernel_steps["prange"] + self.kernel_steps["serial"]
-        par, ser = self._timing[True], self._timing[False]
-        if par[1] < 2 or ser[1] < 2:  # time each kernel twice (the first call may load it)
-            return par[1] <= ser[1]
-        faster = par[0] <= ser[0]
-        self._probing = n_steps >= self._next_probe
-        return (not faster) if self._probing else faster
-
-    def _record_timing(self, use_prange: bool, seconds: float) -> None:
-        self.kernel_steps["prange" if use_prange else "serial"] += 1
-        if not self._auto:
-            return
-        avg = self._timing[use_prange]
-        avg[1] += 1
-        if avg[1] == 2:  # the first call is not a step time (cache load, thread start)
-            avg[0] = seconds
-        elif avg[1] > 2:
-            avg[0] += TIMING_ALPHA * (seconds - avg[0])
-        if self._probing:
-            self._probing = False
-            lost = seconds > self._timing[not use_prange][0]
-            self._probe_every = min(2 * self._probe_every, PROBE_EVERY_MAX) if lost else PROBE_EVERY
-            self._next_probe = self.kernel_steps["prange"] + self.kernel_steps["serial"]
-            self._next_probe += self._probe_every
 
     def _refill_starts(self, used: np.ndarray) -> None:
         if self.window is None:
