@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test test-expensive test-browser test-ray bench lint clean
+.PHONY: demo test test-expensive test-browser test-ray bench lint clean clean-numba
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -42,5 +42,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-clean:
+clean: clean-numba
 	rm -rf $(VENV) .pytest_cache runs report
+
+# numba does not recompile a cached kernel when only a kernel it calls (in another file) changed
+clean-numba:
+	find . -path ./$(VENV) -prune -o \( -name '*.nbi' -o -name '*.nbc' \) -print | xargs rm -f
