@@ -9,13 +9,11 @@ import numpy as np
 from gymnasium import spaces
 
 from trendgym.envs import execution_nb as nb
-from trendgym.envs.execution_nb import OBS_HIGH, OBS_LOW, first_disallowed_nb  # noqa: F401 (re-export)
+from trendgym.envs.execution_nb import AGENT, N_ORDER_TYPES, OBS_HIGH, OBS_LOW
 from trendgym.envs.fastcall import compiled_entry
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.book import OrderBook
 from trendgym.envs.lob.flow import (
-    I_LAST_ASK,
-    I_LAST_BID,
     MAX_DEPTH,
     N_FSTATE,
     N_ISTATE,
@@ -23,10 +21,7 @@ from trendgym.envs.lob.flow import (
     PRESETS,
 )
 
-AGENT = 1  # owner tag of the agent's orders on the book
-WAIT, MARKET = 0, 5
-LIMIT_OFFSETS = {1: -2, 2: -1, 3: 0, 4: 1}  # order type -> ticks from the own-side touch
-N_ORDER_TYPES = 6
+MARKET = nb.MARKET_TYPE  # the order type index of a market order
 OBS_NAMES = (
     "time_left",
     "inventory_left",
@@ -360,15 +355,16 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
             elif status == nb.NEED_SLOT:
                 self.book.reserve(self.book.orders.shape[0])  # double the pool
             elif status == nb.NEED_TRADE_ROOM:
-                b, ei = self.book, self._ei
-                need = ei[0, nb.EI_N_TRADES] + b.meta[k.N_LIVE] + b.meta[k.REFILLS] + 1
+                need = nb.trade_room_needed(self._ei[0], self.book.meta)
                 room = self._trades.shape[1]
-                trades = np.zeros((1, max(2 * room, int(need))), dtype=k.TRADE_DTYPE)
+                trades = np.zeros((1, max(2 * room, need)), dtype=k.TRADE_DTYPE)
                 trades[:, :room] = self._trades
                 self._trades = trades
                 self._bind()
             else:  # NEED_WINDOW
-                self.book.reserve(0, *self._needed_prices())
+                self.book.reserve(
+                    0, *nb.needed_prices(self._ei[0], self.book.meta, self._istate[0])
+                )
             if self._stale():  # the book grew (or a hook's direct book call replaced arrays)
                 self._bind()
 
@@ -377,14 +373,6 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         `orders`, widening the window `levels`, a restore or clear both."""
         b, bound = self.book, self._book_arrays
         return b.orders is not bound[0] or b.levels is not bound[1]
-
-    def _needed_prices(self) -> tuple[int, int]:
-        ei, meta = self._ei[0], self.book.meta
-        if ei[nb.EI_PHASE] in (nb.P_LAT_FLOW, nb.P_FLOW, nb.P_COMPLETE_FLOW, nb.P_WARM_FLOW):
-            bid = int(meta[k.BEST_BID]) or int(self._istate[0, I_LAST_BID])
-            ask = int(meta[k.BEST_ASK]) or int(self._istate[0, I_LAST_ASK])
-            return min(bid, ask) - 4 * MAX_DEPTH, max(bid, ask) + 4 * MAX_DEPTH
-        return int(ei[nb.EI_NEED_LO]), int(ei[nb.EI_NEED_HI])
 
     def _hook(self) -> None:
         """The pre-trade hook rewrites the waiting batch's new orders and modifies (the kernel
@@ -453,20 +441,6 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
             self._run()
         finally:
             ei[0, nb.EI_ACT_ONLY] = 0
-
-    def cancel_resting(self) -> int:
-        """Cancel the agent's resting child order (a kill switch uses this); returns the
-        quantity taken off the book. A cancel trades nothing: the accounting is untouched."""
-        b, oid = self.book, self.own_id
-        out = self._own[0]
-        if oid == k.EMPTY_KEY or not k.order_state_nb(*b.state[:5], oid, out):
-            self._ei[0, nb.EI_OWN_ID] = k.EMPTY_KEY
-            return 0
-        cancel = np.zeros(1, dtype=k.MESSAGE_DTYPE)
-        cancel["kind"], cancel["owner"], cancel["order_id"] = k.CANCEL, AGENT, oid
-        b.process_trusted(cancel)
-        self._ei[0, nb.EI_OWN_ID] = k.EMPTY_KEY
-        return int(out[0])
 
     # ------------------------------------------------------------------ episode state
     side = _column("_ei", nb.EI_SIDE, int, "+1 buy, -1 sell")

@@ -51,7 +51,7 @@ from trendgym.envs.lob.flow import (
     flow_run_nb,
 )
 
-AGENT = 1  # as ExecutionEnv
+AGENT = 1  # owner tag of the agent's orders on the book
 WAIT, MARKET_TYPE, N_ORDER_TYPES = 0, 5, 6
 # statuses besides DONE/NEED_WINDOW; NEED_HOOK: a batch waits for the pre-trade hook
 NEED_SLOT, NEED_TRADE_ROOM, STUCK, NEED_HOOK = k.NEED_SLOT, k.NEED_TRADE_ROOM, 4, 5
@@ -147,6 +147,26 @@ N_RAW = 8  # raw generator words an episode draw uses
     P_RESET,
     P_WARM_FLOW,
 ) = range(14)
+FLOW_PHASES = (P_LAT_FLOW, P_FLOW, P_COMPLETE_FLOW, P_WARM_FLOW)
+
+
+def needed_prices(
+    ei_row: np.ndarray, meta_row: np.ndarray, istate_row: np.ndarray
+) -> tuple[int, int]:
+    """The prices a book that stopped with NEED_WINDOW must cover: around its quotes while
+    the flow runs (as ``OrderFlow.run``), else the limit prices of the agent's batch."""
+    if ei_row[EI_PHASE] in FLOW_PHASES:
+        bid = int(meta_row[k.BEST_BID]) or int(istate_row[I_LAST_BID])
+        ask = int(meta_row[k.BEST_ASK]) or int(istate_row[I_LAST_ASK])
+        return min(bid, ask) - 4 * MAX_DEPTH, max(bid, ask) + 4 * MAX_DEPTH
+    return int(ei_row[EI_NEED_LO]), int(ei_row[EI_NEED_HI])
+
+
+def trade_room_needed(ei_row: np.ndarray, meta_row: np.ndarray) -> int:
+    """Trade rows a book that stopped with NEED_TRADE_ROOM needs: what its batch already
+    produced plus what one more message can."""
+    return int(ei_row[EI_N_TRADES]) + int(k.trade_room_needed_nb(meta_row))
+
 
 # observation bounds (ExecutionEnv's observation space): numba freezes them as constants
 OBS_LOW = np.array([0, 0, 0, -1, -1, -10, -10, 0, 0, -10, 0, 0], dtype=np.float32)

@@ -16,8 +16,6 @@ from trendgym.envs import execution_nb as nb
 from trendgym.envs.execution import AGENT, PRESET_NAMES, ExecutionEnv, episode_summaries
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.flow import (
-    I_LAST_ASK,
-    I_LAST_BID,
     MAX_DEPTH,
     N_FSTATE,
     N_ISTATE,
@@ -32,7 +30,6 @@ CAPACITY = 128  # initial resting orders per book (grows for all books when one 
 PRICE_LEVELS = 512  # initial price window per book, ticks
 TRADE_ROOM = 256  # initial trade buffer per book
 _WINDOW_PAD = 64  # ticks kept free on both sides of a recentred book
-_FLOW_PHASES = (nb.P_LAT_FLOW, nb.P_FLOW, nb.P_COMPLETE_FLOW, nb.P_WARM_FLOW)
 
 
 def _pow2(n: int) -> int:
@@ -187,11 +184,12 @@ class ExecutionVectorEnv(VectorEnv):
         kernel = nb.vector_run_nb if use_prange else nb.vector_run_serial_nb
         # a reset runs the whole warm-up: weigh it so steps with many resets compare fairly
         work = self.num_envs + self._warm_steps * int((self.ei[:, nb.EI_PHASE] == nb.P_RESET).sum())
-        start = time.perf_counter()
-        while True:
+        if use_prange:
             # small chunks: an env that resets runs its whole warm-up, so equal halves of the
             # batch can hold very unequal work
             numba.set_parallel_chunksize(PRANGE_CHUNK)
+        start = time.perf_counter()
+        while True:
             kernel(
                 self._status, actions, self.orders, self.levels, self.keys, self.slots, self.meta,
                 self.owner_stats, self.trades, self.xrng, self.params, self.fstate, self.istate,
@@ -229,9 +227,9 @@ class ExecutionVectorEnv(VectorEnv):
         self.growths["pool"] += 1
 
     def _grow_trades(self) -> None:
-        needed = self.ei[:, nb.EI_N_TRADES] + self.meta[:, k.N_LIVE] + self.meta[:, k.REFILLS] + 1
+        needed = max(nb.trade_room_needed(e, m) for e, m in zip(self.ei, self.meta, strict=True))
         n, room = self.trades.shape
-        trades = np.zeros((n, max(2 * room, int(needed.max()))), dtype=k.TRADE_DTYPE)
+        trades = np.zeros((n, max(2 * room, needed)), dtype=k.TRADE_DTYPE)
         trades[:, :room] = self.trades
         self.trades = trades
         self.growths["trades"] += 1
@@ -239,12 +237,7 @@ class ExecutionVectorEnv(VectorEnv):
     def _cover_prices(self, i: int) -> None:
         """Widen every book's price window so env i's needed prices fit (grows toward them)."""
         meta = self.meta[i]
-        if self.ei[i, nb.EI_PHASE] in _FLOW_PHASES:  # as OrderFlow.run
-            bid = int(meta[k.BEST_BID]) or int(self.istate[i, I_LAST_BID])
-            ask = int(meta[k.BEST_ASK]) or int(self.istate[i, I_LAST_ASK])
-            lo, hi = min(bid, ask) - 4 * MAX_DEPTH, max(bid, ask) + 4 * MAX_DEPTH
-        else:
-            lo, hi = int(self.ei[i, nb.EI_NEED_LO]), int(self.ei[i, nb.EI_NEED_HI])
+        lo, hi = nb.needed_prices(self.ei[i], meta, self.istate[i])
         n_env, size = self.levels.shape
         base = int(meta[k.BASE])
         # Book i's own span (its live orders and the prices it needs) usually still fits the
