@@ -352,8 +352,9 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
                     raise
             elif status == nb.STUCK:
                 raise RuntimeError("the book stayed empty for an hour of simulated time")
-            elif status == nb.NEED_SLOT:
-                self.book.reserve(self.book.orders.shape[0])  # double the pool
+            elif status == nb.NEED_SLOT:  # one more order than the pool holds: it doubles
+                b = self.book
+                b.reserve(b.orders.shape[0] + 1 - int(b.meta[k.N_LIVE]))
             elif status == nb.NEED_TRADE_ROOM:
                 need = nb.trade_room_needed(self._ei[0], self.book.meta)
                 room = self._trades.shape[1]

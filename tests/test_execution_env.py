@@ -21,6 +21,7 @@ from trendgym.agents.execution import (
 )
 from trendgym.envs.execution import AGENT, OBS_HIGH, OBS_LOW, ExecutionEnv, encode_action
 from trendgym.envs.lob import kernels as k
+from trendgym.envs.lob.book import OrderBook
 
 ENV_ID = "trendgym/Execution-v0"
 SMALL = dict(horizon=8, warmup_seconds=10.0)  # short episodes keep the suite fast
@@ -87,6 +88,30 @@ def test_pickled_env_continues_identically():
         obs_b, reward_b, done_b, _, info_b = clone.step(action)
         np.testing.assert_array_equal(obs_a, obs_b)
         assert (reward_a, done_a, info_a) == (reward_b, done_b, info_b)
+
+
+def test_growing_the_book_mid_step_changes_nothing():
+    """A tiny order pool, price window and trade buffer: the step kernel stops for room (pool,
+    window, trades), the env grows them and resumes; the episode matches a roomy env's."""
+    kwargs = {"preset": "trending", "urgency": 1.0, "horizon": 12, "quantity": 300}
+    roomy, tight = ExecutionEnv(**kwargs), ExecutionEnv(**kwargs)
+    tight.book = OrderBook(capacity=50, price_levels=48)
+    tight._trades = np.zeros((1, 4), dtype=k.TRADE_DTYPE)
+    tight._bind()
+    start = (tight.book.orders.shape[0], tight.book.levels.shape[0], tight._trades.shape[1])
+    rng = np.random.default_rng(0)
+    for seed in range(3):
+        for env in (roomy, tight):
+            env.reset(seed=seed)
+        done = False
+        while not done:
+            a = rng.uniform(-1, 1, 3).astype(np.float32)
+            r1, r2 = roomy.step(a), tight.step(a)
+            np.testing.assert_array_equal(r1[0], r2[0])
+            assert r1[1:] == r2[1:]
+            done = r1[2]
+    grown = (tight.book.orders.shape[0], tight.book.levels.shape[0], tight._trades.shape[1])
+    assert all(after > before for after, before in zip(grown, start, strict=True))
 
 
 @pytest.mark.parametrize(
