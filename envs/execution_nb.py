@@ -803,7 +803,7 @@ def step_env_nb(
             ef[i, EF_T_END] = fstate[i, F_TIME] + (step_seconds - latency)
             ei[i, EI_PHASE] = P_FLOW
         elif phase == P_COMPLETE_CANCEL:
-            # cancel_resting, then walk the book for the rest (a cancel never needs room)
+            # cancel the resting child, then walk the book for the rest (a cancel never needs room)
             _refresh_own_nb(i, orders, levels, keys, slots, meta, ei, own)
             ei[i, EI_ITER] = 0
             ei[i, EI_PHASE] = P_COMPLETE_MARKET

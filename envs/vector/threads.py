@@ -21,7 +21,7 @@ class KernelChoice:
         if parallel is not None and not isinstance(parallel, bool):
             raise TypeError(f"parallel must be True, False or None, got {parallel!r}")
         self.auto = parallel is None and num_envs >= min_envs
-        self.fixed = bool(parallel) or self.auto
+        self.fixed = bool(parallel)  # the kernel when not auto
         self.steps = {"prange": 0, "serial": 0}
         self._timing = {True: [0.0, 0], False: [0.0, 0]}  # moving average (s/work), steps timed
         self._probe_every = self._next_probe = PROBE_EVERY
