@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from trendgym.envs import execution_nb as nb
+from trendgym.envs import rendering
 from trendgym.envs.execution_nb import AGENT, N_ORDER_TYPES, OBS_HIGH, OBS_LOW
 from trendgym.envs.fastcall import compiled_entry
 from trendgym.envs.lob import kernels as k
@@ -37,6 +38,7 @@ OBS_NAMES = (
     "urgency",
 )
 _SIDES = {"buy": 1, "sell": -1}
+_FRAME_TICKS = 40  # price levels an rgb_array frame shows around the mid
 PRESET_NAMES = tuple(sorted(PRESETS))  # a drawn preset is an index into this
 TRADE_ROOM = 1024  # initial trade buffer of a book (grows when a step needs more)
 
@@ -182,14 +184,15 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     agent fill), ``risk_aversion=0.0``, ``warmup_seconds=30.0`` (the seeded book relaxes to
     its stationary shape within seconds, as cancel rates are about 0.5/s; the warm-up's 12
     step returns give the volatility estimate), ``tick_size=0.01``, ``start_price=10_000``
-    (ticks), ``render_mode=None`` (or ``"ansi"``).
+    (ticks), ``render_mode=None`` (or ``"ansi"``: text; ``"rgb_array"``: a 200×320 frame of the
+    book and the episode's progress, see ``render``).
 
     ## Version History
 
     * v0: first release.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -238,7 +241,9 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
                     + (" (must be < step_seconds)" if name == "latency" else "")
                 )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+            raise ValueError(
+                f"render_mode must be None, 'ansi' or 'rgb_array', got {render_mode!r}"
+            )
         self.side_arg, self.quantity_arg, self.preset_arg, self.urgency_arg = (
             side,
             quantity,
@@ -474,9 +479,15 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
             key: v[0].item() if isinstance(v[0], np.generic) else v[0] for key, v in rows.items()
         }
 
-    def render(self) -> str | None:
-        if self.render_mode != "ansi" or not self._started:
+    def render(self) -> str | np.ndarray | None:
+        """``"ansi"``: the episode's progress and the top five levels as text. ``"rgb_array"``:
+        a (200, 320, 3) frame: a strip of decisions used (dark) and one of quantity done
+        (blue) over the displayed depth of the 40 ticks around the mid, bids green, asks red,
+        the agent's resting child blue at the foot of its level. None before the first reset."""
+        if self.render_mode is None or not self._started:
             return None
+        if self.render_mode == "rgb_array":
+            return self._frame()
         bids = self.book.depth(1, 5).tolist()
         asks = self.book.depth(-1, 5).tolist()
         return (
@@ -484,3 +495,26 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
             f"left={self.remaining}/{self.quantity} IS={self.shortfall:.2f}bps\n"
             f"asks {asks}\nbids {bids}"
         )
+
+    def _frame(self) -> np.ndarray:
+        book = self.book
+        img = rendering.canvas()
+        rendering.progress(img, 0, 8, self.t / self.horizon, rendering.DARK)
+        rendering.progress(img, 10, 8, 1.0 - self.remaining / self.quantity, rendering.BLUE)
+        bid, ask = book.best_bid(), book.best_ask()
+        centre = (bid + ask) // 2 if bid and ask else (bid or ask or self.start_price)
+        prices = np.arange(centre - _FRAME_TICKS // 2, centre + _FRAME_TICKS // 2)
+        base, n_levels = int(book.meta[k.BASE]), book.levels.shape[0]
+        inside = (prices >= base) & (prices < base + n_levels)
+        qty = np.zeros(prices.size)
+        qty[inside] = book.levels["qty"][prices[inside] - base]
+        scale = max(qty.max(), 1.0)
+        colors = [rendering.GREEN if p <= centre else rendering.RED for p in prices]
+        top = 24
+        rendering.columns(img, top, rendering.HEIGHT, qty / scale, colors)
+        own = book.order(self.own_id)
+        if own is not None and prices[0] <= own["price"] <= prices[-1]:
+            heights = np.zeros(prices.size)
+            heights[own["price"] - prices[0]] = own["qty"] / scale
+            rendering.columns(img, top, rendering.HEIGHT, heights, [rendering.BLUE] * prices.size)
+        return img

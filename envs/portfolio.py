@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
+from trendgym.envs import rendering
 from trendgym.envs.market.accounting import (
     ACTION_NAN,
     ACTION_OK,
@@ -111,7 +112,8 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
     - `delisting_returns=None`: number or per-asset mapping (default 0: closed at last price).
     - `signals=None`: mapping name -> wide DataFrame/path aligned to the prices.
     - `impact_coef=1.0`, `participation=0.01`: square-root impact Y and trade-to-volume ratio.
-    - `reward="log_return"`, `dsr_eta=1/252`, `min_history=20`, `render_mode=None`.
+    - `reward="log_return"`, `dsr_eta=1/252`, `min_history=20`, `render_mode=None` (or `"rgb_array"`: a 200×320
+      frame of the NAV path and the weights, see `render`).
     - `warmup=None`: rows of history before the first observation; None means a year (252),
       or half the data when that is shorter.
 
@@ -120,7 +122,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
     - v0: first release.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -146,8 +148,8 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         min_history: int = 20,
         render_mode: str | None = None,
     ) -> None:
-        if render_mode is not None:
-            raise ValueError(f"render_mode must be None (no rendering), got {render_mode!r}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
         _check_number("max_leverage", max_leverage, lo=0.0, open_lo=True)
         _check_number("impact_coef", impact_coef, lo=0.0)
@@ -423,8 +425,20 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         """Performance of the episode so far (the terminal info's summary keys)."""
         return summarize_episode(self._rets[: self._k], self._turnover_sum, self._cost_sum)
 
-    def render(self) -> None:
-        return None
+    def render(self) -> np.ndarray | None:
+        """``"rgb_array"``: a (200, 320, 3) frame: the episode's NAV path so far (top) over the
+        current weights, one bar per asset, long up in green and short down in red (the largest
+        weight, or an equal share of ``max_leverage`` if that is larger, reaches full height).
+        None without a render mode or before the first reset."""
+        if self.render_mode is None or (self._done and self._k == 0):
+            return None
+        img = rendering.canvas()
+        nav = np.concatenate(([1.0], np.cumprod(1.0 + self._rets[: self._k])))
+        rendering.line(img, 4, 100, nav, rendering.DARK)
+        w = self._weights
+        scale = max(float(np.abs(w).max()), self.max_leverage / w.size)
+        rendering.signed_columns(img, 110, rendering.HEIGHT, w, scale)
+        return img
 
 
 def summarize_episode(rets: np.ndarray, turnover_sum: float, cost_sum: float) -> dict[str, Any]:

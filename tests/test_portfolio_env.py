@@ -123,8 +123,9 @@ def test_bad_actions_are_refused_and_change_nothing(bad, match):
     np.testing.assert_array_equal(env.weights, w)
 
 
-def test_render_mode_none_only():
+def test_render_modes_are_none_or_rgb_array():
     assert gym.make(ENV_ID, render_mode=None, **SMALL).unwrapped.render_mode is None
+    assert gym.make(ENV_ID, render_mode="rgb_array", **SMALL).unwrapped.render_mode == "rgb_array"
     with pytest.raises(ValueError, match="render_mode"):
         PortfolioEnv(render_mode="human", **SMALL)
 

@@ -146,6 +146,8 @@ class PortfolioVectorEnv(VectorEnv):
                 "vectorization_mode='sync') for a compliance-wrapped vector env"
             )
         env_kwargs.pop("compliance", None)
+        if env_kwargs.get("render_mode") is not None:
+            raise ValueError("the native vector env does not render: use render_mode=None")
         template = PortfolioEnv(**env_kwargs)  # validates the kwargs, builds the shared data
         self.template = template
         self.num_envs = int(num_envs)

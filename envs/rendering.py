@@ -1,0 +1,97 @@
+"""Small RGB frames of the envs' state, drawn with numpy (``render_mode="rgb_array"``).
+
+Frames are for looking at an episode or recording it (Gymnasium's ``RecordVideo``, SB3's
+``VecVideoRecorder``); SB3's ``make_vec_env`` asks every env for ``rgb_array`` by default.
+Drawing reads the env's state and never touches its random streams, so rendering cannot change
+a trajectory. Everything is bars and columns of pixels: no plotting library, about 0.1 ms a
+frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+HEIGHT, WIDTH = 200, 320
+WHITE = (255, 255, 255)
+GREY = (215, 215, 215)
+DARK = (40, 40, 40)
+GREEN = (46, 160, 67)
+RED = (210, 60, 50)
+BLUE = (40, 90, 220)
+
+
+def canvas(height: int = HEIGHT, width: int = WIDTH) -> np.ndarray:
+    """A white (height, width, 3) uint8 frame."""
+    return np.full((height, width, 3), 255, dtype=np.uint8)
+
+
+def fill(img: np.ndarray, top: int, bottom: int, left: int, right: int, color) -> None:
+    """Paint rows [top, bottom) and columns [left, right) (clipped to the frame)."""
+    h, w = img.shape[:2]
+    top, bottom = max(0, min(top, h)), max(0, min(bottom, h))
+    left, right = max(0, min(left, w)), max(0, min(right, w))
+    if top < bottom and left < right:
+        img[top:bottom, left:right] = color
+
+
+def progress(img: np.ndarray, top: int, height: int, fraction: float, color) -> None:
+    """A full-width strip, grey, with its first `fraction` in `color`."""
+    w = img.shape[1]
+    fill(img, top, top + height, 0, w, GREY)
+    fill(img, top, top + height, 0, int(round(np.clip(fraction, 0.0, 1.0) * w)), color)
+
+
+def columns(
+    img: np.ndarray, top: int, bottom: int, heights: np.ndarray, colors: list, gap: int = 1
+) -> None:
+    """One bar per value of `heights` (fractions of the band's height, clipped to [0, 1]),
+    standing on the band's bottom edge, side by side across the frame's width."""
+    n = len(heights)
+    if n == 0:
+        return
+    w = img.shape[1]
+    band = bottom - top
+    for j in range(n):
+        left, right = j * w // n, (j + 1) * w // n - gap
+        bar = int(round(np.clip(heights[j], 0.0, 1.0) * band))
+        fill(img, bottom - bar, bottom, left, max(right, left + 1), colors[j])
+
+
+def signed_columns(
+    img: np.ndarray, top: int, bottom: int, values: np.ndarray, scale: float, gap: int = 1
+) -> None:
+    """One bar per value around the band's middle line: positive up in green, negative down in
+    red, `scale` reaching the band's edge."""
+    n = len(values)
+    w = img.shape[1]
+    mid = (top + bottom) // 2
+    fill(img, mid, mid + 1, 0, w, DARK)
+    if n == 0 or scale <= 0:
+        return
+    half = (bottom - top) // 2
+    for j in range(n):
+        left, right = j * w // n, (j + 1) * w // n - gap
+        bar = int(round(min(abs(values[j]) / scale, 1.0) * half))
+        if values[j] > 0:
+            fill(img, mid - bar, mid, left, max(right, left + 1), GREEN)
+        elif values[j] < 0:
+            fill(img, mid + 1, mid + 1 + bar, left, max(right, left + 1), RED)
+
+
+def line(img: np.ndarray, top: int, bottom: int, series: np.ndarray, color) -> None:
+    """`series` as a line across the frame's width, scaled to the band [top, bottom): each
+    column joins its point to the previous one with a vertical run, so steep moves stay
+    connected. Empty or constant series draw a flat line."""
+    w = img.shape[1]
+    if len(series) == 0:
+        return
+    lo, hi = float(np.min(series)), float(np.max(series))
+    span = hi - lo if hi > lo else 1.0
+    x = np.linspace(0, len(series) - 1, w)
+    y = np.interp(x, np.arange(len(series)), series)
+    rows = (bottom - 1 - np.round((y - lo) / span * (bottom - 1 - top))).astype(int)
+    prev = rows[0]
+    for col in range(w):
+        a, b = sorted((prev, rows[col]))
+        fill(img, a, b + 1, col, col + 1, color)
+        prev = rows[col]
