@@ -265,7 +265,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
         self.cfg = self.kernel_config()
         self.preset_params = preset_table()
-        self.book = OrderBook()
+        self.book = OrderBook(index_background=False)
         self.episodes = 0  # resets so far: lets policies cache per-episode estimates
         # Pre-trade hook (set by ComplianceWrapper): pre_trade(messages, env) -> messages sees
         # every new order and modify before the book does and may drop or shrink them; cancels

@@ -205,6 +205,7 @@ def clear_book_nb(
     meta[i, :] = 0
     meta[i, k.FREE_HEAD] = 0
     meta[i, k.BASE] = base
+    meta[i, k.UNINDEXED_BACKGROUND] = 1  # the flow cancels by slot: keep its orders unhashed
     owner_stats[i, :, :] = 0
     fstate[i, :] = 0.0
     istate[i, :] = 0

@@ -403,3 +403,20 @@ def test_pre_trade_hook_sees_orders_first_and_may_only_drop_or_shrink():
     env.pre_trade = lambda msgs, env: list(msgs)
     with pytest.raises(TypeError, match="MESSAGE_DTYPE"):
         env.step(encode_action(5, 0.5))
+
+
+def test_the_env_book_indexes_only_the_agents_orders():
+    """Execution books keep the flow's orders out of the id table (the flow cancels by
+    slot): after every step the table holds exactly the agent's live orders."""
+    env = ExecutionEnv(**SMALL)
+    env.reset(seed=2)
+    env.action_space.seed(2)
+    for _ in range(3 * SMALL["horizon"]):
+        _, _, terminated, _, _ = env.step(env.action_space.sample())
+        book = env.book
+        live = book.orders[book.orders["qty"] > 0]
+        in_table = set(book.keys[book.keys != k.EMPTY_KEY].tolist())
+        assert in_table == set(live["id"][live["owner"] == AGENT].tolist())
+        assert (live["owner"] == 0).any()  # the flow's orders rest, unindexed
+        if terminated:
+            env.reset()

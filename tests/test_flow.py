@@ -118,6 +118,40 @@ def test_trajectory_does_not_depend_on_initial_array_sizes(preset):
 
 
 @pytest.mark.parametrize("preset", ["calm", "crypto"])
+def test_unindexed_background_orders_change_nothing_but_the_id_table(preset):
+    """An env's book keeps the flow's orders out of the id table (the flow cancels by slot):
+    the flow runs the same, through pool growth (a rehash), and the table holds exactly the
+    other owners' live orders, which stay reachable by id, while the flow's are not."""
+    books = {True: OrderBook(), False: OrderBook(capacity=8, index_background=False)}
+    runs = {}
+    for indexed, book in books.items():
+        flow = OrderFlow(book, flow_params(preset), np.random.default_rng(4))
+        flow.seed_book()
+        mine = np.zeros(2, dtype=k.MESSAGE_DTYPE)  # owner 3 rests a bid and an ask far away
+        mine[["kind", "owner", "qty"]] = [(k.LIMIT, 3, 7)] * 2
+        mine["side"], mine["price"], mine["order_id"] = [k.BUY, k.SELL], [9_900, 10_100], [1, 2]
+        book.process(mine)
+        runs[indexed] = (flow.run(600.0).copy(), flow.fstate[:7].copy())
+    np.testing.assert_array_equal(runs[True][0], runs[False][0])
+    np.testing.assert_array_equal(runs[True][1], runs[False][1])
+    plain, env_book = books[True], books[False]
+    assert env_book.orders.shape[0] > 8  # the pool grew and rehashed mid-run
+    live = env_book.orders[env_book.orders["qty"] > 0]
+    in_table = set(env_book.keys[env_book.keys != k.EMPTY_KEY].tolist())
+    assert in_table == set(live["id"][live["owner"] != 0].tolist())
+    assert env_book.n_orders == live.size and (env_book.keys != k.EMPTY_KEY).sum() == len(in_table)
+    used = env_book.keys != k.EMPTY_KEY
+    assert (env_book.orders["id"][env_book.slots[used]] == env_book.keys[used]).all()
+    assert plain.depth(1, 20).tolist() == env_book.depth(1, 20).tolist()
+    for oid in (1, 2):
+        if plain.order(oid) is not None:  # still resting (not reached by the flow)
+            assert env_book.order(oid) == plain.order(oid)
+            assert env_book.queue_ahead(oid) == plain.queue_ahead(oid)
+    background = int(live["id"][live["owner"] == 0][0])
+    assert plain.order(background) is not None and env_book.order(background) is None
+
+
+@pytest.mark.parametrize("preset", ["calm", "crypto"])
 def test_recorded_stream_replays_to_the_same_trades_on_both_books(preset):
     """The flow kernel drives the book kernels directly; replaying what it recorded through
     OrderBook.process and through the pure-Python twin gives the trades it produced."""

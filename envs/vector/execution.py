@@ -223,7 +223,7 @@ class ExecutionVectorEnv(VectorEnv):
         self.keys = np.full((n, _pow2(4 * cap)), k.EMPTY_KEY, dtype=np.int64)
         self.slots = np.full(self.keys.shape, -1, dtype=np.int64)
         for i in range(n):
-            k.rehash_nb(self.orders[i], self.keys[i], self.slots[i])
+            k.rehash_nb(self.orders[i], self.keys[i], self.slots[i], self.meta[i])
         self.growths["pool"] += 1
 
     def _grow_trades(self) -> None:
