@@ -50,6 +50,7 @@ from trendgym.envs.lob.flow import (
     _log_q_nb,
     flow_run_nb,
 )
+from trendgym.envs.prefetch import prefetch_nb
 
 AGENT = 1  # owner tag of the agent's orders on the book
 WAIT, MARKET_TYPE, N_ORDER_TYPES = 0, 5, 6
@@ -928,6 +929,24 @@ def _finish_reset_nb(
     ei[i, EI_PHASE] = P_IDLE
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def _prefetch_env_nb(j, orders, levels, meta, fstate, istate, params, ei, ef):
+    """Hint env j's book into the cache before its turn: every pool slot (the live orders
+    are scattered through the pool), the price levels around its quotes, and its state rows."""
+    for s in range(orders.shape[1]):
+        prefetch_nb(orders, j, s)
+    base = meta[j, k.BASE]
+    bid = meta[j, k.BEST_BID] if meta[j, k.BEST_BID] > 0 else istate[j, I_LAST_BID]
+    ask = meta[j, k.BEST_ASK] if meta[j, k.BEST_ASK] > 0 else istate[j, I_LAST_ASK]
+    lo = max(0, bid - base - 2 * MAX_DEPTH)
+    hi = min(levels.shape[1], ask - base + 2 * MAX_DEPTH + 1)
+    for lv in range(lo, hi, 2):  # two 32-byte levels per cache line
+        prefetch_nb(levels, j, lv)
+    for row in (fstate, params, ef):
+        prefetch_nb(row, j, 0)
+    prefetch_nb(ei, j, 0)
+
+
 @njit(cache=True, parallel=True, _nrt=False)
 def vector_run_nb(
     status, actions, orders, levels, keys, slots, meta, owner_stats, trades, xrng, params,
@@ -936,7 +955,10 @@ def vector_run_nb(
 ):  # fmt: skip
     """Advance every env whose phase is not idle (``step_env_nb``), envs spread over all cores;
     `status[i]` gets env i's outcome (DONE or the room its book needs)."""
-    for i in prange(status.shape[0]):
+    n = status.shape[0]
+    for i in prange(n):
+        if i + 1 < n:
+            _prefetch_env_nb(i + 1, orders, levels, meta, fstate, istate, params, ei, ef)
         status[i] = step_env_nb(
             i, actions, orders, levels, keys, slots, meta, owner_stats, trades, xrng, params,
             fstate, istate, no_msgs, q_bid, q_ask, msgs, ei, ef, tob, own, mids, obs, final_obs,
@@ -951,7 +973,10 @@ def vector_run_serial_nb(
     final_ei, final_ef, nx_raw, preset_params, cfg, same_step,
 ):  # fmt: skip
     """``vector_run_nb`` on one thread (few envs, or cores busy with other work)."""
-    for i in range(status.shape[0]):
+    n = status.shape[0]
+    for i in range(n):
+        if i + 1 < n:
+            _prefetch_env_nb(i + 1, orders, levels, meta, fstate, istate, params, ei, ef)
         status[i] = step_env_nb(
             i, actions, orders, levels, keys, slots, meta, owner_stats, trades, xrng, params,
             fstate, istate, no_msgs, q_bid, q_ask, msgs, ei, ef, tob, own, mids, obs, final_obs,

@@ -261,3 +261,22 @@ def test_sb3_adapter_with_vec_normalize_monitor_and_ppo():
     assert venv.venv.episode_count >= 256 // FAST["horizon"] - 4  # VecMonitor saw the episodes
     obs = venv.reset()
     assert np.isfinite(obs).all()
+
+
+def test_prefetch_hint_compiles_for_2d_arrays_and_changes_nothing():
+    from numba import njit
+    from numba.core.errors import TypingError
+
+    from trendgym.envs.prefetch import prefetch_nb
+
+    @njit(cache=False)
+    def hint_all(a):
+        for i in range(a.shape[0]):
+            for j in range(a.shape[1]):
+                prefetch_nb(a, i, j)
+        return a.sum()
+
+    a = np.arange(12.0).reshape(3, 4)
+    assert hint_all(a) == 66.0 and np.array_equal(a, np.arange(12.0).reshape(3, 4))
+    with pytest.raises(TypingError):
+        hint_all(np.arange(3.0))  # a hint takes a row and a column
