@@ -162,6 +162,7 @@ class ExecutionVectorEnv(VectorEnv):
         self._autoreset = np.zeros(n, dtype=bool)
         self._started = np.zeros(n, dtype=bool)
         self._done = np.zeros(n, dtype=bool)
+        self._running = False  # every env has an episode to step (skips the per-step check)
         self.growths = {"pool": 0, "window": 0, "trades": 0, "recentre": 0}
 
     # ---------------------------------------------------------------- episode draws
@@ -185,7 +186,11 @@ class ExecutionVectorEnv(VectorEnv):
         use_prange = self._threads.use_prange()
         kernel = nb.vector_run_nb if use_prange else nb.vector_run_serial_nb
         # a reset runs the whole warm-up: weigh it so steps with many resets compare fairly
-        work = self.num_envs + self._warm_steps * int((self.ei[:, nb.EI_PHASE] == nb.P_RESET).sum())
+        work = 0
+        if self._threads.auto:
+            work = self.num_envs + self._warm_steps * int(
+                (self.ei[:, nb.EI_PHASE] == nb.P_RESET).sum()
+            )
         if use_prange:
             # small chunks: an env that resets runs its whole warm-up, so equal halves of the
             # batch can hold very unequal work
@@ -313,6 +318,7 @@ class ExecutionVectorEnv(VectorEnv):
         self._started[mask] = True
         self._autoreset[mask] = False
         self._done[mask] = False
+        self._running = bool(self._started.all() and not self._done.any())
         return self._obs.copy(), self._infos(mask)
 
     # ---------------------------------------------------------------- the step
@@ -331,8 +337,8 @@ class ExecutionVectorEnv(VectorEnv):
         reset_first = (
             self._autoreset if mode is AutoresetMode.NEXT_STEP else np.zeros(self.num_envs, bool)
         )
-        blocked = ~self._started | (self._done & ~reset_first)
-        if blocked.any():
+        blocked = None if self._running else ~self._started | (self._done & ~reset_first)
+        if blocked is not None and blocked.any():
             i = int(np.flatnonzero(blocked)[0])
             raise RuntimeError(f"env {i} has no running episode: reset it before step()")
         a = np.ascontiguousarray(a)
@@ -349,7 +355,7 @@ class ExecutionVectorEnv(VectorEnv):
         final_obs = self._final_obs.copy() if same_step and terminated.any() else None
         self._finish_resets()
         obs = self._obs.copy()
-        infos = self._infos(np.ones(self.num_envs, dtype=bool))
+        infos = self._infos()
         if final is not None:
             if same_step:
                 fo = np.full(self.num_envs, None, dtype=object)
@@ -362,19 +368,29 @@ class ExecutionVectorEnv(VectorEnv):
         self._autoreset = terminated
         if mode is AutoresetMode.DISABLED:
             self._done = terminated.copy()
+            self._running = not self._done.any()
         return obs, rewards, terminated, np.zeros(self.num_envs, dtype=bool), infos
 
     # ---------------------------------------------------------------- infos
     def _infos(
         self,
-        mask: np.ndarray,
+        mask: np.ndarray | None = None,
         ei: np.ndarray | None = None,
         ef: np.ndarray | None = None,
         summaries: bool = False,
     ) -> dict[str, Any]:
-        """Vector infos as ``SyncVectorEnv`` merges the single envs' (``_info`` / ``_summary``)."""
+        """Vector infos as ``SyncVectorEnv`` merges the single envs' (``_info`` / ``_summary``);
+        no mask: every env's per-step values."""
         ei = self.ei if ei is None else ei
         ef = self.ef if ef is None else ef
+        if mask is None:  # every step: plain copies, no masking
+            every = np.ones(self.num_envs, dtype=bool)
+            return {
+                "remaining": ei[:, nb.EI_REMAINING].copy(),
+                "_remaining": every,
+                "running_shortfall_bps": ef[:, nb.EF_SHORTFALL].copy(),
+                "_running_shortfall_bps": every.copy(),
+            }
         infos: dict[str, Any] = {
             "remaining": np.where(mask, ei[:, nb.EI_REMAINING], 0),
             "_remaining": mask.copy(),
