@@ -209,6 +209,10 @@ def test_disabled_autoreset_and_partial_reset_match_single_envs():
     want, _ = singles[0].reset()
     np.testing.assert_array_equal(obs[0], want)
     assert native.get_attr("episodes") == (2, 1)
+    with pytest.raises(RuntimeError, match="env 1"):  # env 1's episode is still over
+        native.step(a)
+    native.reset(options={"reset_mask": np.array([False, True])})
+    native.step(a)  # both run again
 
 
 def test_make_vec_uses_the_native_env():
