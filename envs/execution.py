@@ -13,7 +13,7 @@ from trendgym.envs import rendering
 from trendgym.envs.execution_nb import AGENT, N_ORDER_TYPES, OBS_HIGH, OBS_LOW
 from trendgym.envs.fastcall import compiled_entry
 from trendgym.envs.lob import kernels as k
-from trendgym.envs.lob.book import OrderBook
+from trendgym.envs.lob.book import OrderBook, grow_trades
 from trendgym.envs.lob.flow import (
     MAX_DEPTH,
     N_FSTATE,
@@ -362,10 +362,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
                 b.reserve(b.orders.shape[0] + 1 - int(b.meta[k.N_LIVE]))
             elif status == nb.NEED_TRADE_ROOM:
                 need = nb.trade_room_needed(self._ei[0], self.book.meta)
-                room = self._trades.shape[1]
-                trades = np.zeros((1, max(2 * room, need)), dtype=k.TRADE_DTYPE)
-                trades[:, :room] = self._trades
-                self._trades = trades
+                self._trades = grow_trades(self._trades, self._trades.shape[1], need)
                 self._bind()
             else:  # NEED_WINDOW
                 self.book.reserve(

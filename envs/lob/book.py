@@ -106,7 +106,7 @@ class OrderBook:
         self.orders["prev"] = -1
         self.levels = np.zeros(price_levels, dtype=k.LEVEL_DTYPE)
         self.levels["head"] = self.levels["tail"] = -1
-        self.keys = np.full(_pow2(2 * capacity), k.EMPTY_KEY, dtype=np.int64)
+        self.keys = np.full(id_table_size(capacity), k.EMPTY_KEY, dtype=np.int64)
         self.slots = np.full(self.keys.shape[0], -1, dtype=np.int64)
         self.meta = np.zeros(k.N_META, dtype=np.int64)
         self.meta[k.FREE_HEAD] = 0
@@ -137,16 +137,10 @@ class OrderBook:
             self._cover_prices(int(price_lo), int(price_hi if price_hi is not None else price_lo))
 
     def _grow_pool(self, capacity: int) -> None:
-        old = self.orders
-        n_old = old.shape[0]
-        orders = np.zeros(capacity, dtype=k.ORDER_DTYPE)
-        orders[:n_old] = old
-        orders["next"][n_old:] = np.arange(n_old + 1, capacity + 1)
-        orders["next"][-1] = self.meta[k.FREE_HEAD]  # new slots first, then the old free chain
-        orders["prev"][n_old:] = -1
-        self.orders = orders
+        n_old = self.orders.shape[0]
+        self.orders = grow_pool(self.orders, self.meta[k.FREE_HEAD], capacity)
         self.meta[k.FREE_HEAD] = n_old
-        self.keys = np.full(_pow2(2 * capacity), k.EMPTY_KEY, dtype=np.int64)
+        self.keys = np.full(id_table_size(capacity), k.EMPTY_KEY, dtype=np.int64)
         self.slots = np.full(self.keys.shape[0], -1, dtype=np.int64)
         k.rehash_nb(self.orders, self.keys, self.slots, self.meta)
 
@@ -333,11 +327,27 @@ class OrderBook:
 
 
 def grow_trades(trades: np.ndarray, n_trades: int, needed: int) -> np.ndarray:
-    """A trade buffer with room for at least `needed` trades that keeps the first `n_trades`."""
-    grown = np.empty(max(needed, 2 * trades.shape[0]), dtype=TRADE_DTYPE)
-    grown[:n_trades] = trades[:n_trades]
+    """A trade buffer with room for at least `needed` trades that keeps the first `n_trades`
+    (along the last axis: one buffer, or a row per book)."""
+    room = max(needed, 2 * trades.shape[-1])
+    grown = np.empty(trades.shape[:-1] + (room,), dtype=TRADE_DTYPE)
+    grown[..., :n_trades] = trades[..., :n_trades]
     return grown
 
 
-def _pow2(n: int) -> int:
-    return 1 << max(4, int(n - 1).bit_length())
+def grow_pool(orders: np.ndarray, free_head: int | np.ndarray, capacity: int) -> np.ndarray:
+    """The order pool grown to `capacity` slots along its last axis (one pool, or a row per
+    book): old slots unchanged, new ones chained free ahead of each old free list, whose head
+    is `free_head` (per book); the new head is the first new slot."""
+    n_old = orders.shape[-1]
+    grown = np.zeros(orders.shape[:-1] + (capacity,), dtype=k.ORDER_DTYPE)
+    grown[..., :n_old] = orders
+    grown["next"][..., n_old:] = np.arange(n_old + 1, capacity + 1)
+    grown["next"][..., -1] = free_head  # new slots first, then the old free chain
+    grown["prev"][..., n_old:] = -1
+    return grown
+
+
+def id_table_size(capacity: int) -> int:
+    """Slots of the id table for a pool of `capacity` orders: a power of two, at most half full."""
+    return 1 << max(4, int(2 * capacity - 1).bit_length())

@@ -15,6 +15,7 @@ from gymnasium.vector.utils import batch_space
 from trendgym.envs import execution_nb as nb
 from trendgym.envs.execution import AGENT, PRESET_NAMES, ExecutionEnv, episode_summaries
 from trendgym.envs.lob import kernels as k
+from trendgym.envs.lob.book import grow_pool, grow_trades, id_table_size
 from trendgym.envs.lob.flow import (
     MAX_DEPTH,
     N_FSTATE,
@@ -32,10 +33,6 @@ PRICE_LEVELS = 1024  # initial price window per book, ticks (as OrderBook): with
 # at N = 256 (3% of the step time); with 1024 on about 1% of them
 TRADE_ROOM = 256  # initial trade buffer per book
 _WINDOW_PAD = 64  # ticks kept free on both sides of a recentred book
-
-
-def _pow2(n: int) -> int:
-    return 1 << max(4, int(n - 1).bit_length())
 
 
 class ExecutionVectorEnv(VectorEnv):
@@ -130,7 +127,7 @@ class ExecutionVectorEnv(VectorEnv):
 
         self.orders = np.zeros((n, CAPACITY), dtype=k.ORDER_DTYPE)
         self.levels = np.zeros((n, PRICE_LEVELS), dtype=k.LEVEL_DTYPE)
-        self.keys = np.full((n, _pow2(2 * CAPACITY)), k.EMPTY_KEY, dtype=np.int64)
+        self.keys = np.full((n, id_table_size(CAPACITY)), k.EMPTY_KEY, dtype=np.int64)
         self.slots = np.full(self.keys.shape, -1, dtype=np.int64)
         self.meta = np.zeros((n, k.N_META), dtype=np.int64)
         self.owner_stats = np.zeros((n, k.MAX_OWNERS, k.N_OWNER_STATS), dtype=np.int64)
@@ -220,14 +217,9 @@ class ExecutionVectorEnv(VectorEnv):
     def _grow_pool(self) -> None:
         """Double every book's order pool (as ``OrderBook._grow_pool``: contents unchanged)."""
         n, cap = self.orders.shape
-        orders = np.zeros((n, 2 * cap), dtype=k.ORDER_DTYPE)
-        orders[:, :cap] = self.orders
-        orders["next"][:, cap:] = np.arange(cap + 1, 2 * cap + 1)
-        orders["next"][:, -1] = self.meta[:, k.FREE_HEAD]  # new slots first, then the old chain
-        orders["prev"][:, cap:] = -1
+        self.orders = grow_pool(self.orders, self.meta[:, k.FREE_HEAD], 2 * cap)
         self.meta[:, k.FREE_HEAD] = cap
-        self.orders = orders
-        self.keys = np.full((n, _pow2(4 * cap)), k.EMPTY_KEY, dtype=np.int64)
+        self.keys = np.full((n, id_table_size(2 * cap)), k.EMPTY_KEY, dtype=np.int64)
         self.slots = np.full(self.keys.shape, -1, dtype=np.int64)
         for i in range(n):
             k.rehash_nb(self.orders[i], self.keys[i], self.slots[i], self.meta[i])
@@ -235,10 +227,7 @@ class ExecutionVectorEnv(VectorEnv):
 
     def _grow_trades(self) -> None:
         needed = max(nb.trade_room_needed(e, m) for e, m in zip(self.ei, self.meta, strict=True))
-        n, room = self.trades.shape
-        trades = np.zeros((n, max(2 * room, needed)), dtype=k.TRADE_DTYPE)
-        trades[:, :room] = self.trades
-        self.trades = trades
+        self.trades = grow_trades(self.trades, self.trades.shape[1], needed)
         self.growths["trades"] += 1
 
     def _cover_prices(self, i: int) -> None:
