@@ -22,7 +22,7 @@ from trendgym.envs.lob.flow import (
     N_ISTATE,
     NEED_WINDOW,
 )
-from trendgym.envs.vector.portfolio import autoreset_mode_of
+from trendgym.envs.vector.portfolio import autoreset_mode_of, per_env_seeds
 from trendgym.envs.vector.threads import KernelChoice
 
 PRANGE_CHUNK = 4  # envs per prange work item
@@ -167,16 +167,6 @@ class ExecutionVectorEnv(VectorEnv):
         """Env i's next episode: the raw words ``ExecutionEnv.reset`` takes from its generator."""
         self._nx_raw[i] = self._generators[i].bit_generator.random_raw(nb.N_RAW)
 
-    def _seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:
-        if seed is None:
-            return [None] * self.num_envs
-        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-            return [int(seed) + i for i in range(self.num_envs)]
-        seeds = list(seed)
-        if len(seeds) != self.num_envs:
-            raise ValueError(f"seed list must have {self.num_envs} entries, got {len(seeds)}")
-        return seeds
-
     # ---------------------------------------------------------------- running the kernel
     def _run(self, actions: np.ndarray, same_step: bool) -> None:
         """Call the batched kernel until every env's phase is done, growing books in between."""
@@ -284,7 +274,7 @@ class ExecutionVectorEnv(VectorEnv):
         seed: int | Sequence[int | None] | None = None,
         options: dict[str, Any] | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        seeds = self._seeds(seed)
+        seeds = per_env_seeds(seed, self.num_envs)
         mask = np.ones(self.num_envs, dtype=bool)
         if options and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"])

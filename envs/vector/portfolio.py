@@ -48,6 +48,19 @@ CHUNKS_PER_THREAD = 4
 SETTABLE_ATTRS = ("max_leverage", "target_vol", "dsr_eta")
 
 
+def per_env_seeds(seed: int | Sequence[int | None] | None, num_envs: int) -> list[int | None]:
+    """Each env's reset seed, as ``SyncVectorEnv`` hands them out: None for all, ``seed + i``
+    for an int, or one entry per env from a list."""
+    if seed is None:
+        return [None] * num_envs
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return [int(seed) + i for i in range(num_envs)]
+    seeds = list(seed)
+    if len(seeds) != num_envs:
+        raise ValueError(f"seed list must have {num_envs} entries, got {len(seeds)}")
+    return seeds
+
+
 def autoreset_mode_of(mode: Any) -> AutoresetMode:
     """An ``AutoresetMode`` from the enum, its value ("NextStep") or its name ("next_step")."""
     if isinstance(mode, AutoresetMode):
@@ -208,16 +221,6 @@ class PortfolioVectorEnv(VectorEnv):
         gen = self._generators[i]
         return int(gen.integers(self._first, self._last - self.window + 1))
 
-    def _seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:
-        if seed is None:
-            return [None] * self.num_envs
-        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-            return [int(seed) + i for i in range(self.num_envs)]
-        seeds = list(seed)
-        if len(seeds) != self.num_envs:
-            raise ValueError(f"seed list must have {self.num_envs} entries, got {len(seeds)}")
-        return seeds
-
     # ---------------------------------------------------------------- gym vector API
     def reset(
         self,
@@ -225,7 +228,7 @@ class PortfolioVectorEnv(VectorEnv):
         seed: int | Sequence[int | None] | None = None,
         options: dict[str, Any] | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        seeds = self._seeds(seed)
+        seeds = per_env_seeds(seed, self.num_envs)
         mask = np.ones(self.num_envs, dtype=bool)
         if options and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"])
