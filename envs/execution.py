@@ -511,7 +511,8 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         rendering.columns(img, top, rendering.HEIGHT, qty / scale, colors)
         own = book.order(self.own_id)
         if own is not None and prices[0] <= own["price"] <= prices[-1]:
-            heights = np.zeros(prices.size)
-            heights[own["price"] - prices[0]] = own["qty"] / scale
-            rendering.columns(img, top, rendering.HEIGHT, heights, [rendering.BLUE] * prices.size)
+            j = own["price"] - prices[0]
+            rendering.bar(
+                img, top, rendering.HEIGHT, j, prices.size, own["qty"] / scale, rendering.BLUE
+            )
         return img

@@ -41,41 +41,45 @@ def progress(img: np.ndarray, top: int, height: int, fraction: float, color) -> 
     fill(img, top, top + height, 0, int(round(np.clip(fraction, 0.0, 1.0) * w)), color)
 
 
-def columns(
-    img: np.ndarray, top: int, bottom: int, heights: np.ndarray, colors: list, gap: int = 1
-) -> None:
-    """One bar per value of `heights` (fractions of the band's height, clipped to [0, 1]),
-    standing on the band's bottom edge, side by side across the frame's width."""
-    n = len(heights)
-    if n == 0:
-        return
-    w = img.shape[1]
-    band = bottom - top
-    for j in range(n):
-        left, right = j * w // n, (j + 1) * w // n - gap
-        bar = int(round(np.clip(heights[j], 0.0, 1.0) * band))
-        fill(img, bottom - bar, bottom, left, max(right, left + 1), colors[j])
+def _span(j: int, n: int, width: int) -> tuple[int, int]:
+    """Columns [left, right) of bar j of n side by side across `width`, a pixel apart (at
+    least one wide)."""
+    left, right = j * width // n, (j + 1) * width // n - 1
+    return left, max(right, left + 1)
+
+
+def bar(img: np.ndarray, top: int, bottom: int, j: int, n: int, height: float, color) -> None:
+    """Bar j of n, `height` a fraction of the band [top, bottom) (clipped to [0, 1]), standing
+    on the band's bottom edge."""
+    left, right = _span(j, n, img.shape[1])
+    size = int(round(np.clip(height, 0.0, 1.0) * (bottom - top)))
+    fill(img, bottom - size, bottom, left, right, color)
+
+
+def columns(img: np.ndarray, top: int, bottom: int, heights: np.ndarray, colors: list) -> None:
+    """One bar per value of `heights` (see `bar`), side by side across the frame's width."""
+    for j in range(len(heights)):
+        bar(img, top, bottom, j, len(heights), heights[j], colors[j])
 
 
 def signed_columns(
-    img: np.ndarray, top: int, bottom: int, values: np.ndarray, scale: float, gap: int = 1
+    img: np.ndarray, top: int, bottom: int, values: np.ndarray, scale: float
 ) -> None:
     """One bar per value around the band's middle line: positive up in green, negative down in
     red, `scale` reaching the band's edge."""
     n = len(values)
-    w = img.shape[1]
     mid = (top + bottom) // 2
-    fill(img, mid, mid + 1, 0, w, DARK)
+    fill(img, mid, mid + 1, 0, img.shape[1], DARK)
     if n == 0 or scale <= 0:
         return
     half = (bottom - top) // 2
     for j in range(n):
-        left, right = j * w // n, (j + 1) * w // n - gap
-        bar = int(round(min(abs(values[j]) / scale, 1.0) * half))
+        left, right = _span(j, n, img.shape[1])
+        size = int(round(min(abs(values[j]) / scale, 1.0) * half))
         if values[j] > 0:
-            fill(img, mid - bar, mid, left, max(right, left + 1), GREEN)
+            fill(img, mid - size, mid, left, right, GREEN)
         elif values[j] < 0:
-            fill(img, mid + 1, mid + 1 + bar, left, max(right, left + 1), RED)
+            fill(img, mid + 1, mid + 1 + size, left, right, RED)
 
 
 def line(img: np.ndarray, top: int, bottom: int, series: np.ndarray, color) -> None:

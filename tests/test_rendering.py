@@ -39,26 +39,20 @@ def test_sb3_make_vec_env_builds_trains_and_records_frames(env_id, kwargs):
 
 
 @pytest.mark.parametrize(
-    ("make", "action"),
+    "make",
     [
-        (
-            lambda mode: ExecutionEnv(render_mode=mode, **EXEC),
-            lambda env: env.action_space.sample(),
-        ),
-        (
-            lambda mode: PortfolioEnv(render_mode=mode, **PORT),
-            lambda env: env.action_space.sample(),
-        ),
+        lambda mode: ExecutionEnv(render_mode=mode, **EXEC),
+        lambda mode: PortfolioEnv(render_mode=mode, **PORT),
     ],
 )
-def test_rendering_never_changes_a_trajectory(make, action):
+def test_rendering_never_changes_a_trajectory(make):
     def run(mode):
         env = make(mode)
         obs, _ = env.reset(seed=5)
         env.action_space.seed(5)
         out, done = [obs], False
         while not done:
-            obs, reward, terminated, truncated, _ = env.step(action(env))
+            obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
             out += [obs, np.float64(reward)]
             if mode is not None:
                 assert env.render().shape == (rendering.HEIGHT, rendering.WIDTH, 3)

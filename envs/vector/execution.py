@@ -362,27 +362,22 @@ class ExecutionVectorEnv(VectorEnv):
         no mask: every env's per-step values."""
         ei = self.ei if ei is None else ei
         ef = self.ef if ef is None else ef
-        if mask is None:  # every step: plain copies, no masking
-            every = np.ones(self.num_envs, dtype=bool)
-            return {
-                "remaining": ei[:, nb.EI_REMAINING].copy(),
-                "_remaining": every,
-                "running_shortfall_bps": ef[:, nb.EF_SHORTFALL].copy(),
-                "_running_shortfall_bps": every.copy(),
-            }
+        shown = np.ones(self.num_envs, dtype=bool) if mask is None else mask
+
+        def column(values: np.ndarray, blank: Any) -> np.ndarray:
+            return values.copy() if mask is None else np.where(mask, values, blank)
+
         infos: dict[str, Any] = {
-            "remaining": np.where(mask, ei[:, nb.EI_REMAINING], 0),
-            "_remaining": mask.copy(),
-            "running_shortfall_bps": np.where(mask, ef[:, nb.EF_SHORTFALL], 0.0),
-            "_running_shortfall_bps": mask.copy(),
+            "remaining": column(ei[:, nb.EI_REMAINING], 0),
+            "_remaining": shown.copy(),
+            "running_shortfall_bps": column(ef[:, nb.EF_SHORTFALL], 0.0),
+            "_running_shortfall_bps": shown.copy(),
         }
         if summaries:
             for key, value in episode_summaries(ei, ef, self.tick_size).items():
-                if value.dtype == object:
-                    infos[key] = np.where(mask, value, None)
-                else:
-                    infos[key] = np.where(mask, value, value.dtype.type(0))
-                infos[f"_{key}"] = mask.copy()
+                blank = None if value.dtype == object else value.dtype.type(0)
+                infos[key] = column(value, blank)
+                infos[f"_{key}"] = shown.copy()
         return infos
 
     # ---------------------------------------------------------------- per-env access
