@@ -50,6 +50,7 @@ from trendgym.envs.lob.flow import (
     _log_q_nb,
     flow_run_nb,
 )
+from trendgym.envs.lob.rng import unit_nb
 from trendgym.envs.prefetch import prefetch_nb
 
 AGENT = 1  # owner tag of the agent's orders on the book
@@ -528,20 +529,11 @@ def _seed_book_nb(
     istate[i, I_PREV_ASKQ] = levels[i, ask - base].qty if ask > 0 else 0
 
 
-_U53 = 1.0 / 9007199254740992.0
-
-
 @njit(cache=True, _nrt=False)
 def _copy_row_nb(dst, src):
     """dst[:] = src[:dst.size], element by element (slice copies need numba's runtime)."""
     for j in range(dst.shape[0]):
         dst[j] = src[j]
-
-
-@njit(cache=True, _nrt=False)
-def _unit_nb(word):
-    """A uniform on [0, 1) from the top 53 bits of a raw generator word."""
-    return float(word >> np.uint64(11)) * _U53
 
 
 @njit(cache=True, _nrt=False)
@@ -603,15 +595,15 @@ def draw_episode_nb(i, raw, cfg, preset_params, ei, ef, xrng, params):
     (each drawn only when its kwarg is None) and the flow's xoshiro stream; returns the
     preset's initial depth. The informed drift is side × (preset drift + urgency × max_drift)."""
     r = raw[i]
-    side = int(cfg[C_SIDE]) if cfg[C_SIDE] != 0 else (1 if _unit_nb(r[0]) < 0.5 else -1)
+    side = int(cfg[C_SIDE]) if cfg[C_SIDE] != 0 else (1 if unit_nb(r[0]) < 0.5 else -1)
     if cfg[C_QUANTITY] > 0:
         qty = int(cfg[C_QUANTITY])
     else:
         lo, hi = int(cfg[C_QTY_LO]), int(cfg[C_QTY_HI])
-        qty = lo + int(_unit_nb(r[1]) * (hi - lo + 1))
+        qty = lo + int(unit_nb(r[1]) * (hi - lo + 1))
     n_presets = preset_params.shape[0]
-    preset = int(cfg[C_PRESET]) if cfg[C_PRESET] >= 0 else int(_unit_nb(r[2]) * n_presets)
-    urgency = cfg[C_URGENCY] if cfg[C_URGENCY] >= 0 else _unit_nb(r[3])
+    preset = int(cfg[C_PRESET]) if cfg[C_PRESET] >= 0 else int(unit_nb(r[2]) * n_presets)
+    urgency = cfg[C_URGENCY] if cfg[C_URGENCY] >= 0 else unit_nb(r[3])
     ei[i, EI_SIDE] = side
     ei[i, EI_QTY] = qty
     ei[i, EI_PRESET] = preset

@@ -48,10 +48,16 @@ def next_u64_nb(s):
 
 
 @inline_kernel
-def uniform_nb(s):
-    """A float64 uniform on [0, 1) from the top 53 bits."""
+def unit_nb(bits):
+    """A float64 uniform on [0, 1) from the top 53 of 64 random bits."""
     # through int64: the 53-bit value converts exactly, and signed conversion is one instruction
-    return float(np.int64(next_u64_nb(s) >> _U64(11))) * (1.0 / _TWO53)
+    return float(np.int64(bits >> _U64(11))) * (1.0 / _TWO53)
+
+
+@inline_kernel
+def uniform_nb(s):
+    """A float64 uniform on [0, 1) from the stream's next 64 bits."""
+    return unit_nb(next_u64_nb(s))
 
 
 def ziggurat_tables(n: int = 256) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
