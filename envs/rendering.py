@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 HEIGHT, WIDTH = 200, 320
-WHITE = (255, 255, 255)
 GREY = (215, 215, 215)
 DARK = (40, 40, 40)
 GREEN = (46, 160, 67)
