@@ -223,7 +223,7 @@ def normalize_env(
     )
 
 
-def _merge(defaults: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+def merge_model_kwargs(defaults: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(defaults)
     for key, value in overrides.items():
         if key == "policy_kwargs" and isinstance(value, Mapping):
@@ -272,7 +272,7 @@ def make_model(
         raise ValueError(
             f"sac needs a Box action space, {env_id or 'the env'} has {env.action_space}"
         )
-    kwargs = _merge(default_hyperparameters(env_id, algo), overrides)
+    kwargs = merge_model_kwargs(default_hyperparameters(env_id, algo), overrides)
     policy_name = kwargs.pop("policy", "mlp")
     if policy_name not in POLICIES:
         raise ValueError(f"policy must be one of {sorted(POLICIES)}, got {policy_name!r}")

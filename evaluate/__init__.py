@@ -6,12 +6,6 @@ Sharpe ratios are per period unless a name says ``annualised``; kurtosis is non-
 from trendgym.evaluate.ledger import DEFAULT_LEDGER_PATH, Ledger, TrialRecord, code_version
 from trendgym.evaluate.pbo import PBOResult, pbo
 from trendgym.evaluate.report import Report, evaluate_agent, write_report
-from trendgym.evaluate.runner import (
-    WalkForwardConfig,
-    WalkForwardResult,
-    register_domain,
-    run_walk_forward,
-)
 from trendgym.evaluate.splits import (
     CombinatorialFold,
     Fold,
@@ -50,6 +44,12 @@ from trendgym.evaluate.survivorship import (
     survivorship_check,
 )
 from trendgym.evaluate.verdict import Assessment, Check, NotComputed, Verdict, assess, verdict
+from trendgym.evaluate.walkforward import (
+    WalkForwardConfig,
+    WalkForwardResult,
+    register_domain,
+    run_walk_forward,
+)
 
 __all__ = [
     "DEFAULT_LEDGER_PATH",

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 
 from trendgym.evaluate.ledger import DEFAULT_LEDGER_PATH, Ledger
-from trendgym.evaluate.runner import WalkForwardConfig, cost_label, run_walk_forward
 from trendgym.evaluate.stats import drawdown
 from trendgym.evaluate.survivorship import placebo_search, survivorship_check
 from trendgym.evaluate.verdict import Assessment, assess
+from trendgym.evaluate.walkforward import WalkForwardConfig, cost_label, run_walk_forward
 
 __all__ = ["Report", "evaluate_agent", "write_report"]
 

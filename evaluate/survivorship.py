@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from trendgym.evaluate.ledger import Ledger
-from trendgym.evaluate.runner import (
+from trendgym.evaluate.walkforward import (
     WalkForwardConfig,
     WalkForwardResult,
     cost_label,

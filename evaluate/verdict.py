@@ -28,7 +28,6 @@ import pandas as pd
 
 from trendgym.evaluate.ledger import Ledger
 from trendgym.evaluate.pbo import PBOResult, pbo
-from trendgym.evaluate.runner import WalkForwardResult, cost_label, safe_sharpe
 from trendgym.evaluate.stats import (
     SeedDispersion,
     calmar_ratio,
@@ -46,6 +45,7 @@ from trendgym.evaluate.survivorship import (
     cost_stress,
     trial_sharpes,
 )
+from trendgym.evaluate.walkforward import WalkForwardResult, cost_label, safe_sharpe
 
 __all__ = [
     "DSR_THRESHOLD",

@@ -1,4 +1,4 @@
-"""trendgym.evaluate.runner: walk-forward over real (tiny) PPO trainings on Portfolio-v0.
+"""trendgym.evaluate.walkforward: walk-forward over real (tiny) PPO trainings on Portfolio-v0.
 
 One search (2 folds x 2 seeds, 256 steps, net_arch=[8]) runs in worker processes and again in
 this process; the tests read both.
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from trendgym.evaluate import Ledger
-from trendgym.evaluate.runner import (
+from trendgym.evaluate.walkforward import (
     WalkForwardConfig,
     cost_label,
     domain_for,
@@ -186,7 +186,7 @@ def test_execution_domain_holds_out_disjoint_episode_seeds():
         seen |= test_seeds | set(plan.validation.episode_seeds)
         fee1 = plan.tests[cost_label(1.0)].env_kwargs["fee_bps"]
         assert plan.tests[cost_label(2.0)].env_kwargs["fee_bps"] == 2 * fee1 and len(blocks) == 3
-    from trendgym.evaluate.runner import make_env
+    from trendgym.evaluate.walkforward import make_env
 
     env = make_env(cfg.env_id, plans[0].tests[cost_label(1.0)].env_kwargs)
     twap = domain.baselines(env)["TWAP"]

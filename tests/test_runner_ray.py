@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_runner import tiny_config  # noqa: E402
 
 from trendgym.evaluate import Ledger  # noqa: E402
-from trendgym.evaluate.runner import run_walk_forward  # noqa: E402
+from trendgym.evaluate.walkforward import run_walk_forward  # noqa: E402
 
 pytestmark = pytest.mark.ray
 

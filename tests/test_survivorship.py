@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from trendgym.envs.market.generator import generate_market
-from trendgym.evaluate.runner import cost_label
 from trendgym.evaluate.survivorship import cost_stress, delisting_check, survivorship_check
+from trendgym.evaluate.walkforward import cost_label
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_verdict import synthetic_result  # noqa: E402

@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 
 from trendgym.evaluate import Ledger
-from trendgym.evaluate.runner import (
+from trendgym.evaluate.survivorship import PlaceboResult
+from trendgym.evaluate.verdict import (
+    NotComputed,
+    assess,
+    ledger_config_sharpes,
+    verdict,
+)
+from trendgym.evaluate.walkforward import (
     Block,
     FoldPlan,
     TrialJob,
@@ -18,13 +25,6 @@ from trendgym.evaluate.runner import (
     WalkForwardConfig,
     WalkForwardResult,
     cost_label,
-)
-from trendgym.evaluate.survivorship import PlaceboResult
-from trendgym.evaluate.verdict import (
-    NotComputed,
-    assess,
-    ledger_config_sharpes,
-    verdict,
 )
 
 GOOD = dict(

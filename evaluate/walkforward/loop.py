@@ -1,0 +1,198 @@
+"""The walk-forward loop: build every trial job, run them, select per fold, stitch OOS series."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from trendgym.evaluate.ledger import DEFAULT_LEDGER_PATH, Ledger
+from trendgym.evaluate.walkforward.backends import local_backend, ray_backend
+from trendgym.evaluate.walkforward.config import WalkForwardConfig, cost_label
+from trendgym.evaluate.walkforward.domain import Domain, domain_for, episodes_returns, make_env
+from trendgym.evaluate.walkforward.plan import FoldPlan
+from trendgym.evaluate.walkforward.results import WalkForwardResult, ledger_records, safe_sharpe
+from trendgym.evaluate.walkforward.trial import TrialJob, TrialOutcome
+
+__all__ = ["baseline_returns", "run_walk_forward", "select_per_fold", "stitch_trials", "trial_jobs"]
+
+
+def run_walk_forward(
+    config: WalkForwardConfig,
+    *,
+    ledger: Ledger | str | os.PathLike[str] | None = DEFAULT_LEDGER_PATH,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    run_baselines: bool = True,
+    progress: bool = True,
+    model_dir: str | os.PathLike[str] | None = None,
+) -> WalkForwardResult:
+    """Run every trial of `config`, append each to the ledger, stitch the OOS results.
+
+    Parameters
+    ----------
+    ledger : a Ledger, a path, or None (no ledger: the DSR then cannot be computed).
+    workers : local worker processes (default: all cores, at most one per job); 0 runs the
+        trials in this process. Worker processes are started with forkserver/spawn, so a
+        script calling this needs the ``if __name__ == "__main__":`` guard.
+    ray_address : run the jobs as Ray tasks instead ("local" starts ``ray.init()`` here;
+        anything else is passed to ``ray.init(address=...)``).
+    run_baselines : also score the domain's baselines on the same OOS blocks.
+    model_dir : keep each trial's trained run directory under it (default: discarded).
+    """
+    started = time.perf_counter()
+    domain = domain_for(config.env_id)
+    plans = domain.plan(config)
+    by_fold = {p.fold: p for p in plans}
+    if isinstance(ledger, str | os.PathLike):
+        ledger = Ledger(ledger)
+    jobs = trial_jobs(config, plans, model_dir)
+    stream = ray_backend(jobs, ray_address) if ray_address else local_backend(jobs, workers)
+    outcomes: list[TrialOutcome] = []
+    ids: list[int] = []
+    bar = tqdm(
+        total=len(jobs), unit="trial", desc=f"walk-forward {config.env_id}", disable=not progress
+    )
+    try:
+        for outcome in stream:
+            outcomes.append(outcome)
+            if ledger is not None:  # as each trial ends: a crash later still leaves it paid for
+                ids += ledger.append_many(
+                    ledger_records([outcome], config, by_fold, domain.periods_per_year)
+                )
+            bar.update(1)
+    finally:
+        bar.close()
+    outcomes.sort(key=lambda o: o.key)
+
+    selected = select_per_fold(plans, outcomes)
+    scenarios = [cost_label(m) for m in config.cost_multipliers]
+    index = pd.Index([i for p in plans for i in p.period_index])
+    if domain.periods_per_year is not None:
+        index = pd.DatetimeIndex(index)
+    agent_returns = {
+        s: pd.Series(
+            np.concatenate([selected[p.fold].returns[s] for p in plans]), index=index, name="agent"
+        )
+        for s in scenarios
+    }
+    return WalkForwardResult(
+        config=config,
+        domain=domain.name,
+        periods_per_year=domain.periods_per_year,
+        folds=plans,
+        trials=outcomes,
+        selected=selected,
+        agent_returns=agent_returns,
+        baseline_returns=(
+            baseline_returns(config, domain, plans, scenarios, index) if run_baselines else {}
+        ),
+        trial_returns=stitch_trials(config, plans, outcomes, scenarios, index),
+        ledger_path=None if ledger is None else str(ledger.path),
+        ledger_ids=ids,
+        wall_seconds=time.perf_counter() - started,
+    )
+
+
+def trial_jobs(
+    config: WalkForwardConfig,
+    plans: Sequence[FoldPlan],
+    model_dir: str | os.PathLike[str] | None = None,
+) -> list[TrialJob]:
+    """One job per fold x hyper-parameter set x seed, in that order."""
+    jobs = []
+    for plan in plans:
+        for h, hparams in enumerate(config.grid):
+            for seed in config.seeds:
+                run_dir = None
+                if model_dir is not None:
+                    run_dir = str(Path(model_dir) / f"fold{plan.fold}-hp{h}-s{seed}")
+                jobs.append(
+                    TrialJob(
+                        env_id=config.env_id,
+                        algo=config.algo,
+                        fold=plan.fold,
+                        seed=int(seed),
+                        hp_index=h,
+                        hparams=dict(hparams),
+                        model_kwargs=dict(config.model_kwargs),
+                        extractor=config.extractor,
+                        timesteps=config.timesteps,
+                        train_kwargs=dict(plan.train_kwargs),
+                        blocks={"validation": plan.validation, **plan.tests},
+                        run_dir=run_dir,
+                    )
+                )
+    return jobs
+
+
+def select_per_fold(
+    plans: Sequence[FoldPlan], outcomes: Sequence[TrialOutcome]
+) -> dict[int, TrialOutcome]:
+    """Per fold, the trial with the best validation Sharpe (sorted outcomes)."""
+    selected = {}
+    for plan in plans:
+        candidates = [o for o in outcomes if o.job.fold == plan.fold]
+        # best validation Sharpe; ties go to the first (hp_index, seed): no OOS information used
+        selected[plan.fold] = max(
+            candidates,
+            key=lambda o: (safe_sharpe(np.asarray(o.returns["validation"])), -o.key[1], -o.key[2]),
+        )
+    return selected
+
+
+def stitch_trials(
+    config: WalkForwardConfig,
+    plans: Sequence[FoldPlan],
+    outcomes: Sequence[TrialOutcome],
+    scenarios: Sequence[str],
+    index: pd.Index,
+) -> dict[str, pd.DataFrame]:
+    """Per scenario, one column per trial configuration with its folds' OOS blocks stitched."""
+    trial_returns = {}
+    for s in scenarios:
+        cols = {}
+        for h in range(len(config.grid)):
+            for seed in config.seeds:
+                parts = [
+                    o.returns[s]
+                    for p in plans
+                    for o in outcomes
+                    if o.job.fold == p.fold and o.job.hp_index == h and o.job.seed == seed
+                ]
+                label = f"hp{h}-s{seed}" if len(config.grid) > 1 else f"seed {seed}"
+                cols[label] = np.concatenate(parts)
+        trial_returns[s] = pd.DataFrame(cols, index=index)
+    return trial_returns
+
+
+def baseline_returns(
+    config: WalkForwardConfig,
+    domain: Domain,
+    plans: Sequence[FoldPlan],
+    scenarios: Sequence[str],
+    index: pd.Index,
+) -> dict[str, dict[str, pd.Series]]:
+    """Every baseline of the domain on exactly the OOS blocks (and costs) of the agent."""
+    pieces: dict[str, dict[str, list[np.ndarray]]] = {}
+    for s in scenarios:
+        for p in plans:
+            block = p.tests[s]
+            env = make_env(config.env_id, block.env_kwargs)
+            try:
+                for name, policy in domain.baselines(env).items():
+                    r = episodes_returns(domain, env, policy, block.episode_seeds)
+                    pieces.setdefault(name, {}).setdefault(s, []).append(r)
+            finally:
+                env.close()
+    return {
+        name: {
+            s: pd.Series(np.concatenate(parts), index=index, name=name) for s, parts in per.items()
+        }
+        for name, per in pieces.items()
+    }

@@ -1,0 +1,113 @@
+"""What a walk-forward evaluation hands to the verdict and the report, and to the ledger."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trendgym.evaluate.ledger import TrialRecord
+from trendgym.evaluate.stats import max_drawdown, sharpe_ratio
+from trendgym.evaluate.walkforward.config import WalkForwardConfig, cost_label
+from trendgym.evaluate.walkforward.plan import FoldPlan
+from trendgym.evaluate.walkforward.trial import TrialOutcome
+
+__all__ = ["WalkForwardResult", "ledger_records", "safe_sharpe", "trial_metrics"]
+
+
+@dataclass
+class WalkForwardResult:
+    """Everything a verdict and a report need from one walk-forward evaluation.
+
+    `trials` are ordered by (fold, hp_index, seed). `agent_returns[scenario]` and
+    `baseline_returns[name][scenario]` are stitched OOS series on the same periods;
+    `trial_returns[scenario]` has one column per trial configuration (hyper-parameters x
+    seed), its folds stitched, for PBO and seed dispersion.
+    """
+
+    config: WalkForwardConfig
+    domain: str
+    periods_per_year: float | None
+    folds: list[FoldPlan]
+    trials: list[TrialOutcome]
+    selected: dict[int, TrialOutcome]
+    agent_returns: dict[str, pd.Series]
+    baseline_returns: dict[str, dict[str, pd.Series]]
+    trial_returns: dict[str, pd.DataFrame]
+    ledger_path: str | None
+    ledger_ids: list[int]
+    wall_seconds: float
+
+    def config_label(self, hp_index: int, seed: int) -> str:
+        return f"hp{hp_index}-s{seed}" if len(self.config.grid) > 1 else f"seed {seed}"
+
+
+def safe_sharpe(returns: np.ndarray) -> float:
+    """Per-period Sharpe for selection: 0 for a flat series, -inf when undefined (never chosen)."""
+    try:
+        return sharpe_ratio(returns)
+    except ValueError:
+        return -math.inf
+
+
+def trial_metrics(returns: np.ndarray, periods_per_year: float | None) -> dict[str, Any]:
+    if returns.size < 2:
+        return {"n": int(returns.size)}
+    sr = safe_sharpe(returns)
+    out: dict[str, Any] = {
+        "n": int(returns.size),
+        "sharpe": sr if math.isfinite(sr) else None,
+        "mean": float(returns.mean()),
+    }
+    if periods_per_year is not None:
+        out["sharpe_annualised"] = sr * math.sqrt(periods_per_year) if math.isfinite(sr) else None
+        out["total_return"] = float(np.prod(1.0 + returns) - 1.0)
+        out["max_drawdown"] = max_drawdown(returns) if (returns >= -1.0).all() else 1.0
+    return out
+
+
+def ledger_records(
+    outcomes: Sequence[TrialOutcome],
+    config: WalkForwardConfig,
+    plans: Mapping[int, FoldPlan],
+    periods_per_year: float | None,
+) -> list[TrialRecord]:
+    records = []
+    for o in outcomes:
+        j = o.job
+        oos = {
+            label: trial_metrics(np.asarray(r), periods_per_year) for label, r in o.returns.items()
+        }
+        base = oos.get(cost_label(1.0), {})
+        records.append(
+            TrialRecord(
+                env_id=config.env_id,
+                agent=config.algo,
+                experiment=config.experiment,
+                fold=j.fold,
+                seed=j.seed,
+                # fold-independent, so equal params + seed + code version = the same trial config
+                params={
+                    "hparams": dict(j.hparams),
+                    "model_kwargs": dict(j.model_kwargs),
+                    "env_kwargs": dict(config.env_kwargs),
+                    "timesteps": j.timesteps,
+                    "extractor": j.extractor,
+                    "n_folds": config.n_folds,
+                    "validation_fraction": config.validation_fraction,
+                },
+                is_metrics={
+                    "validation": oos.pop("validation", {}),
+                    "train_kwargs": {k: v for k, v in j.train_kwargs.items() if k != "costs_bps"},
+                    "train_seconds": round(o.train_seconds, 3),
+                    "describe": dict(plans[j.fold].describe),
+                },
+                oos_metrics={"sharpe": base.get("sharpe"), **{k: v for k, v in oos.items()}},
+                oos_returns=np.asarray(o.returns[cost_label(1.0)]),
+            )
+        )
+    return records
