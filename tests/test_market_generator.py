@@ -8,6 +8,7 @@ import pytest
 
 from trendgym.agents.portfolio import tsmom_weights
 from trendgym.envs.market import PRESETS, REGIMES, generate_market
+from trendgym.envs.market.generator import PRESET_UNIVERSE
 
 
 def sharpe(x: pd.Series) -> float:
@@ -127,3 +128,46 @@ def test_carbon_jumps_and_policy_drift():
     # policy regimes: yearly drifts vary far more than a driftless walk of the same vol allows
     yearly = r.groupby(r.index.year).sum()
     assert (yearly.std() / (r.std() * math.sqrt(261))).median() > 1.1
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_trend_strength_unset_or_equal_to_the_presets_own_changes_nothing(preset):
+    base = generate_market(preset, n_years=2, n_assets=5, seed=4)
+    own = {"futures": 1.3, "equities": 0.5, "crypto": 1.0, "carbon": 0.3, "random_walk": 0.0}
+    same = generate_market(
+        preset, n_years=2, n_assets=5, seed=4, trend_strength=own.get(preset, 2.0)
+    )
+    pd.testing.assert_frame_equal(base.prices, same.prices, check_exact=True)
+    assert PRESET_UNIVERSE[preset] in ("futures", "pit")
+
+
+def test_planted_trend_edge_grows_with_its_strength():
+    def tsmom_sharpe(strength: float) -> float:
+        srs = []
+        for seed in range(4):
+            m = generate_market(
+                "planted_trend", n_years=10, n_assets=4, seed=seed, trend_strength=strength
+            )
+            srs.append(sharpe(tsmom_pnl(m.prices)))
+        return float(np.mean(srs))
+
+    none, planted, strong = tsmom_sharpe(0.0), tsmom_sharpe(2.0), tsmom_sharpe(4.0)
+    assert abs(none) < 2 / math.sqrt(9)  # no trend planted: indistinguishable from 0
+    assert planted > 1.0 and strong > planted + 0.5, (none, planted, strong)
+    # the same seed draws the same shocks: only the latent drift's size differs
+    a = generate_market("planted_trend", n_years=2, seed=1, trend_strength=0.0)
+    b = generate_market("random_walk", n_years=2, seed=1, n_assets=8)
+    assert a.prices.shape == b.prices.shape
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 7])
+def test_futures_honours_n_assets_exactly(n):
+    m = generate_market("futures", n_years=1, n_assets=n, seed=0)
+    assert m.prices.shape[1] == n
+    assert list(m.asset_class)[: min(n, 4)] == ["equity", "bond", "fx", "commodity"][: min(n, 4)]
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "2", True])
+def test_bad_trend_strength_named(bad):
+    with pytest.raises(ValueError, match="trend_strength"):
+        generate_market("planted_trend", n_years=1, trend_strength=bad)

@@ -14,20 +14,33 @@ quirks: ``futures`` (equity indices, bonds, FX, commodities), ``equities`` (sing
 staggered listings and performance delistings whose delisting returns sit near -30% (NYSE-like,
 Shumway 1997) or -55% (Nasdaq-like, Shumway & Warther 1999)), ``crypto`` (Student-t tails, high
 vol and costs, beta to a hidden equity factor that rises in risk-off), ``carbon`` (policy-driven
-drift regimes plus jumps) and ``random_walk`` (the null: driftless independent GBM).
+drift regimes plus jumps), ``random_walk`` (the null: driftless independent GBM) and
+``planted_trend`` (independent assets whose only structure is a slow latent drift of known
+strength: an edge planted for tests and demos; ``trend_strength`` sets it for any preset).
 Everything flows from one ``np.random.Generator(seed)``: same seed, same market, bit for bit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 PERIODS_PER_YEAR = 261
 REGIMES = ("trend", "chop", "crisis", "rebound")
-PRESETS = ("futures", "equities", "crypto", "carbon", "random_walk")
+PRESETS = ("futures", "equities", "crypto", "carbon", "random_walk", "planted_trend")
+# What kind of universe each preset simulates, for the survivorship check: "futures" series
+# are rolled and never delist; "pit" (point-in-time) universes list and delist names.
+PRESET_UNIVERSE = {
+    "futures": "futures",
+    "equities": "pit",
+    "crypto": "pit",
+    "carbon": "futures",
+    "random_walk": "futures",
+    "planted_trend": "futures",
+}
+PLANTED_TREND_STRENGTH = 2.0  # planted_trend's default: the annual Sharpe of a perfect trend
 
 # mean regime durations (days) and where a regime goes when it ends
 _DURATION = np.array([260.0, 120.0, 35.0, 60.0])
@@ -117,6 +130,7 @@ def _spec(preset: str, n_assets: int | None, rng: np.random.Generator) -> _Spec:
         classes = ["equity"] * per + ["bond"] * per + ["fx"] * per + ["commodity"] * per
         extra = (n_assets or 4 * per) - len(classes)
         classes += ["commodity"] * extra
+        classes = classes[: n_assets or len(classes)]  # fewer than 4: one per class, in order
         prefix = {"equity": "EQ", "bond": "BD", "fx": "FX", "commodity": "CM"}
         base_vol = {"equity": 0.18, "bond": 0.06, "fx": 0.09, "commodity": 0.25}
         cost = {"equity": 1.0, "bond": 0.5, "fx": 1.0, "commodity": 2.0}
@@ -173,6 +187,16 @@ def _spec(preset: str, n_assets: int | None, rng: np.random.Generator) -> _Spec:
         premium = {"rw": 0.0}
         strength = 0.0
         df = np.inf
+    elif preset == "planted_trend":
+        classes = ["trend"] * (n_assets or 8)
+        prefix = {"trend": "TR"}
+        base_vol = {"trend": 0.15}
+        cost = {"trend": 1.0}
+        eq_beta = cr_beta = bd_beta = {"trend": 0.0}
+        cr_drift = {"trend": 0.0}
+        premium = {"trend": 0.0}
+        strength = PLANTED_TREND_STRENGTH
+        df = np.inf
     else:
         raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS}")
     n = len(classes)
@@ -183,7 +207,8 @@ def _spec(preset: str, n_assets: int | None, rng: np.random.Generator) -> _Spec:
     for c in classes:
         counters[c] = counters.get(c, 0) + 1
         names.append(f"{prefix[c]}{counters[c]:02d}")
-    jitter = rng.uniform(0.8, 1.25, n) if preset != "random_walk" else np.ones(n)
+    null = preset in ("random_walk", "planted_trend")
+    jitter = rng.uniform(0.8, 1.25, n) if not null else np.ones(n)
     return _Spec(
         names=names,
         asset_class=classes,
@@ -213,20 +238,26 @@ def generate_market(
     n_assets: int | None = None,
     seed: int = 0,
     start: str = "2000-01-03",
+    trend_strength: float | None = None,
 ) -> MarketData:
     """Simulate a daily multi-asset market with regimes.
 
     Parameters
     ----------
-    preset : {"futures", "equities", "crypto", "carbon", "random_walk"}
+    preset : {"futures", "equities", "crypto", "carbon", "random_walk", "planted_trend"}
     n_years : float
         Length in years of 261 business days.
     n_assets : int, optional
-        Universe size (preset default: 24, 60, 12, 5, 24).
+        Universe size (preset default: 24, 60, 12, 5, 24, 8); honoured exactly.
     seed : int
         Seed of the one generator every draw comes from.
     start : str
         First business day.
+    trend_strength : float, optional
+        Std of every asset's latent trend drift in units of its vol: the annual Sharpe a
+        perfect trend follower would earn from it (0: no trend). None: the preset's own
+        (futures 1.3, equities 0.5, crypto 1.0, carbon 0.3, random_walk 0, planted_trend 2).
+        The same seed with and without it draws the same shocks.
     """
     if not isinstance(preset, str):
         raise TypeError(f"preset must be a str, got {type(preset).__name__}")
@@ -234,12 +265,20 @@ def generate_market(
         raise ValueError(f"n_years must be positive, got {n_years}")
     if n_assets is not None and (int(n_assets) != n_assets or n_assets < 1):
         raise ValueError(f"n_assets must be a positive integer, got {n_assets}")
+    if trend_strength is not None and (
+        isinstance(trend_strength, bool)
+        or not isinstance(trend_strength, int | float | np.integer | np.floating)
+        or not (np.isfinite(trend_strength) and trend_strength >= 0)
+    ):
+        raise ValueError(f"trend_strength must be a finite number >= 0, got {trend_strength!r}")
     rng = np.random.default_rng(seed)
     spec = _spec(preset, n_assets, rng)
+    if trend_strength is not None:
+        spec = replace(spec, trend_strength=np.full(len(spec.names), float(trend_strength)))
     n_days = max(int(round(n_years * PERIODS_PER_YEAR)), 30)
     n = len(spec.names)
 
-    null = preset == "random_walk"
+    null = preset in ("random_walk", "planted_trend")  # one calm regime, no inflation spell
     regime = np.zeros(n_days, dtype=np.int8) if null else _regime_path(rng, n_days)
     inflation = np.zeros(n_days, dtype=bool) if null else _inflation_spell(rng, n_days)
     stock_bond_corr = np.where(inflation, 0.5, -0.3)
