@@ -314,7 +314,7 @@ class PortfolioDomain:
     name = "portfolio"
 
     def __init__(self) -> None:
-        from trendgym.envs.market.features import PERIODS_PER_YEAR
+        from trendgym.envs.market.calendar import BUSINESS_DAYS_PER_YEAR as PERIODS_PER_YEAR
 
         self.periods_per_year = float(PERIODS_PER_YEAR)
 
