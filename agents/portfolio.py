@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trendgym.envs.market.features import PERIODS_PER_YEAR
+from trendgym.envs.market.calendar import BUSINESS_DAYS_PER_YEAR as PERIODS_PER_YEAR
 
 BASELINES = ("StaticTSMOM", "CSMOM", "EqualWeight", "RiskParity", "RiskParityTrend")
 

@@ -21,10 +21,10 @@ from trendgym.envs.market.accounting import (
     ROW_VOL,
     env_step_nb,
 )
+from trendgym.envs.market.calendar import BUSINESS_DAYS_PER_YEAR, TRADING_DAYS_PER_YEAR
 from trendgym.envs.market.features import (
     ASSET_BOUNDS,
     GLOBAL_BOUNDS,
-    PERIODS_PER_YEAR,
     SIGNAL_BOUNDS,
     compute_features,
 )
@@ -143,7 +143,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         impact_coef: float = 1.0,
         participation: float = 0.01,
         reward: str = "log_return",
-        dsr_eta: float = 1.0 / 252.0,
+        dsr_eta: float = 1.0 / TRADING_DAYS_PER_YEAR,
         warmup: int | None = None,
         min_history: int = 20,
         render_mode: str | None = None,
@@ -203,7 +203,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         n_days, n = values.shape
         self.tradable = tradable_mask(values, int(min_history))
         self.features = compute_features(values, self.tradable, signal_arrays)
-        vol_daily = self.features.vol / math.sqrt(PERIODS_PER_YEAR)
+        vol_daily = self.features.vol / math.sqrt(BUSINESS_DAYS_PER_YEAR)
         market = np.zeros((n_days, 4, n))
         market[:, ROW_TRADABLE] = self.tradable
         market[:, ROW_RET_NEXT] = next_returns(values, self.tradable, dlret)
@@ -242,7 +242,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
 
         # episode span
         if warmup is None:
-            warmup = min(252, (n_days - 1) // 2)
+            warmup = min(TRADING_DAYS_PER_YEAR, (n_days - 1) // 2)
         first = (
             max(int(warmup), self._row(start, "start", side="left"))
             if start is not None
@@ -450,14 +450,14 @@ def summarize_episode(rets: np.ndarray, turnover_sum: float, cost_sum: float) ->
     nav_path = np.cumprod(np.concatenate([[1.0], np.maximum(1.0 + rets, 0.0)]))
     peak = np.maximum.accumulate(nav_path)
     std = float(rets.std(ddof=1)) if n > 1 else 0.0
-    years = n / PERIODS_PER_YEAR
+    years = n / BUSINESS_DAYS_PER_YEAR
     total = float(nav_path[-1] - 1.0)
     return {
         "total_return": total,
         "cagr": float((1.0 + total) ** (1.0 / years) - 1.0) if years > 0 and total > -1.0 else -1.0,
-        "sharpe": float(rets.mean() / std * math.sqrt(PERIODS_PER_YEAR)) if std > 0 else 0.0,
+        "sharpe": float(rets.mean() / std * math.sqrt(BUSINESS_DAYS_PER_YEAR)) if std > 0 else 0.0,
         "max_drawdown": float(np.max(1.0 - nav_path / peak)),
-        "turnover": turnover_sum * PERIODS_PER_YEAR / max(n, 1),
+        "turnover": turnover_sum * BUSINESS_DAYS_PER_YEAR / max(n, 1),
         "costs": cost_sum,
         "n_steps": n,
         "compliance_violations": 0,

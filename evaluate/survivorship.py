@@ -199,7 +199,7 @@ def survivorship_check(
     """
     if not (tolerance >= 0 and math.isfinite(tolerance)):
         raise ValueError(f"tolerance must be >= 0, got {tolerance!r}")
-    from trendgym.envs.market.features import PERIODS_PER_YEAR
+    from trendgym.envs.market.calendar import BUSINESS_DAYS_PER_YEAR as PERIODS_PER_YEAR
     from trendgym.envs.market.universe import survivors
 
     span = {k: v for k, v in (("start", start), ("end", end)) if v is not None}

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-PERIODS_PER_YEAR = 261
+from trendgym.envs.market.calendar import BUSINESS_DAYS_PER_YEAR
+
 VOL_COM = 60.0
 HORIZONS = {"ret_1m": 21, "ret_3m": 63, "ret_6m": 126, "ret_12m": 252}
 MACD_SPEEDS = ((8, 24), (16, 48), (32, 96))
@@ -177,7 +178,7 @@ def compute_features(
         for fast, slow in MACD_SPEEDS:
             gap = ewm_mean_nb(log_p, (fast - 1) / 2.0) - ewm_mean_nb(log_p, (slow - 1) / 2.0)
             feats.append(gap / (vol_d * np.sqrt(slow)))
-        vol_ann = vol_d * np.sqrt(PERIODS_PER_YEAR)
+        vol_ann = vol_d * np.sqrt(BUSINESS_DAYS_PER_YEAR)
         feats.append(vol_ann)
         mom = np.where(
             hist >= 252,

@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-PERIODS_PER_YEAR = 261
+from trendgym.envs.market.calendar import BUSINESS_DAYS_PER_YEAR as PERIODS_PER_YEAR
+
 REGIMES = ("trend", "chop", "crisis", "rebound")
 PRESETS = ("futures", "equities", "crypto", "carbon", "random_walk", "planted_trend")
 # What kind of universe each preset simulates, for the survivorship check: "futures" series

@@ -22,7 +22,7 @@ from trendgym.envs.lob.flow import (
     N_ISTATE,
     NEED_WINDOW,
 )
-from trendgym.envs.vector.portfolio import autoreset_mode_of, per_env_seeds
+from trendgym.envs.vector.native import autoreset_mode_of, per_env_seeds
 from trendgym.envs.vector.threads import KernelChoice
 
 PRANGE_CHUNK = 4  # envs per prange work item

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numba
 import numpy as np
-from gymnasium.utils import seeding
-from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
+from gymnasium.vector import AutoresetMode
 
 from trendgym.envs.market.accounting import ACTION_NAN
 from trendgym.envs.portfolio import WEIGHT_CLIP, PortfolioEnv, summarize_episode
+from trendgym.envs.vector.native import NativeVectorEnv
 from trendgym.envs.vector.portfolio_nb import (
     D_TERMINATED,
     D_TRUNCATED,
@@ -38,43 +37,14 @@ from trendgym.envs.vector.portfolio_nb import (
     vector_step_nb,
     vector_step_serial_nb,
 )
-from trendgym.envs.vector.threads import KernelChoice
 
 # below this many envs, waking the other cores costs more than it saves (benchmarks/vector.py)
 PARALLEL_MIN_ENVS = 32
 # prange hands each thread this many contiguous chunks of envs (one kernel call per chunk)
 CHUNKS_PER_THREAD = 4
-# shared settings that set_attr may change (one value for every env)
-SETTABLE_ATTRS = ("max_leverage", "target_vol", "dsr_eta")
 
 
-def per_env_seeds(seed: int | Sequence[int | None] | None, num_envs: int) -> list[int | None]:
-    """Each env's reset seed, as ``SyncVectorEnv`` hands them out: None for all, ``seed + i``
-    for an int, or one entry per env from a list."""
-    if seed is None:
-        return [None] * num_envs
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        return [int(seed) + i for i in range(num_envs)]
-    seeds = list(seed)
-    if len(seeds) != num_envs:
-        raise ValueError(f"seed list must have {num_envs} entries, got {len(seeds)}")
-    return seeds
-
-
-def autoreset_mode_of(mode: Any) -> AutoresetMode:
-    """An ``AutoresetMode`` from the enum, its value ("NextStep") or its name ("next_step")."""
-    if isinstance(mode, AutoresetMode):
-        return mode
-    if isinstance(mode, str):
-        for m in AutoresetMode:
-            if mode in (m.value, m.name, m.name.lower()):
-                return m
-    raise ValueError(
-        f"autoreset_mode must be one of {[m.name.lower() for m in AutoresetMode]}, got {mode!r}"
-    )
-
-
-class PortfolioVectorEnv(VectorEnv):
+class PortfolioVectorEnv(NativeVectorEnv):
     """`num_envs` independent Portfolio-v0 episodes on one dataset, stepped in one numba call.
 
     ## Description
@@ -139,6 +109,11 @@ class PortfolioVectorEnv(VectorEnv):
     - v0: first release.
     """
 
+    single_env = PortfolioEnv
+    parallel_min_envs = PARALLEL_MIN_ENVS
+    settable_attrs = ("max_leverage", "target_vol", "dsr_eta")
+    own_attrs = ("reward_kind", "render_mode", "window")
+
     def __init__(
         self,
         num_envs: int,
@@ -148,33 +123,9 @@ class PortfolioVectorEnv(VectorEnv):
         parallel: bool | None = None,
         **env_kwargs: Any,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
-            raise TypeError(f"num_envs must be an int, got {type(num_envs).__name__}")
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        mode = autoreset_mode_of(autoreset_mode)
-        if env_kwargs.get("compliance") is not None:
-            raise ValueError(
-                "compliance= wraps single envs: use gymnasium.make_vec(..., "
-                "vectorization_mode='sync') for a compliance-wrapped vector env"
-            )
-        env_kwargs.pop("compliance", None)
-        if env_kwargs.get("render_mode") is not None:
-            raise ValueError("the native vector env does not render: use render_mode=None")
-        template = PortfolioEnv(**env_kwargs)  # validates the kwargs, builds the shared data
-        self.template = template
-        self.num_envs = int(num_envs)
-        self.metadata = {"render_modes": [], "autoreset_mode": mode}
-        self.render_mode = template.render_mode
+        super().__init__(num_envs, env_kwargs, autoreset_mode=autoreset_mode, parallel=parallel)
+        template = self.template
         self.copy = bool(copy)
-        self.parallel = parallel
-        self._threads = KernelChoice(parallel, self.num_envs, PARALLEL_MIN_ENVS)
-        self.kernel_steps = self._threads.steps
-        self.single_observation_space = template.observation_space
-        self.single_action_space = template.action_space
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
-
         self.max_leverage = template.max_leverage
         self.target_vol = template.target_vol
         self.dsr_eta = template.dsr_eta
@@ -205,7 +156,6 @@ class PortfolioVectorEnv(VectorEnv):
         self._any_autoreset = False
         self._everyone = np.ones(n, dtype=bool)
         self._everyone.flags.writeable = False
-        self._generators: list[np.random.Generator | None] = [None] * n
         # all-False mask, shared; never written (a read-only array would be a second numba type
         # of the kernels' `reset_first`, compiled a second time)
         self._no_reset = np.zeros(n, dtype=bool)
@@ -228,21 +178,11 @@ class PortfolioVectorEnv(VectorEnv):
         seed: int | Sequence[int | None] | None = None,
         options: dict[str, Any] | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        seeds = per_env_seeds(seed, self.num_envs)
-        mask = np.ones(self.num_envs, dtype=bool)
-        if options and "reset_mask" in options:
-            mask = np.asarray(options["reset_mask"])
-            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
-                raise ValueError(
-                    f"reset_mask must be a bool array of shape ({self.num_envs},), got {mask!r}"
-                )
-            if not mask.any():
-                raise ValueError("reset_mask resets no env")
+        mask = self.reset_mask_of(options)
+        fresh = self.seed_envs(seed, mask)
         starts = self._next_start.copy()
         for i in np.flatnonzero(mask):
-            # as gym.Env.reset: a seed reseeds; no seed keeps the generator (made once if none)
-            if seeds[i] is not None or self._generators[i] is None:
-                self._generators[i], _ = seeding.np_random(seeds[i])
+            if fresh[i]:  # a new generator: its pre-drawn start was another generator's
                 starts[i] = self._draw_start(i)
             self._next_start[i] = self._draw_start(i)
         obs = self._obs if not self.copy else np.empty_like(self._obs)
@@ -443,34 +383,13 @@ class PortfolioVectorEnv(VectorEnv):
                     mask[i] = True
 
     # ---------------------------------------------------------------- per-env access
-    def get_attr(self, name: str) -> tuple[Any, ...]:
-        """One value per env: per-env state (t, nav, weights, np_random) or the shared data."""
-        if name == "t":
-            return tuple(int(x) for x in self._istate[:, I_T])
-        if name == "nav":
-            return tuple(float(x) for x in self._fstate[:, F_NAV])
-        if name == "weights":
-            return tuple(w.copy() for w in self._weights)
-        if name == "np_random":
-            return tuple(self._generators)
-        if name in SETTABLE_ATTRS or name in ("reward_kind", "render_mode", "window"):
-            value = getattr(self, name)
-        else:
-            value = getattr(self.template, name)  # AttributeError names it
-        return (value,) * self.num_envs
-
-    def set_attr(self, name: str, values: Any) -> None:
-        """Set a shared setting (`max_leverage`, `target_vol`, `dsr_eta`) for every env at once."""
-        if name not in SETTABLE_ATTRS:
-            raise ValueError(
-                f"cannot set {name!r}: only the shared settings {SETTABLE_ATTRS} can be set"
-            )
-        if isinstance(values, (list, tuple)):
-            if len(values) != self.num_envs or any(v != values[0] for v in values):
-                raise ValueError(f"{name} is shared by all envs: give one value, got {values!r}")
-            values = values[0]
-        setattr(self.template, name, values)  # keep the template in step for get_attr
-        setattr(self, name, values)
+    def per_env_attrs(self) -> dict[str, Callable[[int], Any]]:
+        return {
+            **super().per_env_attrs(),
+            "t": lambda i: int(self._istate[i, I_T]),
+            "nav": lambda i: float(self._fstate[i, F_NAV]),
+            "weights": lambda i: self._weights[i].copy(),
+        }
 
     def episode_summaries(self) -> tuple[dict[str, Any], ...]:
         """Each env's ``episode_summary`` so far (as ``PortfolioEnv.episode_summary``)."""
@@ -484,24 +403,12 @@ class PortfolioVectorEnv(VectorEnv):
         )
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
-        """One result per env, as ``SyncVectorEnv.call``: `episode_summary` per env, `render`
-        (None), or a shared attribute's value; other methods are not per-env here."""
+        """As ``NativeVectorEnv.call``, and `episode_summary` gives each env's summary."""
         if name == "episode_summary":
             return self.episode_summaries()
-        if name == "render":
-            return (None,) * self.num_envs
-        value = self.get_attr(name)[0]
-        if callable(value):
-            raise ValueError(
-                f"{name!r} cannot be called per env on {type(self).__name__}: its sub-envs are "
-                "rows of arrays (use step/reset on the vector env)"
-            )
-        return (value,) * self.num_envs
+        return super().call(name, *args, **kwargs)
 
     @property
     def episode_ends(self) -> np.ndarray:
         """Row at which each env's current episode truncates."""
         return self._istate[:, I_END].copy()
-
-    def render(self) -> None:
-        return None

@@ -27,9 +27,9 @@ class PortfolioDomain:
     name = "portfolio"
 
     def __init__(self) -> None:
-        from trendgym.envs.market.features import PERIODS_PER_YEAR
+        from trendgym.envs.market.calendar import BUSINESS_DAYS_PER_YEAR
 
-        self.periods_per_year = float(PERIODS_PER_YEAR)
+        self.periods_per_year = float(BUSINESS_DAYS_PER_YEAR)
 
     def _universe(self, env_kwargs: Mapping[str, Any]) -> Any:
         kwargs = {k: v for k, v in env_kwargs.items() if k != "window"}
@@ -127,7 +127,7 @@ class PortfolioDomain:
         """A driftless random-walk market of the same shape and length with the same costs."""
         env = self._universe(config.env_kwargs)
         n_days, n_assets = env.prices.shape
-        from trendgym.envs.market.generator import PERIODS_PER_YEAR
+        from trendgym.envs.market.calendar import BUSINESS_DAYS_PER_YEAR
 
         keep = {
             k: v
@@ -150,7 +150,7 @@ class PortfolioDomain:
         return {
             **keep,
             "preset": "random_walk",
-            "n_years": n_days / PERIODS_PER_YEAR,
+            "n_years": n_days / BUSINESS_DAYS_PER_YEAR,
             "n_assets": n_assets,
             "costs_bps": {a: float(c) for a, c in zip(names, env.costs_bps, strict=True)},
         }
