@@ -34,9 +34,9 @@ import numba
 import numpy as np
 
 from trendgym.envs.execution import ExecutionEnv
+from trendgym.envs.execution.vector import ExecutionVectorEnv
 from trendgym.envs.portfolio import PortfolioEnv
 from trendgym.envs.vector import PortfolioVectorEnv
-from trendgym.envs.vector.execution import ExecutionVectorEnv
 
 NATIVE_NS = (1, 16, 64, 256, 1024)
 SYNC_NS = (16, 64)
@@ -87,7 +87,7 @@ KINDS = {
         kwargs={},
         make_single=lambda kw: ExecutionEnv(**kw),
         make_native=lambda n, kw: ExecutionVectorEnv(n, **kw),
-        native_path="trendgym.envs.vector.execution:ExecutionVectorEnv",
+        native_path="trendgym.envs.execution.vector:ExecutionVectorEnv",
         compile_times=lambda kind: fresh_cache_compile_seconds(kind),
     ),
 }

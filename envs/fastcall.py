@@ -1,8 +1,7 @@
 """Calling a numba kernel without numba's per-call type dispatch.
 
-A dispatcher call types every argument before it picks the compiled function: about 30–50 ns
-per argument, 1.6 µs for the execution env's 31-argument step kernel, a tenth of a step.
-`compiled_entry` resolves the compiled function once for the types of a given argument tuple;
+A dispatcher call types every argument before it picks the compiled function, on every call;
+for a kernel called every env step that is a visible share of the step. `compiled_entry` resolves the compiled function once for the types of a given argument tuple;
 call it only with arguments of exactly those types (the envs rebuild it whenever they rebind
 their arrays, whose dtypes and layouts never change).
 """

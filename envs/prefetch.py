@@ -1,11 +1,9 @@
 """A cache prefetch hint for numba kernels (LLVM's ``llvm.prefetch``).
 
-The native execution vector env steps its books in turn; with 1024 books (~90 KB each) a
-book's arrays have left the caches by the time its turn comes, and the first touch of every
-live order and price level waits on memory. Hinting the next env's arrays while the current
-one steps overlaps those waits with work: 17% more env-steps/s at N = 1024, no change at
-N <= 256, where the books stay in the shared cache (same-process A/B of the two kernels). A
-hint never changes a result.
+The native execution vector env steps its books in turn; with many books, a book's arrays
+have left the caches by the time its turn comes, and the first touch of every live order and
+price level waits on memory. Hinting the next env's arrays while the current one steps
+overlaps those waits with work. A hint never changes a result.
 """
 
 from __future__ import annotations

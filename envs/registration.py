@@ -13,7 +13,7 @@ _ENTRY_POINTS = {
 # native batched versions, for gymnasium.make_vec(..., vectorization_mode="vector_entry_point")
 _VECTOR_ENTRY_POINTS = {
     "trendgym/Portfolio-v0": "trendgym.envs.vector.portfolio:PortfolioVectorEnv",
-    "trendgym/Execution-v0": "trendgym.envs.vector.execution:ExecutionVectorEnv",
+    "trendgym/Execution-v0": "trendgym.envs.execution.vector:ExecutionVectorEnv",
 }
 
 

@@ -3,8 +3,8 @@
 Frames are for looking at an episode or recording it (Gymnasium's ``RecordVideo``, SB3's
 ``VecVideoRecorder``); SB3's ``make_vec_env`` asks every env for ``rgb_array`` by default.
 Drawing reads the env's state and never touches its random streams, so rendering cannot change
-a trajectory. Everything is bars and columns of pixels, no plotting library: a frame takes
-0.5–0.8 ms.
+a trajectory. Everything is bars and columns of pixels, no plotting library, so a frame costs
+far less than an env step.
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ def test_rewards_sum_to_minus_shortfall_and_avg_price_identity(seed):
     _, rewards, infos = rollout(env, seed)
     final = infos[-1]
     assert rewards.sum() == pytest.approx(-final["shortfall_bps"], abs=1e-9)
-    side = 1 if final["side"] == "buy" else -1
+    side = final["side"]  # +1 buy, -1 sell
     identity = side * (final["avg_price"] / final["arrival_price"] - 1.0) * 1e4
     assert final["shortfall_bps"] == pytest.approx(identity, abs=1e-9)
     assert 0.0 <= final["fill_rate"] <= 1.0

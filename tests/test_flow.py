@@ -14,18 +14,10 @@ from trendgym.envs.lob import OrderBook
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.facts import stylized_facts
 from trendgym.envs.lob.flow import (
-    DONE,
-    F_NEAR_RATE_ASK,
-    F_NEAR_RATE_BID,
-    I_LAST_ASK,
-    I_LAST_BID,
-    I_REF_ASK,
-    I_REF_BID,
-    I_RESUME,
+    FS,
+    IS,
     MAX_DEPTH,
-    NEED_SLOT,
-    NEED_TRADE_ROOM,
-    P_THETA,
+    PARAM,
     PRESETS,
     FlowParams,
     OrderFlow,
@@ -37,6 +29,7 @@ from trendgym.envs.lob.flow import (
     flow_params,
     flow_run_nb,
 )
+from trendgym.envs.lob.layout import STATUS
 from trendgym.envs.lob.rng import (
     _ZIG_F,
     _ZIG_K,
@@ -367,7 +360,7 @@ def test_side_queues_kernel_matches_twin(counts, ref, side, theta):
     levels = np.zeros(len(counts), dtype=k.LEVEL_DTYPE)
     levels["count"] = counts
     params = flow_params("calm").to_array()
-    params[P_THETA : P_THETA + MAX_DEPTH] = theta
+    params[PARAM.theta : PARAM.theta + MAX_DEPTH] = theta
     q = np.zeros(MAX_DEPTH, dtype=np.int64)
     rate, near = _side_queues_nb(levels, 0, ref, side, params, q)
     q_twin, rate_twin, near_twin = side_queues_twin(counts, 0, ref, side, theta)
@@ -379,15 +372,15 @@ def _recount_near(book, flow, side):
     """Near queue counts and rate recounted from the book, or None when the queues carried
     over are not the ones a resumed call goes on with (the kernel marked them for a recount,
     or the opposite quote has moved since they were counted)."""
-    ref = int(flow.istate[I_REF_BID if side == 1 else I_REF_ASK])
+    ref = int(flow.istate[IS.ref_bid if side == 1 else IS.ref_ask])
     opposite = (
-        (book.best_ask() or flow.istate[I_LAST_ASK])
+        (book.best_ask() or flow.istate[IS.last_ask])
         if side == 1
-        else (book.best_bid() or flow.istate[I_LAST_BID])
+        else (book.best_bid() or flow.istate[IS.last_bid])
     )
     if ref != opposite:
         return None
-    theta = flow.p[P_THETA : P_THETA + MAX_DEPTH]
+    theta = flow.p[PARAM.theta : PARAM.theta + MAX_DEPTH]
     return side_queues_twin(book.levels["count"], int(book.meta[k.BASE]), ref, side, theta)
 
 
@@ -405,30 +398,28 @@ def test_incremental_near_queues_match_a_recount_at_every_interruption(preset):
         flow._trades = np.empty(int(k.trade_room_needed_nb(book.meta)), dtype=k.TRADE_DTYPE)
         while True:
             _, status, _ = flow_run_nb(
-                book.orders, book.levels, book.keys, book.slots, book.meta,
-                book.owner_stats, flow._trades, 0, flow.xrng, flow.p, flow.fstate,
-                flow.istate, t_end, flow.messages, flow._q_bid, flow._q_ask,
-            )  # fmt: skip
-            if status == DONE:
+                book.state, flow._trades, 0, flow.state, t_end, flow.messages
+            )
+            if status == STATUS.done:
                 break
-            assert flow.istate[I_RESUME] == 1
+            assert flow.istate[IS.resume] == 1
             for side, q, rate in (
-                (1, flow._q_bid, F_NEAR_RATE_BID),
-                (-1, flow._q_ask, F_NEAR_RATE_ASK),
+                (1, flow._q_bid, FS.near_rate_bid),
+                (-1, flow._q_ask, FS.near_rate_ask),
             ):
                 recount = _recount_near(book, flow, side)
                 if recount is not None:
                     assert q.tolist() == recount[0]
                     assert flow.fstate[rate] == pytest.approx(recount[1], rel=1e-9, abs=1e-9)
                     checked += 1
-            if status == NEED_TRADE_ROOM:
+            if status == STATUS.need_trade_room:
                 room = int(k.trade_room_needed_nb(book.meta))
                 flow._trades = np.empty(room, dtype=k.TRADE_DTYPE)
-            elif status == NEED_SLOT:
+            elif status == STATUS.need_slot:
                 book.reserve(book.orders.shape[0])
             else:
-                bid = book.best_bid() or int(flow.istate[I_LAST_BID])
-                ask = book.best_ask() or int(flow.istate[I_LAST_ASK])
+                bid = book.best_bid() or int(flow.istate[IS.last_bid])
+                ask = book.best_ask() or int(flow.istate[IS.last_ask])
                 book.reserve(0, min(bid, ask) - 4 * MAX_DEPTH, max(bid, ask) + 4 * MAX_DEPTH)
     assert checked >= 100
 
@@ -447,12 +438,8 @@ def test_run_matches_the_kernel_called_through_numbas_dispatcher():
     for _ in range(40):
         ta = a.run(2.5)
         t_end = b.time + 2.5
-        n, status, _ = flow_run_nb(
-            b_book.orders, b_book.levels, b_book.keys, b_book.slots, b_book.meta,
-            b_book.owner_stats, trades_b, 0, b.xrng, b.p, b.fstate, b.istate, t_end,
-            b.messages, b._q_bid, b._q_ask,
-        )  # fmt: skip
-        assert status == DONE
+        n, status, _ = flow_run_nb(b_book.state, trades_b, 0, b.state, t_end, b.messages)
+        assert status == STATUS.done
         np.testing.assert_array_equal(ta, trades_b[:n])
     np.testing.assert_array_equal(a.fstate, b.fstate)
     np.testing.assert_array_equal(a.istate, b.istate)

@@ -7,9 +7,9 @@ import pytest
 import trendgym  # noqa: F401  (registers the ids)
 from trendgym.envs import rendering
 from trendgym.envs.execution import ExecutionEnv, encode_action
+from trendgym.envs.execution.vector import ExecutionVectorEnv
 from trendgym.envs.portfolio import PortfolioEnv
 from trendgym.envs.vector import PortfolioVectorEnv
-from trendgym.envs.vector.execution import ExecutionVectorEnv
 
 EXEC = dict(horizon=8, warmup_seconds=10.0, side="buy", preset="calm")
 PORT = dict(n_assets=6, n_years=3.0)

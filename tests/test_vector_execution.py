@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 import trendgym  # noqa: F401  (registers the ids)
 from trendgym.envs.execution import ExecutionEnv
-from trendgym.envs.vector import execution as vexec
+from trendgym.envs.execution import vector as vexec
+from trendgym.envs.execution.vector import ExecutionVectorEnv
 from trendgym.envs.vector import threads
-from trendgym.envs.vector.execution import ExecutionVectorEnv
 
 FAST = {"horizon": 5, "warmup_seconds": 10.0}
 VARIANTS = {
@@ -144,7 +144,7 @@ def test_terminal_info_identity_and_rewards_sum_to_minus_shortfall():
         total += r
     assert term.all()
     fi = infos["final_info"]
-    side = np.where(fi["side"] == "buy", 1, -1)
+    side = fi["side"]  # +1 buy, -1 sell
     np.testing.assert_allclose(
         fi["shortfall_bps"], side * (fi["avg_price"] / fi["arrival_price"] - 1) * 1e4
     )

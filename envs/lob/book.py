@@ -11,6 +11,8 @@ import numpy as np
 
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.kernels import MESSAGE_DTYPE, TRADE_DTYPE
+from trendgym.envs.lob.layout import STATUS, Book
+from trendgym.envs.lob.retry import run_to_done
 
 _MAX_LEVELS = 1 << 22  # a price window wider than this many ticks is refused, not allocated
 _WINDOW_PAD = 256  # ticks kept free beyond the extreme prices when the window (re)grows
@@ -51,15 +53,15 @@ def as_messages(messages: np.ndarray) -> np.ndarray:
 
 
 _REASONS = {
-    k.BAD_KIND: "unknown kind {kind} (0 limit, 1 market, 2 cancel, 3 modify)",
-    k.BAD_SIDE: "side must be +1 (buy) or -1 (sell), got {side}",
-    k.BAD_QTY: "quantity must be positive, got qty={qty}",
-    k.BAD_LIMIT_PRICE: "a limit price must be positive, got price={price}",
-    k.BAD_MODIFY_PRICE: "a modify price must be >= 0 (0 keeps it), got price={price}",
-    k.BAD_PRICE_RANGE: f"price {{price}} exceeds the largest tick {k.MAX_TICK}",
-    k.BAD_OWNER: f"owner must be in [0, {k.MAX_OWNERS}), got owner={{owner}}",
-    k.BAD_PEAK: "iceberg peak must be >= 0, got peak={peak}",
-    k.BAD_ID: "order_id {order_id} is reserved",
+    k.ERR.kind: "unknown kind {kind} (0 limit, 1 market, 2 cancel, 3 modify)",
+    k.ERR.side: "side must be +1 (buy) or -1 (sell), got {side}",
+    k.ERR.qty: "quantity must be positive, got qty={qty}",
+    k.ERR.limit_price: "a limit price must be positive, got price={price}",
+    k.ERR.modify_price: "a modify price must be >= 0 (0 keeps it), got price={price}",
+    k.ERR.price_range: f"price {{price}} exceeds the largest tick {k.MAX_TICK}",
+    k.ERR.owner: f"owner must be in [0, {k.MAX_OWNERS}), got owner={{owner}}",
+    k.ERR.peak: "iceberg peak must be >= 0, got peak={peak}",
+    k.ERR.id: "order_id {order_id} is reserved",
 }
 
 
@@ -115,14 +117,14 @@ class OrderBook:
         self._trades = np.empty(256, dtype=TRADE_DTYPE)
 
     @property
-    def state(self) -> tuple[np.ndarray, ...]:
-        """The arrays kernels take, in their order: orders, levels, keys, slots, meta, owner_stats."""
-        return self.orders, self.levels, self.keys, self.slots, self.meta, self.owner_stats
+    def state(self) -> Book:
+        """The arrays kernels take: orders, levels, keys, slots, meta, owner_stats."""
+        return Book(self.orders, self.levels, self.keys, self.slots, self.meta, self.owner_stats)
 
-    def _snapshot(self) -> tuple[np.ndarray, ...]:
-        return tuple(a.copy() for a in self.state)
+    def _snapshot(self) -> Book:
+        return Book(*(a.copy() for a in self.state))
 
-    def _restore(self, snap: tuple[np.ndarray, ...]) -> None:
+    def _restore(self, snap: Book) -> None:
         (self.orders, self.levels, self.keys, self.slots, self.meta, self.owner_stats) = snap
 
     def reserve(
@@ -213,20 +215,21 @@ class OrderBook:
 
     def _apply(self, msgs, snap, check_live: bool, validate: bool, copy: bool = True) -> np.ndarray:
         start, n_trades = 0, 0
-        while True:
-            n_trades, start, outcome = k.process_nb(
-                msgs, start, *self.state, self._trades, n_trades, check_live, validate
+
+        def call() -> int:
+            nonlocal start, n_trades
+            n_trades, start, status = k.process_nb(
+                msgs, start, self.state, self._trades, n_trades, check_live, validate
             )
-            if outcome == k.APPLIED:
-                out = self._trades[:n_trades]
-                return out.copy() if copy else out
-            if outcome == k.NEED_SLOT:
+            return status
+
+        def make_room(status: int) -> None:
+            if status == STATUS.need_slot:
                 self._grow_pool(2 * self.orders.shape[0])
-            elif outcome == k.NEED_TRADE_ROOM:
-                self._trades = grow_trades(
-                    self._trades, n_trades, n_trades + k.trade_room_needed_nb(self.meta)
-                )
-            elif outcome == k.NEED_WINDOW:
+            elif status == STATUS.need_trade_room:
+                needed = n_trades + k.trade_room_needed_nb(self.meta)
+                self._trades = grow_trades(self._trades, n_trades, needed)
+            elif status == STATUS.need_window:
                 price = int(msgs["price"][start])
                 try:
                     self._cover_prices(price, price)
@@ -235,15 +238,23 @@ class OrderBook:
                         self._restore(snap)
                     raise
             else:
-                if snap is None:
-                    raise RuntimeError(f"trusted message {start} was refused: {msgs[start]}")
-                self._restore(snap)
-                if outcome == k.INVALID_MESSAGE:
-                    _, code, *_ = k.screen_nb(msgs[start : start + 1], self.keys, self.slots)
-                    raise ValueError(_reason(msgs, start, code))
-                raise ValueError(
-                    f"message {start}: limit order id {msgs['order_id'][start]} is already live"
-                )
+                self._refuse(msgs, start, status, snap)
+
+        run_to_done(call, make_room)
+        out = self._trades[:n_trades]
+        return out.copy() if copy else out
+
+    def _refuse(self, msgs: np.ndarray, index: int, status: int, snap: Book | None) -> None:
+        """Undo a batch the kernel refused at message `index` and say why."""
+        if snap is None:
+            raise RuntimeError(f"trusted message {index} was refused: {msgs[index]}")
+        self._restore(snap)
+        if status == STATUS.invalid_message:
+            _, code, *_ = k.screen_nb(msgs[index : index + 1], self.keys, self.slots)
+            raise ValueError(_reason(msgs, index, code))
+        raise ValueError(
+            f"message {index}: limit order id {msgs['order_id'][index]} is already live"
+        )
 
     # ------------------------------------------------------------------------ queries
     def best_bid(self) -> int | None:

@@ -6,7 +6,7 @@ import numpy as np
 from scipy import stats
 
 from trendgym.envs.lob.book import OrderBook
-from trendgym.envs.lob.flow import OrderFlow, flow_params
+from trendgym.envs.lob.flow import IS, OrderFlow, flow_params
 
 
 def simulate_quotes(
@@ -25,8 +25,8 @@ def simulate_quotes(
     for i in range(n):
         flow.run(sample)
         bid, ask = book.best_bid(), book.best_ask()
-        bid = bid or int(flow.istate[1])
-        ask = ask or int(flow.istate[2])
+        bid = bid or int(flow.istate[IS.last_bid])
+        ask = ask or int(flow.istate[IS.last_ask])
         mid[i], spread[i], ofi[i] = 0.5 * (bid + ask), ask - bid, flow.take_ofi()
         for side in (1, -1):
             d = book.depth(side, 5)[:, 1]

@@ -33,33 +33,60 @@ from trendgym.envs.fastcall import compiled_entry
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.book import OrderBook, grow_trades
 from trendgym.envs.lob.kernels import inline_kernel, kernel
+from trendgym.envs.lob.layout import STATUS, FlowState, block_layout, layout
+from trendgym.envs.lob.retry import run_to_done
 from trendgym.envs.lob.rng import exponential_nb, seed_state, uniform_nb
 
 MAX_DEPTH = 10  # distances 1..MAX_DEPTH ticks from the opposite best get their own rates
 BACKGROUND = 0  # owner tag of the flow's orders
 _FIRST_ID = 1 << 40  # flow ids start here, leaving small ids to other participants
 
-# params layout (float64 vector handed to the kernel)
-P_LAM, P_THETA = 0, MAX_DEPTH
-P_THETA_FAR, P_MU, P_DRIFT = 2 * MAX_DEPTH, 2 * MAX_DEPTH + 1, 2 * MAX_DEPTH + 2
-P_ALPHA, P_BETA = 2 * MAX_DEPTH + 3, 2 * MAX_DEPTH + 4
-P_LIMIT_SIZE, P_MARKET_SIZE, P_MARKET_TAIL = 2 * MAX_DEPTH + 5, 2 * MAX_DEPTH + 6, 2 * MAX_DEPTH + 7
-P_BURST_SCALE, P_BURST_ON, P_BURST_OFF = 2 * MAX_DEPTH + 8, 2 * MAX_DEPTH + 9, 2 * MAX_DEPTH + 10
-N_PARAMS = 2 * MAX_DEPTH + 11
+# the float64 parameter vector handed to the kernel: per-distance limit arrival and cancel
+# rates, then scalars
+PARAM, N_PARAMS = block_layout(
+    "FlowParam",
+    {
+        "lam": MAX_DEPTH,
+        "theta": MAX_DEPTH,
+        "theta_far": 1,
+        "mu": 1,
+        "drift": 1,
+        "alpha": 1,
+        "beta": 1,
+        "limit_size": 1,
+        "market_size": 1,
+        "market_tail": 1,
+        "burst_scale": 1,
+        "burst_on": 1,
+        "burst_off": 1,
+    },
+)
 # float state: clock (s), Hawkes excitation per side, order-flow imbalance accumulator, burst
-# on/off, traded quantity and tick value accumulators (for the market's VWAP); then the near
-# queues' cancellation rates carried from a NEED_* return to the resumed call
-F_TIME, F_EXC_BUY, F_EXC_SELL, F_OFI, F_BURST, F_TRADED_QTY, F_TRADED_VALUE = range(7)
-F_NEAR_RATE_BID, F_NEAR_RATE_ASK = 7, 8
-F_LIMIT_CUM = 9  # scratch: cumulative limit rates over distances, refreshed by every call
-N_FSTATE = F_LIMIT_CUM + MAX_DEPTH
+# on/off, traded quantity and tick value accumulators (for the market's VWAP); the near
+# queues' cancellation rates carried from a stop to the resumed call; scratch for the
+# cumulative limit rates over distances, refreshed by every call
+FS, N_FSTATE = block_layout(
+    "FlowFloat",
+    {
+        "time": 1,
+        "exc_buy": 1,
+        "exc_sell": 1,
+        "ofi": 1,
+        "burst": 1,
+        "traded_qty": 1,
+        "traded_value": 1,
+        "near_rate_bid": 1,
+        "near_rate_ask": 1,
+        "limit_cum": MAX_DEPTH,
+    },
+)
 # int state: next order id, last known quotes (used while a side is empty), previous top of
-# book; then whether the last call stopped on a NEED_* and the quotes its near queues were
-# counted from (-1: to rescan)
-I_NEXT_ID, I_LAST_BID, I_LAST_ASK, I_PREV_BID, I_PREV_BIDQ, I_PREV_ASK, I_PREV_ASKQ = range(7)
-I_RESUME, I_REF_BID, I_REF_ASK = 7, 8, 9
-N_ISTATE = 10
-DONE, NEED_WINDOW, NEED_SLOT, NEED_TRADE_ROOM = 0, 1, 2, 3
+# book; whether the last call stopped early and the quotes its near queues were counted from
+IS = layout(
+    "FlowInt",
+    "next_id last_bid last_ask prev_bid prev_bidq prev_ask prev_askq resume ref_bid ref_ask",
+)
+N_ISTATE = len(IS)
 
 
 @dataclass(frozen=True)
@@ -117,37 +144,24 @@ class FlowParams:
         p = np.zeros(N_PARAMS)
         lam = np.asarray(self.limit_rates, dtype=float)
         theta = np.asarray(self.cancel_rates, dtype=float)
-        p[P_LAM : P_LAM + lam.size] = lam
-        p[P_THETA : P_THETA + MAX_DEPTH] = self.cancel_rate_far  # distances past the table
-        p[P_THETA : P_THETA + theta.size] = theta
+        p[PARAM.lam : PARAM.lam + lam.size] = lam
+        p[PARAM.theta : PARAM.theta + MAX_DEPTH] = self.cancel_rate_far  # distances past the table
+        p[PARAM.theta : PARAM.theta + theta.size] = theta
         bursts = self.burst_scale > 1
-        p[
-            [
-                P_THETA_FAR,
-                P_MU,
-                P_DRIFT,
-                P_ALPHA,
-                P_BETA,
-                P_LIMIT_SIZE,
-                P_MARKET_SIZE,
-                P_MARKET_TAIL,
-                P_BURST_SCALE,
-                P_BURST_ON,
-                P_BURST_OFF,
-            ]
-        ] = [
-            self.cancel_rate_far,
-            self.market_rate,
-            self.drift,
-            self.hawkes_alpha,
-            self.hawkes_beta,
-            self.limit_size,
-            self.market_size,
-            self.market_size_tail,
-            self.burst_scale,
-            1.0 / self.burst_every if bursts else 0.0,
-            1.0 / self.burst_seconds,
-        ]
+        scalars = {
+            PARAM.theta_far: self.cancel_rate_far,
+            PARAM.mu: self.market_rate,
+            PARAM.drift: self.drift,
+            PARAM.alpha: self.hawkes_alpha,
+            PARAM.beta: self.hawkes_beta,
+            PARAM.limit_size: self.limit_size,
+            PARAM.market_size: self.market_size,
+            PARAM.market_tail: self.market_size_tail,
+            PARAM.burst_scale: self.burst_scale,
+            PARAM.burst_on: 1.0 / self.burst_every if bursts else 0.0,
+            PARAM.burst_off: 1.0 / self.burst_seconds,
+        }
+        p[list(scalars)] = list(scalars.values())
         return p
 
     def as_dict(self) -> dict:
@@ -287,13 +301,13 @@ def _side_queues_nb(levels, base, ref, side, params, out_q):
             b = levels[first + step * (i + 1)].count
             out_q[i], out_q[i + 1] = a, b
             near += a + b
-            rate_even += params[P_THETA + i] * a
-            rate_odd += params[P_THETA + i + 1] * b
+            rate_even += params[PARAM.theta + i] * a
+            rate_odd += params[PARAM.theta + i + 1] * b
         if MAX_DEPTH % 2:
             a = levels[last].count
             out_q[MAX_DEPTH - 1] = a
             near += a
-            rate_even += params[P_THETA + MAX_DEPTH - 1] * a
+            rate_even += params[PARAM.theta + MAX_DEPTH - 1] * a
         return rate_even + rate_odd, near
     for i in range(MAX_DEPTH):  # near the window's edge: levels outside it are empty
         lv = first + step * i
@@ -301,9 +315,9 @@ def _side_queues_nb(levels, base, ref, side, params, out_q):
         out_q[i] = q
         near += q
         if i % 2 == 0:
-            rate_even += params[P_THETA + i] * q
+            rate_even += params[PARAM.theta + i] * q
         else:
-            rate_odd += params[P_THETA + i] * q
+            rate_odd += params[PARAM.theta + i] * q
     return rate_even + rate_odd, near
 
 
@@ -342,10 +356,7 @@ def _top_qty_nb(levels, meta, side):
 
 
 @inline_kernel
-def _limit_arrival_nb(
-    orders, levels, keys, slots, meta, owner_stats, trades, n_trades, rng, cum, side,
-    v, ref, log_q, oid,
-):  # fmt: skip
+def _limit_arrival_nb(book, trades, n_trades, rng, cum, side, v, ref, log_q, oid):
     """A limit order at a distance drawn from the limit rates (`v` uniform on [0, their
     sum), `cum` their cumulative sums) behind the opposite quote `ref`. Returns (n_trades,
     price, qty, distance index)."""
@@ -354,18 +365,16 @@ def _limit_arrival_nb(
         i += cum[j] < v
     price = max(1, ref - 1 - i) if side == k.BUY else ref + 1 + i
     qty = _geometric_nb(rng, log_q)
-    n_trades = k.limit_nb(
-        orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
-        oid, side, BACKGROUND, price, qty, 0,
-    )  # fmt: skip
+    n_trades = k.limit_nb(book, trades, n_trades, oid, side, BACKGROUND, price, qty, 0)
     return n_trades, price, qty, (ref - 1 - price if side == k.BUY else price - ref - 1)
 
 
 @inline_kernel
-def _cancel_arrival_nb(orders, levels, keys, slots, meta, rng, params, side, v, ref, q, far):
+def _cancel_arrival_nb(book, rng, params, side, v, ref, q, far):
     """Cancel one order on `side`, chosen in proportion to the per-distance cancel rates
     (`v` uniform on [0, the side's near + far rate)). Returns (kind, price, order id,
     distance index of a removed near order or -1); kind -1 when nothing was cancelled."""
+    orders, levels, keys, slots, meta, _ = book
     base = meta[k.BASE]
     n_lv = levels.shape[0]
     step = -1 if side == k.BUY else 1
@@ -374,13 +383,13 @@ def _cancel_arrival_nb(orders, levels, keys, slots, meta, rng, params, side, v, 
     d = 0
     acc = 0.0
     for j in range(0, MAX_DEPTH - 1, 2):
-        a = params[P_THETA + j] * q[j]
-        b = params[P_THETA + j + 1] * q[j + 1]
+        a = params[PARAM.theta + j] * q[j]
+        b = params[PARAM.theta + j + 1] * q[j + 1]
         d += (acc + a) <= v
         acc += a + b
         d += acc <= v
     if MAX_DEPTH % 2:
-        acc += params[P_THETA + MAX_DEPTH - 1] * q[MAX_DEPTH - 1]
+        acc += params[PARAM.theta + MAX_DEPTH - 1] * q[MAX_DEPTH - 1]
         d += acc <= v
     price = ref + step * (1 + d)
     if d == MAX_DEPTH:  # a far order: walk outward to the chosen one
@@ -405,27 +414,10 @@ def _cancel_arrival_nb(orders, levels, keys, slots, meta, rng, params, side, v, 
 
 
 @kernel
-def flow_run_nb(
-    orders,
-    levels,
-    keys,
-    slots,
-    meta,
-    owner_stats,
-    trades,
-    n_trades,
-    rng,
-    params,
-    fstate,
-    istate,
-    t_end,
-    out_msgs,
-    q_bid,
-    q_ask,
-):
+def flow_run_nb(book, trades, n_trades, flow, t_end, out_msgs):
     """Simulate background events until the clock passes `t_end`.
 
-    Returns (n_trades, status, n_events): DONE, or NEED_WINDOW / NEED_SLOT / NEED_TRADE_ROOM
+    Returns (n_trades, status, n_events): STATUS.done, or STATUS.need_window / STATUS.need_slot / STATUS.need_trade_room
     when the caller must grow the book or the trade buffer before continuing (checked before any random draw, so the
     trajectory never depends on array sizes). Each event is written to `out_msgs` when it
     has room (pass an empty array not to record). Keeps the book uncrossed: limits are placed
@@ -439,60 +431,64 @@ def flow_run_nb(
     until the call returns. The event (kind and side) is one of six cases picked by counting
     thresholds rather than by nested branches, and limits and cancels inline their book
     operation once per side, so the side is a constant there."""
+    orders, levels, keys, slots, meta, owner_stats = book
+    rng, params, fstate, istate, q_bid, q_ask = flow
     base = meta[k.BASE]
     n_lv = levels.shape[0]
     lam_total = 0.0
     for i in range(MAX_DEPTH):
-        lam_total += params[P_LAM + i]
-        fstate[F_LIMIT_CUM + i] = lam_total
-    lam_cum = fstate[F_LIMIT_CUM : F_LIMIT_CUM + MAX_DEPTH]
-    mu, drift = params[P_MU], params[P_DRIFT]
+        lam_total += params[PARAM.lam + i]
+        fstate[FS.limit_cum + i] = lam_total
+    lam_cum = fstate[FS.limit_cum : FS.limit_cum + MAX_DEPTH]
+    mu, drift = params[PARAM.mu], params[PARAM.drift]
     # (excitation is never negative, so clamping these keeps every market rate >= 0)
     mu_buy, mu_sell = max(0.0, mu * (1.0 + drift)), max(0.0, mu * (1.0 - drift))
-    alpha, beta = params[P_ALPHA], params[P_BETA]
-    theta_far = params[P_THETA_FAR]
-    burst_scale = params[P_BURST_SCALE]
-    burst_on, burst_off = params[P_BURST_ON], params[P_BURST_OFF]
-    log_q_limit, log_q_market = _log_q_nb(params[P_LIMIT_SIZE]), _log_q_nb(params[P_MARKET_SIZE])
-    market_mean, market_tail = params[P_MARKET_SIZE], params[P_MARKET_TAIL]
+    alpha, beta = params[PARAM.alpha], params[PARAM.beta]
+    theta_far = params[PARAM.theta_far]
+    burst_scale = params[PARAM.burst_scale]
+    burst_on, burst_off = params[PARAM.burst_on], params[PARAM.burst_off]
+    log_q_limit, log_q_market = (
+        _log_q_nb(params[PARAM.limit_size]),
+        _log_q_nb(params[PARAM.market_size]),
+    )
+    market_mean, market_tail = params[PARAM.market_size], params[PARAM.market_tail]
     record = out_msgs.shape[0]
     # state held in registers during the call
-    t = fstate[F_TIME]
-    exc_buy, exc_sell = fstate[F_EXC_BUY], fstate[F_EXC_SELL]
-    burst = fstate[F_BURST]
-    ofi, traded_qty, traded_value = fstate[F_OFI], fstate[F_TRADED_QTY], fstate[F_TRADED_VALUE]
-    next_id = istate[I_NEXT_ID]
-    prev_bid, prev_bidq = istate[I_PREV_BID], istate[I_PREV_BIDQ]
-    prev_ask, prev_askq = istate[I_PREV_ASK], istate[I_PREV_ASKQ]
+    t = fstate[FS.time]
+    exc_buy, exc_sell = fstate[FS.exc_buy], fstate[FS.exc_sell]
+    burst = fstate[FS.burst]
+    ofi, traded_qty, traded_value = fstate[FS.ofi], fstate[FS.traded_qty], fstate[FS.traded_value]
+    next_id = istate[IS.next_id]
+    prev_bid, prev_bidq = istate[IS.prev_bid], istate[IS.prev_bidq]
+    prev_ask, prev_askq = istate[IS.prev_ask], istate[IS.prev_askq]
     # quotes; the last known ones stand in for an emptied side
-    last_bid, last_ask = istate[I_LAST_BID], istate[I_LAST_ASK]
+    last_bid, last_ask = istate[IS.last_bid], istate[IS.last_ask]
     bid = meta[k.BEST_BID] if meta[k.BEST_BID] > 0 else last_bid
     ask = meta[k.BEST_ASK] if meta[k.BEST_ASK] > 0 else last_ask
     # near queues: bids counted from the ask (ref_b), asks from the bid (ref_a); a ref of -1
     # marks a side to recount
-    resumed = istate[I_RESUME] != 0
-    istate[I_RESUME] = 0
+    resumed = istate[IS.resume] != 0
+    istate[IS.resume] = 0
+    keep_b, keep_a = resumed and istate[IS.ref_bid] == ask, resumed and istate[IS.ref_ask] == bid
     rate_b, near_b = _rescan_nb(
-        levels, base, ask, k.BUY, params, q_bid,
-        resumed and istate[I_REF_BID] == ask, fstate[F_NEAR_RATE_BID],
-    )  # fmt: skip
+        levels, base, ask, k.BUY, params, q_bid, keep_b, fstate[FS.near_rate_bid]
+    )
     rate_a, near_a = _rescan_nb(
-        levels, base, bid, k.SELL, params, q_ask,
-        resumed and istate[I_REF_ASK] == bid, fstate[F_NEAR_RATE_ASK],
-    )  # fmt: skip
+        levels, base, bid, k.SELL, params, q_ask, keep_a, fstate[FS.near_rate_ask]
+    )
     ref_b, ref_a = ask, bid
     n_events = 0
-    status = DONE
+    status = STATUS.done
     while True:
         if meta[k.FREE_HEAD] < 0:
-            status = NEED_SLOT
+            status = STATUS.need_slot
             break
         if trades.shape[0] - n_trades < k.trade_room_needed_nb(meta):
-            status = NEED_TRADE_ROOM
+            status = STATUS.need_trade_room
             break
         # any new order lands in [ask - MAX_DEPTH, bid + MAX_DEPTH]; far cancels walk further
         if max(1, ask - MAX_DEPTH - 1) < base or bid + MAX_DEPTH + 1 - base >= n_lv:
-            status = NEED_WINDOW
+            status = STATUS.need_window
             break
         if ref_b != ask:
             rate_b, near_b = _side_queues_nb(levels, base, ask, k.BUY, params, q_bid)
@@ -549,35 +545,31 @@ def flow_run_nb(
         n_before = n_trades
         if case == 0:  # limit buy
             n_trades, price, qty, d = _limit_arrival_nb(
-                orders, levels, keys, slots, meta, owner_stats, trades, n_trades, rng,
-                lam_cum, k.BUY, u * inv_speed, ask, log_q_limit, oid,
-            )  # fmt: skip
+                book, trades, n_trades, rng, lam_cum, k.BUY, u * inv_speed, ask, log_q_limit, oid
+            )
             next_id += 1
             if 0 <= d < MAX_DEPTH:  # one more near order (it rests: limits never cross)
                 q_bid[d] += 1
                 near_b += 1
-                rate_b += params[P_THETA + d]
+                rate_b += params[PARAM.theta + d]
         elif case == 1:  # limit sell
             side = k.SELL
+            v = (u - lim) * inv_speed
             n_trades, price, qty, d = _limit_arrival_nb(
-                orders, levels, keys, slots, meta, owner_stats, trades, n_trades, rng,
-                lam_cum, k.SELL, (u - lim) * inv_speed, bid, log_q_limit, oid,
-            )  # fmt: skip
+                book, trades, n_trades, rng, lam_cum, k.SELL, v, bid, log_q_limit, oid
+            )
             next_id += 1
             if 0 <= d < MAX_DEPTH:
                 q_ask[d] += 1
                 near_a += 1
-                rate_a += params[P_THETA + d]
+                rate_a += params[PARAM.theta + d]
         elif case <= 3:  # market order
             kind, price = k.MARKET, 0
             side = k.BUY if case == 2 else k.SELL
             qty = _market_size_nb(rng, market_mean, log_q_market, market_tail)
             next_id += 1
             meta[k.MARKET_QTY] += qty
-            n_trades, left = k.match_nb(
-                orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
-                oid, side, BACKGROUND, qty, 0,
-            )  # fmt: skip
+            n_trades, left = k.match_nb(book, trades, n_trades, oid, side, BACKGROUND, qty, 0)
             meta[k.DROPPED_QTY] += left
             if side == k.BUY:
                 exc_buy += alpha
@@ -586,24 +578,24 @@ def flow_run_nb(
                 exc_sell += alpha
                 ref_b = -1
         elif case == 4:  # cancel a bid
+            v = (u - s_mkt) * inv_speed
             kind, price, oid, d = _cancel_arrival_nb(
-                orders, levels, keys, slots, meta, rng, params, k.BUY,
-                (u - s_mkt) * inv_speed, ask, q_bid, far_bid,
-            )  # fmt: skip
+                book, rng, params, k.BUY, v, ask, q_bid, far_bid
+            )
             if d >= 0:
                 q_bid[d] -= 1
                 near_b -= 1
-                rate_b -= params[P_THETA + d]
+                rate_b -= params[PARAM.theta + d]
         else:  # cancel an ask
             side = k.SELL
+            v = (u - s_bid) * inv_speed
             kind, price, oid, d = _cancel_arrival_nb(
-                orders, levels, keys, slots, meta, rng, params, k.SELL,
-                (u - s_bid) * inv_speed, bid, q_ask, far_ask,
-            )  # fmt: skip
+                book, rng, params, k.SELL, v, bid, q_ask, far_ask
+            )
             if d >= 0:
                 q_ask[d] -= 1
                 near_a -= 1
-                rate_a -= params[P_THETA + d]
+                rate_a -= params[PARAM.theta + d]
         for j in range(n_before, n_trades):
             traded_qty += trades[j].qty
             traded_value += trades[j].qty * trades[j].price
@@ -634,29 +626,37 @@ def flow_run_nb(
         e += prev_askq if (pa >= prev_ask) & (prev_ask > 0) else 0
         ofi += e
         prev_bid, prev_bidq, prev_ask, prev_askq = pb, qb, pa, qa
-    fstate[F_TIME] = t
-    fstate[F_EXC_BUY], fstate[F_EXC_SELL] = exc_buy, exc_sell
-    fstate[F_BURST] = burst
-    fstate[F_OFI], fstate[F_TRADED_QTY], fstate[F_TRADED_VALUE] = ofi, traded_qty, traded_value
-    istate[I_NEXT_ID] = next_id
-    istate[I_LAST_BID], istate[I_LAST_ASK] = last_bid, last_ask
-    istate[I_PREV_BID], istate[I_PREV_BIDQ] = prev_bid, prev_bidq
-    istate[I_PREV_ASK], istate[I_PREV_ASKQ] = prev_ask, prev_askq
-    if status != DONE:  # carry the near queues over to the resumed call
-        istate[I_RESUME] = 1
-        istate[I_REF_BID], istate[I_REF_ASK] = ref_b, ref_a
-        fstate[F_NEAR_RATE_BID], fstate[F_NEAR_RATE_ASK] = rate_b, rate_a
+    fstate[FS.time] = t
+    fstate[FS.exc_buy], fstate[FS.exc_sell] = exc_buy, exc_sell
+    fstate[FS.burst] = burst
+    fstate[FS.ofi], fstate[FS.traded_qty], fstate[FS.traded_value] = ofi, traded_qty, traded_value
+    istate[IS.next_id] = next_id
+    istate[IS.last_bid], istate[IS.last_ask] = last_bid, last_ask
+    istate[IS.prev_bid], istate[IS.prev_bidq] = prev_bid, prev_bidq
+    istate[IS.prev_ask], istate[IS.prev_askq] = prev_ask, prev_askq
+    if status != STATUS.done:  # carry the near queues over to the resumed call
+        istate[IS.resume] = 1
+        istate[IS.ref_bid], istate[IS.ref_ask] = ref_b, ref_a
+        fstate[FS.near_rate_bid], fstate[FS.near_rate_ask] = rate_b, rate_a
     return n_trades, status, n_events
 
 
 # ------------------------------------------------------------------------------ driver
+def flow_price_span(meta: np.ndarray, istate: np.ndarray) -> tuple[int, int]:
+    """The prices a book whose flow stopped with ``need_window`` must cover: around its quotes
+    (the last known ones for an emptied side), wide enough for many events."""
+    bid = int(meta[k.BEST_BID]) or int(istate[IS.last_bid])
+    ask = int(meta[k.BEST_ASK]) or int(istate[IS.last_ask])
+    return min(bid, ask) - 4 * MAX_DEPTH, max(bid, ask) + 4 * MAX_DEPTH
+
+
 _FLOW_ENTRY = None  # flow_run_nb's compiled entry point for the argument types run() passes
 
 
 def _flow_entry(args: tuple):
-    """``run`` is called every env step for ~100 events, and numba's dispatcher spends ~0.5 µs
-    per call typing 16 arguments (~5 ns per event); the types never change (the book's arrays
-    keep their dtypes and layouts when they grow), so the entry point is resolved once."""
+    """``run`` is called every env step for some hundred events, and numba's dispatcher types
+    every argument on every call; the types never change (the book's arrays keep their dtypes
+    and layouts when they grow), so the entry point is resolved once."""
     global _FLOW_ENTRY
     _FLOW_ENTRY = compiled_entry(flow_run_nb, args)
     return _FLOW_ENTRY
@@ -687,9 +687,9 @@ class OrderFlow:
         self.xrng = seed_state(self.rng)
         self.fstate = np.zeros(N_FSTATE)
         self.istate = np.zeros(N_ISTATE, dtype=np.int64)
-        self.istate[I_NEXT_ID] = _FIRST_ID
-        self.istate[I_LAST_BID] = self.start_price - 1
-        self.istate[I_LAST_ASK] = self.start_price + 1
+        self.istate[IS.next_id] = _FIRST_ID
+        self.istate[IS.last_bid] = self.start_price - 1
+        self.istate[IS.last_ask] = self.start_price + 1
         self.messages = np.zeros(self.record, dtype=k.MESSAGE_DTYPE)
         self.n_messages = 0
         self._trades = np.empty(1024, dtype=k.TRADE_DTYPE)
@@ -698,7 +698,7 @@ class OrderFlow:
 
     @property
     def time(self) -> float:
-        return float(self.fstate[F_TIME])
+        return float(self.fstate[FS.time])
 
     def seed_book(self) -> np.ndarray:
         """Rest `initial_depth` orders at each of the first MAX_DEPTH levels on both sides."""
@@ -714,68 +714,63 @@ class OrderFlow:
         msgs["price"][:half] = self.start_price - dist
         msgs["price"][half:] = self.start_price + dist
         # geometric sizes, drawn from the flow's own stream
-        log_q = _log_q_nb(self.p[P_LIMIT_SIZE])
+        log_q = _log_q_nb(self.p[PARAM.limit_size])
         sizes = np.array([_geometric_nb(self.xrng, log_q) for _ in range(n)])
         msgs["qty"] = sizes
-        msgs["order_id"] = np.arange(self.istate[I_NEXT_ID], self.istate[I_NEXT_ID] + n)
-        self.istate[I_NEXT_ID] += n
+        msgs["order_id"] = np.arange(self.istate[IS.next_id], self.istate[IS.next_id] + n)
+        self.istate[IS.next_id] += n
         trades = self.book.process(msgs)
-        for side, i_p, i_q in ((k.BUY, I_PREV_BID, I_PREV_BIDQ), (k.SELL, I_PREV_ASK, I_PREV_ASKQ)):
+        for side, i_p, i_q in (
+            (k.BUY, IS.prev_bid, IS.prev_bidq),
+            (k.SELL, IS.prev_ask, IS.prev_askq),
+        ):
             top = self.book.depth(side, 1)
             self.istate[i_p], self.istate[i_q] = top[0] if len(top) else (0, 0)
         return trades
 
+    @property
+    def state(self) -> FlowState:
+        """The flow's arrays as ``flow_run_nb`` takes them."""
+        return FlowState(self.xrng, self.p, self.fstate, self.istate, self._q_bid, self._q_ask)
+
     def run(self, seconds: float) -> np.ndarray:
         if not seconds >= 0:
             raise ValueError(f"seconds must be >= 0, got {seconds}")
-        book, fstate, record = self.book, self.fstate, self.record
-        t_end = fstate.item(F_TIME) + seconds
+        book, record = self.book, self.record
+        t_end = self.fstate.item(FS.time) + seconds
+        flow = self.state
         n_trades = 0
         self.n_messages = 0
-        while True:
+
+        def call() -> int:
+            nonlocal n_trades
             out = self.messages[self.n_messages :] if record else self.messages
-            args = (
-                book.orders,
-                book.levels,
-                book.keys,
-                book.slots,
-                book.meta,
-                book.owner_stats,
-                self._trades,
-                n_trades,
-                self.xrng,
-                self.p,
-                fstate,
-                self.istate,
-                t_end,
-                out,
-                self._q_bid,
-                self._q_ask,
-            )
+            args = (book.state, self._trades, n_trades, flow, t_end, out)
             n_trades, status, n_ev = (_FLOW_ENTRY or _flow_entry(args))(*args)
             if record:
                 self.n_messages = min(record, self.n_messages + n_ev)
-            if status == DONE:
-                return self._trades[:n_trades]
-            if status == NEED_TRADE_ROOM:
-                self._trades = grow_trades(
-                    self._trades, n_trades, n_trades + k.trade_room_needed_nb(book.meta)
-                )
-            elif status == NEED_SLOT:
+            return status
+
+        def make_room(status: int) -> None:
+            if status == STATUS.need_trade_room:
+                needed = n_trades + k.trade_room_needed_nb(book.meta)
+                self._trades = grow_trades(self._trades, n_trades, needed)
+            elif status == STATUS.need_slot:
                 book.reserve(book.orders.shape[0])  # double the pool
-            else:  # NEED_WINDOW
-                bid = book.best_bid() or int(self.istate[I_LAST_BID])
-                ask = book.best_ask() or int(self.istate[I_LAST_ASK])
-                book.reserve(0, min(bid, ask) - 4 * MAX_DEPTH, max(bid, ask) + 4 * MAX_DEPTH)
+            else:
+                book.reserve(0, *flow_price_span(book.meta, self.istate))
+
+        run_to_done(call, make_room)
+        return self._trades[:n_trades]
 
     def take_ofi(self) -> float:
-        ofi = float(self.fstate[F_OFI])
-        self.fstate[F_OFI] = 0.0
+        ofi = float(self.fstate[FS.ofi])
+        self.fstate[FS.ofi] = 0.0
         return ofi
 
     def take_volume(self) -> tuple[float, float]:
         """(quantity, tick value) traded by the flow since last taken."""
         f = self.fstate
-        out = (float(f[F_TRADED_QTY]), float(f[F_TRADED_VALUE]))
-        f[F_TRADED_QTY] = f[F_TRADED_VALUE] = 0.0
+        out = (float(f[FS.traded_qty]), float(f[FS.traded_value]))
+        f[FS.traded_qty] = f[FS.traded_value] = 0.0
         return out

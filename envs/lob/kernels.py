@@ -1,6 +1,7 @@
 """numba kernels of the limit order book: plain functions over preallocated arrays.
 
-State (owned by :class:`trendgym.envs.lob.book.OrderBook`):
+State (owned by :class:`trendgym.envs.lob.book.OrderBook`; kernels that change the book take
+the six arrays as one ``layout.Book``):
 
 - ``orders``  ORDER_DTYPE pool; a live order is linked into its price level's FIFO
   (``prev``/``next`` are slot indices, -1 = none); free slots are chained through ``next``.
@@ -8,8 +9,8 @@ State (owned by :class:`trendgym.envs.lob.book.OrderBook`):
 - ``keys``/``slots``  open-addressing hash table (linear probing, backward-shift deletion)
   from order id to pool slot, so cancel and modify by id are O(1). A book whose
   ``meta[UNINDEXED_BACKGROUND]`` is 1 keeps the background flow's orders (owner 0) out of it:
-  the flow cancels by pool slot, never by id, and the table's two random accesses per flow
-  event are a sixth of an env-step when hundreds of books share the caches.
+  the flow cancels by pool slot, never by id, which saves the table's two random memory
+  accesses per flow event (costly when many books share the caches).
 - ``meta``    int64 scalars (indices below); best prices are absolute ticks, 0 = side empty.
 - ``owner_stats`` int64 (MAX_OWNERS, N_OWNER_STATS): per-owner fill report.
 
@@ -23,9 +24,11 @@ to grow it otherwise.
 import numpy as np
 from numba import njit
 
+from trendgym.envs.lob.layout import STATUS, layout
+
 # Hot-path kernels never allocate, so they are compiled without numba's reference counting:
 # with it, every call increfs/decrefs each array argument with atomic operations that the
-# pruning pass cannot remove around loops, which costs ~30x on a hash probe here.
+# pruning pass cannot remove around loops, which costs many times the work of a hash probe.
 kernel = njit(cache=True, _nrt=False)
 # Helpers called once or more per message are inlined into their callers: a numba call passes
 # every array as an exploded struct, which costs more than the work of a small helper.
@@ -305,25 +308,12 @@ def _book_fill_nb(owner_stats, owner, side, price, qty, is_maker):
 
 
 @inline_kernel
-def match_nb(
-    orders,
-    levels,
-    keys,
-    slots,
-    meta,
-    owner_stats,
-    trades,
-    n_trades,
-    taker_id,
-    taker_side,
-    taker_owner,
-    qty,
-    limit_price,
-):
+def match_nb(book, trades, n_trades, taker_id, taker_side, taker_owner, qty, limit_price):
     """Trade `qty` against the opposite side up to `limit_price` (0 = no limit), in
     price-time priority at the makers' prices. Returns (n_trades, unfilled qty).
     An iceberg maker whose display is exhausted refills from its reserve at the back of
     the queue, so the taker reaches it again only after everyone queued behind it."""
+    orders, levels, keys, slots, meta, owner_stats = book
     base = meta[BASE]
     best_idx = BEST_ASK if taker_side == BUY else BEST_BID
     while qty > 0:
@@ -367,8 +357,9 @@ def match_nb(
 
 
 @inline_kernel
-def _rest_nb(orders, levels, keys, slots, meta, order_id, side, owner, price, qty, peak):
+def _rest_nb(book, order_id, side, owner, price, qty, peak):
     """Queue a (non-crossing) remainder at `price`; an iceberg shows `peak` and hides the rest."""
+    orders, levels, keys, slots, meta, _ = book
     slot = meta[FREE_HEAD]
     o = orders[slot]
     meta[FREE_HEAD] = o.next
@@ -396,42 +387,14 @@ def _rest_nb(orders, levels, keys, slots, meta, order_id, side, owner, price, qt
 
 
 @inline_kernel
-def limit_nb(
-    orders,
-    levels,
-    keys,
-    slots,
-    meta,
-    owner_stats,
-    trades,
-    n_trades,
-    order_id,
-    side,
-    owner,
-    price,
-    qty,
-    peak,
-):
+def limit_nb(book, trades, n_trades, order_id, side, owner, price, qty, peak):
     """A limit order: trade what crosses at the makers' prices, rest the remainder at `price`."""
+    meta = book.meta
     meta[ADDED_QTY] += qty
-    n_trades, left = match_nb(
-        orders,
-        levels,
-        keys,
-        slots,
-        meta,
-        owner_stats,
-        trades,
-        n_trades,
-        order_id,
-        side,
-        owner,
-        qty,
-        price,
-    )
+    n_trades, left = match_nb(book, trades, n_trades, order_id, side, owner, qty, price)
     meta[LIMIT_TAKER_QTY] += qty - left
     if left > 0:
-        _rest_nb(orders, levels, keys, slots, meta, order_id, side, owner, price, left, peak)
+        _rest_nb(book, order_id, side, owner, price, left, peak)
     return n_trades
 
 
@@ -447,12 +410,11 @@ def cancel_nb(orders, levels, keys, slots, meta, order_id):
 
 
 @inline_kernel
-def modify_nb(
-    orders, levels, keys, slots, meta, owner_stats, trades, n_trades, order_id, new_price, new_qty
-):
+def modify_nb(book, trades, n_trades, order_id, new_price, new_qty):
     """Resize and/or reprice a live order. Shrinking at the same price keeps queue priority;
     a new price or a larger size sends it to the back (and it may trade if it now crosses).
     An unknown id is a no-op."""
+    orders, levels, keys, slots, meta, _ = book
     slot = hash_find_nb(keys, slots, order_id)
     if slot < 0:
         return n_trades
@@ -473,121 +435,51 @@ def modify_nb(
         return n_trades
     side, owner, peak = o.side, o.owner, o.peak
     meta[CANCELLED_QTY] += _remove_nb(orders, levels, keys, slots, meta, slot)
-    return limit_nb(
-        orders,
-        levels,
-        keys,
-        slots,
-        meta,
-        owner_stats,
-        trades,
-        n_trades,
-        order_id,
-        side,
-        owner,
-        new_price,
-        new_qty,
-        peak,
-    )
-
-
-# process_nb outcomes
-APPLIED, DUPLICATE_ID, NEED_SLOT, NEED_TRADE_ROOM, NEED_WINDOW, INVALID_MESSAGE = range(6)
+    return limit_nb(book, trades, n_trades, order_id, side, owner, new_price, new_qty, peak)
 
 
 @kernel
-def process_nb(
-    msgs,
-    start,
-    orders,
-    levels,
-    keys,
-    slots,
-    meta,
-    owner_stats,
-    trades,
-    n_trades,
-    check_live,
-    validate,
-):
-    """Apply a batch from message `start` on. Returns (n_trades, index, outcome): APPLIED
-    when done; NEED_SLOT / NEED_TRADE_ROOM / NEED_WINDOW when the order pool / trade buffer /
-    tick window may be too small for message `index` (grow it and call again from there);
-    DUPLICATE_ID when the limit at `index` reuses a live id (only looked for when
-    `check_live`) and INVALID_MESSAGE when it breaks a stateless rule (only looked for when
+def process_nb(msgs, start, book, trades, n_trades, check_live, validate):
+    """Apply a batch from message `start` on. Returns (n_trades, index, status): done;
+    need_slot / need_trade_room / need_window when the order pool / trade buffer / tick
+    window may be too small for message `index` (grow it and call again from there);
+    duplicate_id when the limit at `index` reuses a live id (only looked for when
+    `check_live`) and invalid_message when it breaks a stateless rule (only looked for when
     `validate`, i.e. when the batch was not screened first): the caller then restores its
     snapshot."""
+    orders, levels, keys, slots, meta, _ = book
     n_levels = levels.shape[0]
     for i in range(start, msgs.shape[0]):
         m = msgs[i]
         kind = m.kind
         if validate:
-            if message_error_nb(m) != OK:
-                return n_trades, i, INVALID_MESSAGE
+            if message_error_nb(m) != ERR.ok:
+                return n_trades, i, STATUS.invalid_message
             if kind == LIMIT or (kind == MODIFY and m.price > 0):
                 base = meta[BASE]
                 if base == 0 or m.price < base or m.price >= base + n_levels:
-                    return n_trades, i, NEED_WINDOW
+                    return n_trades, i, STATUS.need_window
         if kind != CANCEL:
             if meta[FREE_HEAD] < 0:
-                return n_trades, i, NEED_SLOT
+                return n_trades, i, STATUS.need_slot
             if trades.shape[0] - n_trades < trade_room_needed_nb(meta):
-                return n_trades, i, NEED_TRADE_ROOM
+                return n_trades, i, STATUS.need_trade_room
         if kind == LIMIT:
             if check_live and hash_find_nb(keys, slots, m.order_id) >= 0:
-                return n_trades, i, DUPLICATE_ID
+                return n_trades, i, STATUS.duplicate_id
             n_trades = limit_nb(
-                orders,
-                levels,
-                keys,
-                slots,
-                meta,
-                owner_stats,
-                trades,
-                n_trades,
-                m.order_id,
-                m.side,
-                m.owner,
-                m.price,
-                m.qty,
-                m.peak,
+                book, trades, n_trades, m.order_id, m.side, m.owner, m.price, m.qty, m.peak
             )
         elif kind == MARKET:
             meta[MARKET_QTY] += m.qty
-            n_trades, left = match_nb(
-                orders,
-                levels,
-                keys,
-                slots,
-                meta,
-                owner_stats,
-                trades,
-                n_trades,
-                m.order_id,
-                m.side,
-                m.owner,
-                m.qty,
-                0,
-            )
+            n_trades, left = match_nb(book, trades, n_trades, m.order_id, m.side, m.owner, m.qty, 0)
             meta[DROPPED_QTY] += left
         elif kind == CANCEL:
             cancel_nb(orders, levels, keys, slots, meta, m.order_id)
         else:
-            n_trades = modify_nb(
-                orders,
-                levels,
-                keys,
-                slots,
-                meta,
-                owner_stats,
-                trades,
-                n_trades,
-                m.order_id,
-                m.price,
-                m.qty,
-            )
+            n_trades = modify_nb(book, trades, n_trades, m.order_id, m.price, m.qty)
         meta[N_MESSAGES] += 1
-    return n_trades, msgs.shape[0], APPLIED
+    return n_trades, msgs.shape[0], STATUS.done
 
 
 # -------------------------------------------------------------------------------- queries
@@ -611,52 +503,41 @@ def depth_nb(levels, meta, side, out):
     return found
 
 
-# screen_nb codes for the first message that breaks a stateless rule
-(
-    OK,
-    BAD_KIND,
-    BAD_SIDE,
-    BAD_QTY,
-    BAD_LIMIT_PRICE,
-    BAD_MODIFY_PRICE,
-    BAD_PRICE_RANGE,
-    BAD_OWNER,
-    BAD_PEAK,
-    BAD_ID,
-) = range(10)
+# the stateless rule a message breaks (what screen_nb and message_error_nb report)
+ERR = layout("MessageError", "ok kind side qty limit_price modify_price price_range owner peak id")
 MAX_TICK = 1 << 53
 
 
 @inline_kernel
 def message_error_nb(m):
-    """The stateless rule message `m` breaks (a BAD_* code), or OK."""
+    """The stateless rule message `m` breaks (an ERR field), or ERR.ok."""
     kind = m.kind
     if kind < 0 or kind > MODIFY:
-        return BAD_KIND
+        return ERR.kind
     trading = kind == LIMIT or kind == MARKET
     if trading and m.side != BUY and m.side != SELL:
-        return BAD_SIDE
+        return ERR.side
     if (trading or kind == MODIFY) and m.qty <= 0:
-        return BAD_QTY
+        return ERR.qty
     if kind == LIMIT and m.price <= 0:
-        return BAD_LIMIT_PRICE
+        return ERR.limit_price
     if kind == MODIFY and m.price < 0:
-        return BAD_MODIFY_PRICE
+        return ERR.modify_price
     if m.price > MAX_TICK:
-        return BAD_PRICE_RANGE
+        return ERR.price_range
     if m.owner < 0 or m.owner >= MAX_OWNERS:
-        return BAD_OWNER
+        return ERR.owner
     if kind == LIMIT and m.peak < 0:
-        return BAD_PEAK
+        return ERR.peak
     if m.order_id == EMPTY_KEY:
-        return BAD_ID
-    return OK
+        return ERR.id
+    return ERR.ok
 
 
 @kernel
 def screen_nb(msgs, keys, slots):
     """One pass over a batch before anything is applied. Returns (bad_index, code, price_lo,
-    price_hi, maybe_reused_id): the first message breaking a stateless rule (or -1, OK), the
+    price_hi, maybe_reused_id): the first message breaking a stateless rule (or -1, ERR.ok), the
     span of prices that may rest, and whether some limit id is live already or repeats
     within the batch (ids not strictly increasing), in which case the exact check must run
     under a snapshot."""
@@ -666,7 +547,7 @@ def screen_nb(msgs, keys, slots):
     for i in range(msgs.shape[0]):
         m = msgs[i]
         code = message_error_nb(m)
-        if code != OK:
+        if code != ERR.ok:
             return i, code, 0, 0, False
         kind = m.kind
         if kind == LIMIT or (kind == MODIFY and m.price > 0):
@@ -675,7 +556,7 @@ def screen_nb(msgs, keys, slots):
         if kind == LIMIT and not maybe_reused:
             maybe_reused = m.order_id <= last_id or hash_find_nb(keys, slots, m.order_id) >= 0
             last_id = m.order_id
-    return -1, OK, lo, hi, maybe_reused
+    return -1, ERR.ok, lo, hi, maybe_reused
 
 
 @kernel

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from trendgym.envs import execution_nb as nb
 from trendgym.envs import rendering
-from trendgym.envs.execution_nb import AGENT, N_ORDER_TYPES, OBS_HIGH, OBS_LOW
+from trendgym.envs.execution import orders
+from trendgym.envs.execution.layout import (
+    CFG,
+    EF,
+    EI,
+    FLOW_PHASES,
+    MSG_SLOTS,
+    N_ORDER_TYPES,
+    N_RAW,
+    OBS_HIGH,
+    OBS_LOW,
+    PHASE,
+    PRESET_NAMES,
+    SIDE_NAMES,
+    new_episode,
+    obs_table,
+)
+from trendgym.envs.execution.step import step_env_nb
 from trendgym.envs.fastcall import compiled_entry
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.book import OrderBook, grow_trades
@@ -20,27 +37,43 @@ from trendgym.envs.lob.flow import (
     N_ISTATE,
     N_PARAMS,
     PRESETS,
+    flow_price_span,
 )
+from trendgym.envs.lob.layout import STATUS, Book, FlowState
+from trendgym.envs.lob.retry import run_to_done
 
-MARKET = nb.MARKET_TYPE  # the order type index of a market order
-OBS_NAMES = (
-    "time_left",
-    "inventory_left",
-    "spread",
-    "imbalance_1",
-    "imbalance_5",
-    "ofi",
-    "mid_move",
-    "volatility",
-    "own_size",
-    "own_distance",
-    "own_queue_ahead",
-    "urgency",
-)
-_SIDES = {"buy": 1, "sell": -1}
+_SIDES = {name: code for code, name in SIDE_NAMES.items()}
 _FRAME_TICKS = 40  # price levels an rgb_array frame shows around the mid
-PRESET_NAMES = tuple(sorted(PRESETS))  # a drawn preset is an index into this
 TRADE_ROOM = 1024  # initial trade buffer of a book (grows when a step needs more)
+
+# Every info's keys: (name, when it holds its value, meaning). "step": from reset on; "end":
+# 0 until the step that ends the episode.
+INFO_SPEC = (
+    ("remaining", "step", "lots left to trade"),
+    ("running_shortfall_bps", "step", "implementation shortfall so far, bps"),
+    ("shortfall_bps", "end", "the episode's implementation shortfall, bps"),
+    ("fill_rate", "end", "share of the parent filled before the forced completion"),
+    ("arrival_price", "step", "mid at arrival (after the warm-up), price units"),
+    ("avg_price", "end", "average fill price, fees and completion included"),
+    ("n_orders", "step", "child orders sent (limit and market)"),
+    ("compliance_violations", "step", "interventions of a compliance wrapper so far"),
+    ("unfilled_marked", "end", "lots compliance kept from completing, marked at the last mid"),
+    ("market_vwap", "end", "the market's VWAP since arrival (arrival price without volume)"),
+    ("vwap_slippage_bps", "end", "side × (avg_price / market_vwap − 1), bps"),
+    ("side", "step", "+1 buy, -1 sell"),
+    ("quantity", "step", "parent order, lots"),
+    ("preset", "step", "flow preset, index into PRESET_NAMES: " + ", ".join(PRESET_NAMES)),
+    ("urgency", "step", "strength of the adverse drift, [0, 1]"),
+)
+INFO_KEYS = tuple(name for name, _, _ in INFO_SPEC)
+_END_ONLY = tuple(name for name, when, _ in INFO_SPEC if when == "end")
+
+
+def info_table() -> str:
+    """The info table of ``ExecutionEnv``'s docstring (markdown), from ``INFO_SPEC``."""
+    rows = ["| key | holds | meaning |", "|---|---|---|"]
+    rows += [f"| {name} | {when} | {meaning} |" for name, when, meaning in INFO_SPEC]
+    return "\n".join(rows)
 
 
 def preset_table() -> np.ndarray:
@@ -62,34 +95,41 @@ def encode_action(order_type: int, fraction: float, replace: bool = False) -> np
     return np.array([centre, 2.0 * fraction - 1.0, 1.0 if replace else -1.0], dtype=np.float32)
 
 
-def episode_summaries(
-    ei: np.ndarray, ef: np.ndarray, tick_size: float, violations: int = 0
+def episode_infos(
+    ei: np.ndarray, ef: np.ndarray, tick_size: float, ended: np.ndarray, violations: int = 0
 ) -> dict[str, np.ndarray]:
-    """The terminal ``info`` of every row of the step kernel's state (one entry per env). Lots
+    """Every row's info (``INFO_SPEC``, one entry per env) from the step kernel's state; rows
+    whose episode has not `ended` hold 0 in the end-only keys. Lots
     compliance kept from completing are marked at the last mid, so
     ``shortfall_bps == side·(avg_price/arrival_price − 1)·1e4`` always holds."""
-    side, quantity, remaining = ei[:, nb.EI_SIDE], ei[:, nb.EI_QTY], ei[:, nb.EI_REMAINING]
-    arrival = ef[:, nb.EF_ARRIVAL] * tick_size
-    marked = remaining * ef[:, nb.EF_PREV_MID]
-    avg = (ei[:, nb.EI_CASH] + side * ef[:, nb.EF_FEES] + marked) / quantity * tick_size
-    market_qty = ei[:, nb.EI_MARKET_QTY]
+    side, quantity, remaining = ei[:, EI.side], ei[:, EI.qty], ei[:, EI.remaining]
+    arrival = ef[:, EF.arrival] * tick_size
+    marked = remaining * ef[:, EF.prev_mid]
+    avg = (ei[:, EI.cash] + side * ef[:, EF.fees] + marked) / quantity * tick_size
+    market_qty = ei[:, EI.market_qty]
     with np.errstate(divide="ignore", invalid="ignore"):  # no market volume: VWAP is arrival
-        vwap = np.where(market_qty > 0, ef[:, nb.EF_MARKET_VALUE] / market_qty * tick_size, arrival)
-    return {
+        vwap = np.where(market_qty > 0, ef[:, EF.market_value] / market_qty * tick_size, arrival)
+    infos = {
+        "remaining": remaining.copy(),
+        "running_shortfall_bps": ef[:, EF.shortfall].copy(),
         "shortfall_bps": side * (avg / arrival - 1.0) * 1e4,
-        "fill_rate": ei[:, nb.EI_FILLED_END] / quantity,
+        "fill_rate": ei[:, EI.filled_end] / quantity,
         "arrival_price": arrival,
         "avg_price": avg,
-        "n_orders": ei[:, nb.EI_N_ORDERS].copy(),
+        "n_orders": ei[:, EI.n_orders].copy(),
         "compliance_violations": np.full(ei.shape[0], violations, dtype=np.int64),
         "unfilled_marked": remaining.copy(),
         "market_vwap": vwap,
         "vwap_slippage_bps": side * (avg / vwap - 1.0) * 1e4,
-        "side": np.where(side == 1, "buy", "sell").astype(object),
+        "side": side.copy(),
         "quantity": quantity.copy(),
-        "preset": np.array(PRESET_NAMES, dtype=object)[ei[:, nb.EI_PRESET]],
-        "urgency": ef[:, nb.EF_URGENCY].copy(),
+        "preset": ei[:, EI.preset].copy(),
+        "urgency": ef[:, EF.urgency].copy(),
     }
+    if not ended.all():
+        for key in _END_ONLY:
+            infos[key] = np.where(ended, infos[key], 0)
+    return infos
 
 
 def _column(table: str, col: int, cast: type, doc: str = "") -> property:
@@ -137,20 +177,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     ``Box(float32, (12,))``, side-adjusted so a buy and a sell look alike (positive = good
     for the agent's side is never assumed: imbalance and OFI are multiplied by the side).
 
-    | index | name | meaning | range |
-    |---|---|---|---|
-    | 0 | time_left | decisions left / horizon | [0, 1] |
-    | 1 | inventory_left | quantity left / parent quantity | [0, 1] |
-    | 2 | spread | best ask − best bid, ticks | [0, 50] |
-    | 3 | imbalance_1 | side × (bid − ask)/(bid + ask) displayed qty at the touch | [-1, 1] |
-    | 4 | imbalance_5 | the same over the best 5 levels | [-1, 1] |
-    | 5 | ofi | side × order-flow imbalance over the last step / mean touch depth | [-10, 10] |
-    | 6 | mid_move | side × (mid − arrival) in per-step volatilities (positive = price ran away) | [-10, 10] |
-    | 7 | volatility | recent realised volatility, bps per step (EWMA) | [0, 100] |
-    | 8 | own_size | resting child quantity / parent quantity | [0, 1] |
-    | 9 | own_distance | ticks from the child's price to the own touch (negative = behind) | [-10, 10] |
-    | 10 | own_queue_ahead | displayed lots queued ahead of the child / mean touch depth | [0, 10] |
-    | 11 | urgency | strength of the adverse drift (the signal's strength, known to the trader) | [0, 1] |
+    {obs_table}
 
     ## Rewards
 
@@ -169,8 +196,20 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Episode End
 
     Terminated after ``horizon`` decisions (the remainder then completes at market). Never
-    truncated. The terminal ``info`` has ``shortfall_bps``, ``fill_rate`` (before the forced
-    completion), ``arrival_price``, ``avg_price`` (fees and completion included, so
+    truncated.
+
+    ## Info
+
+    Every ``info``, from ``reset`` on, has the same keys, all numbers (so replay buffers that
+    store infos as arrays, e.g. Tianshou's, take them as they are):
+
+    {info_table}
+
+    Results marked *end* are 0 until the step that ends the episode (check ``terminated``
+    before reading them). Not NaN: Gymnasium's ``check_env`` compares two seeded runs' infos
+    with ``==``, which NaN never passes, and a NaN would spread into any mean over steps. The
+    terminal info has ``shortfall_bps``, ``fill_rate`` (before the forced completion),
+    ``arrival_price``, ``avg_price`` (fees and completion included, so
     ``shortfall_bps == side·(avg_price/arrival_price − 1)·1e4``), ``n_orders``,
     ``compliance_violations``, ``market_vwap`` and ``vwap_slippage_bps``.
 
@@ -212,52 +251,14 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         start_price: int = 10_000,
         render_mode: str | None = None,
     ) -> None:
-        if side is not None and side not in _SIDES:
-            raise ValueError(f"side must be 'buy', 'sell' or None, got {side!r}")
-        if preset is not None and preset not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)} or None, got {preset!r}")
-        if quantity is not None and (not isinstance(quantity, (int, np.integer)) or quantity <= 0):
-            raise ValueError(f"quantity must be a positive integer (lots), got {quantity!r}")
-        lo, hi = quantity_range
-        if not 0 < lo <= hi:
-            raise ValueError(f"quantity_range must satisfy 0 < low <= high, got {quantity_range!r}")
-        if urgency is not None and not 0.0 <= urgency <= 1.0:
-            raise ValueError(f"urgency must be in [0, 1] or None, got {urgency!r}")
-        checks = {
-            "horizon": horizon >= 1,
-            "step_seconds": step_seconds > 0,
-            "max_drift": 0 <= max_drift <= 0.9,
-            "latency": 0 <= latency < step_seconds,
-            "fee_bps": fee_bps >= 0,
-            "risk_aversion": risk_aversion >= 0,
-            "warmup_seconds": warmup_seconds >= step_seconds,
-            "tick_size": tick_size > 0,
-            "start_price": start_price > 100,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(
-                    f"invalid {name}={locals()[name]!r}"
-                    + (" (must be < step_seconds)" if name == "latency" else "")
-                )
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be None, 'ansi' or 'rgb_array', got {render_mode!r}"
-            )
-        self.side_arg, self.quantity_arg, self.preset_arg, self.urgency_arg = (
-            side,
-            quantity,
-            preset,
-            urgency,
-        )
+        _check_kwargs(locals(), self.metadata["render_modes"])
+        self.side_arg, self.quantity_arg = side, quantity
+        self.preset_arg, self.urgency_arg = preset, urgency
         self.horizon, self.step_seconds = int(horizon), float(step_seconds)
-        self.max_drift, self.latency, self.fee_bps = (
-            float(max_drift),
-            float(latency),
-            float(fee_bps),
-        )
-        self.risk_aversion, self.warmup_seconds = float(risk_aversion), float(warmup_seconds)
-        self.quantity_range = (int(lo), int(hi))
+        self.max_drift, self.latency = float(max_drift), float(latency)
+        self.fee_bps, self.risk_aversion = float(fee_bps), float(risk_aversion)
+        self.warmup_seconds = float(warmup_seconds)
+        self.quantity_range = (int(quantity_range[0]), int(quantity_range[1]))
         self.tick_size, self.start_price = float(tick_size), int(start_price)
         self.n_warm = int(self.warmup_seconds / self.step_seconds)
         self.render_mode = render_mode
@@ -273,59 +274,46 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         self.pre_trade = None
         self.compliance_violations = 0
         # the episode lives in one-row arrays, stepped by the vector env's kernel (row 0)
-        self._actions = np.zeros((1, 3), dtype=np.float32)
         self._trades = np.zeros((1, TRADE_ROOM), dtype=k.TRADE_DTYPE)
-        self._xrng = np.zeros((1, 4), dtype=np.uint64)
-        self._params = np.zeros((1, N_PARAMS))
-        self._fstate = np.zeros((1, N_FSTATE))
-        self._istate = np.zeros((1, N_ISTATE), dtype=np.int64)
-        self._no_msgs = np.zeros(0, dtype=k.MESSAGE_DTYPE)
-        self._q_bid = np.zeros((1, MAX_DEPTH), dtype=np.int64)
-        self._q_ask = np.zeros((1, MAX_DEPTH), dtype=np.int64)
-        # the agent's batch, then the copy a pre-trade hook is checked against
-        self._msgs2 = np.zeros((1, 2 * nb.MSG_SLOTS), dtype=k.MESSAGE_DTYPE)
-        self._msgs2["owner"] = AGENT
-        self._ei = np.zeros((1, nb.N_EI), dtype=np.int64)
-        self._ef = np.zeros((1, nb.N_EF))
-        self._final_ei, self._final_ef = np.zeros_like(self._ei), np.zeros_like(self._ef)
-        self._tob = np.zeros((1, 6), dtype=np.int64)
-        self._own = np.zeros((1, 3), dtype=np.int64)
-        self._mids = np.zeros((1, self.n_warm + 1))
-        self._obs = np.zeros((1, 12), dtype=np.float32)
-        self._final_obs = np.zeros_like(self._obs)
-        self._nx_raw = np.zeros((1, nb.N_RAW), dtype=np.uint64)
+        self._flow = FlowState(
+            rng=np.zeros((1, 4), dtype=np.uint64),
+            params=np.zeros((1, N_PARAMS)),
+            fstate=np.zeros((1, N_FSTATE)),
+            istate=np.zeros((1, N_ISTATE), dtype=np.int64),
+            q_bid=np.zeros((1, MAX_DEPTH), dtype=np.int64),
+            q_ask=np.zeros((1, MAX_DEPTH), dtype=np.int64),
+        )
+        self._ep = new_episode(1, self.n_warm)
+        self._ei, self._ef = self._ep.ei, self._ep.ef
+        self._info_base: dict[str, Any] = {}
         self._started = False
         self._bind()
 
     def kernel_config(self) -> np.ndarray:
-        """The settings the step kernel reads (``execution_nb.C_*``); None kwargs mean "draw"."""
-        cfg = np.zeros(nb.N_CFG)
-        cfg[nb.C_HORIZON], cfg[nb.C_STEP_SECONDS] = self.horizon, self.step_seconds
-        cfg[nb.C_LATENCY], cfg[nb.C_FEE_BPS] = self.latency, self.fee_bps
-        cfg[nb.C_RISK_AVERSION], cfg[nb.C_N_WARM] = self.risk_aversion, self.n_warm
-        cfg[nb.C_START_PRICE] = self.start_price
-        cfg[nb.C_SIDE] = _SIDES[self.side_arg] if self.side_arg else 0
-        cfg[nb.C_QUANTITY] = self.quantity_arg or 0
-        cfg[nb.C_QTY_LO], cfg[nb.C_QTY_HI] = self.quantity_range
-        cfg[nb.C_PRESET] = PRESET_NAMES.index(self.preset_arg) if self.preset_arg else -1
-        cfg[nb.C_URGENCY] = -1.0 if self.urgency_arg is None else self.urgency_arg
-        cfg[nb.C_MAX_DRIFT] = self.max_drift
+        """The settings the step kernel reads (``layout.CFG``); None kwargs mean "draw"."""
+        cfg = np.zeros(len(CFG))
+        cfg[CFG.horizon], cfg[CFG.step_seconds] = self.horizon, self.step_seconds
+        cfg[CFG.latency], cfg[CFG.fee_bps] = self.latency, self.fee_bps
+        cfg[CFG.risk_aversion], cfg[CFG.n_warm] = self.risk_aversion, self.n_warm
+        cfg[CFG.start_price] = self.start_price
+        cfg[CFG.side] = _SIDES[self.side_arg] if self.side_arg else 0
+        cfg[CFG.quantity] = self.quantity_arg or 0
+        cfg[CFG.qty_lo], cfg[CFG.qty_hi] = self.quantity_range
+        cfg[CFG.preset] = PRESET_NAMES.index(self.preset_arg) if self.preset_arg else -1
+        cfg[CFG.urgency] = -1.0 if self.urgency_arg is None else self.urgency_arg
+        cfg[CFG.max_drift] = self.max_drift
         return cfg
 
     def _bind(self) -> None:
         """The kernel's arguments: one-row views of the book's arrays (rebound when it grows)."""
         b = self.book
         self._book_arrays = b.state
-        self._msgs = self._msgs2[0]  # the batch being sent (read by compliance for its cancels)
-        self._args = (
-            self._actions, b.orders[None], b.levels[None], b.keys[None], b.slots[None],
-            b.meta[None], b.owner_stats[None], self._trades, self._xrng, self._params,
-            self._fstate, self._istate, self._no_msgs, self._q_bid, self._q_ask, self._msgs2,
-            self._ei, self._ef, self._tob, self._own, self._mids, self._obs, self._final_obs,
-            self._final_ei, self._final_ef, self._nx_raw, self.preset_params, self.cfg, False,
-            self.pre_trade is not None,
-        )  # fmt: skip
-        self._kernel = compiled_entry(nb.step_env_nb, (0, *self._args))
+        self._msgs = self._ep.msgs[0]  # the batch being sent (read by compliance for its cancels)
+        book = Book(*(a[None] for a in b.state))
+        self._hooked = self.pre_trade is not None
+        state = (book, self._trades, self._flow, self._ep, self.preset_params, self.cfg)
+        self._args = (0, *state, False, self._hooked)
+        self._kernel = compiled_entry(step_env_nb, self._args)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -341,47 +329,46 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     def _run(self) -> None:
         """Run the step kernel until the phase is done: grow the book when it asks for room,
         run the pre-trade hook when a batch waits for it."""
-        if (self.pre_trade is not None) != self._args[-1] or self._stale():
+        if (self.pre_trade is not None) != self._hooked or self._stale():
             self._bind()
-        while True:
-            status = self._kernel(0, *self._args)
-            if status == nb.DONE:
-                return
-            if status == nb.NEED_HOOK:
-                try:
-                    self._hook()
-                except BaseException:  # the batch never reaches the book; the step is abandoned
-                    ei = self._ei[0]
-                    ei[nb.EI_HOOKED] = ei[nb.EI_N_MSGS] = 0
-                    ei[nb.EI_PHASE] = nb.P_IDLE
-                    raise
-            elif status == nb.STUCK:
-                raise RuntimeError("the book stayed empty for an hour of simulated time")
-            elif status == nb.NEED_SLOT:  # one more order than the pool holds: it doubles
-                b = self.book
-                b.reserve(b.orders.shape[0] + 1 - int(b.meta[k.N_LIVE]))
-            elif status == nb.NEED_TRADE_ROOM:
-                need = nb.trade_room_needed(self._ei[0], self.book.meta)
-                self._trades = grow_trades(self._trades, self._trades.shape[1], need)
-                self._bind()
-            else:  # NEED_WINDOW
-                self.book.reserve(
-                    0, *nb.needed_prices(self._ei[0], self.book.meta, self._istate[0])
-                )
-            if self._stale():  # the book grew (or a hook's direct book call replaced arrays)
-                self._bind()
+        run_to_done(self._call, self._make_room)
+
+    def _call(self) -> int:
+        return self._kernel(*self._args)
+
+    def _make_room(self, status: int) -> None:
+        ei, b = self._ei[0], self.book
+        if status == STATUS.need_hook:
+            try:
+                self._hook()
+            except BaseException:  # the batch never reaches the book; the step is abandoned
+                ei[EI.hooked] = ei[EI.n_msgs] = 0
+                ei[EI.phase] = PHASE.idle
+                raise
+        elif status == STATUS.stuck:
+            raise RuntimeError("the book stayed empty for an hour of simulated time")
+        elif status == STATUS.need_slot:  # one more order than the pool holds: it doubles
+            b.reserve(b.orders.shape[0] + 1 - int(b.meta[k.N_LIVE]))
+        elif status == STATUS.need_trade_room:
+            need = trade_room_needed(ei, b.meta)
+            self._trades = grow_trades(self._trades, self._trades.shape[1], need)
+            self._bind()
+        else:
+            b.reserve(0, *needed_prices(ei, b.meta, self._flow.istate[0]))
+        if self._stale():  # the book grew (or a hook's direct book call replaced arrays)
+            self._bind()
 
     def _stale(self) -> bool:
         """Whether the book replaced its arrays since ``_bind``: growing the pool replaces
         `orders`, widening the window `levels`, a restore or clear both."""
         b, bound = self.book, self._book_arrays
-        return b.orders is not bound[0] or b.levels is not bound[1]
+        return b.orders is not bound.orders or b.levels is not bound.levels
 
     def _hook(self) -> None:
         """The pre-trade hook rewrites the waiting batch's new orders and modifies (the kernel
         kept a copy of the batch to check the hook against)."""
         ei = self._ei[0]
-        first, n = int(ei[nb.EI_HOOK_FIRST]), int(ei[nb.EI_N_MSGS])
+        first, n = int(ei[EI.hook_first]), int(ei[EI.n_msgs])
         allowed = self.pre_trade(self._msgs[first:n], self)
         if (
             not isinstance(allowed, np.ndarray)
@@ -389,9 +376,9 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
             or allowed.ndim != 1
         ):
             raise TypeError("pre_trade must return a one-dimensional MESSAGE_DTYPE array")
-        bad = nb.accept_hooked_nb(self._msgs2, self._ei, allowed)
+        bad = orders.accept_hooked_nb(self._ep.msgs, self._ei, allowed)
         if bad >= 0:
-            proposed = self._msgs[nb.MSG_SLOTS + first : nb.MSG_SLOTS + n]
+            proposed = self._msgs[MSG_SLOTS + first : MSG_SLOTS + n]
             raise ValueError(
                 "pre_trade may only drop, shrink or make more passive the proposed "
                 f"orders; got {allowed[bad]} for {proposed}"
@@ -401,12 +388,14 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self.episodes += 1
-        self._nx_raw[0] = self.np_random.bit_generator.random_raw(nb.N_RAW)
-        self._ei[0, nb.EI_PHASE] = nb.P_RESET
+        self._ep.nx_raw[0] = self.np_random.bit_generator.random_raw(N_RAW)
+        self._ei[0, EI.phase] = PHASE.reset
         self._run()
         self.compliance_violations = 0
         self._started = True
-        return self._obs[0].copy(), self._info()
+        rows = episode_infos(self._ei, self._ef, self.tick_size, np.zeros(1, dtype=bool))
+        self._info_base = {key: v[0].item() for key, v in rows.items()}
+        return self._ep.obs[0].copy(), self._info()
 
     # ------------------------------------------------------------------ the step
     def step(self, action: np.ndarray):
@@ -420,61 +409,64 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
             if not np.isfinite(a).all():
                 raise ValueError(f"action contains NaN or inf: {a}")
             raise ValueError(f"action must lie in [-1, 1], got {a}")
-        row = self._actions[0]
+        row = self._ep.actions[0]
         row[0], row[1], row[2] = a0, a1, a2
         ei, ef = self._ei[0], self._ef[0]
-        ei[nb.EI_PHASE] = nb.P_DECIDE
+        ei[EI.phase] = PHASE.decide
         self._run()
-        terminated = ei[nb.EI_TERMINATED] == 1
-        info = {
-            "remaining": int(ei[nb.EI_REMAINING]),
-            "running_shortfall_bps": float(ef[nb.EF_SHORTFALL]),
-        }
-        if terminated:
-            info.update(self._summary())
-        return self._obs[0].copy(), float(ef[nb.EF_REWARD]), bool(terminated), False, info
+        terminated = ei[EI.terminated] == 1
+        info = self._summary() if terminated else self._info()
+        return self._ep.obs[0].copy(), float(ef[EF.reward]), bool(terminated), False, info
 
     def _act(self, order_type: int, fraction: float, replace: bool, ref_touch: int) -> None:
         """Send the messages of one decoded action now (no flow runs): what a step does first."""
         ei, ef = self._ei, self._ef
-        ei[0, nb.EI_ORDER_TYPE], ef[0, nb.EF_FRACTION] = order_type, fraction
-        ei[0, nb.EI_REPLACE], ei[0, nb.EI_REF_TOUCH] = int(replace), ref_touch
-        ei[0, nb.EI_ACT_ONLY], ei[0, nb.EI_PHASE] = 1, nb.P_ACT
+        ei[0, EI.order_type], ef[0, EF.fraction] = order_type, fraction
+        ei[0, EI.replace], ei[0, EI.ref_touch] = int(replace), ref_touch
+        ei[0, EI.act_only], ei[0, EI.phase] = 1, PHASE.act
         try:
             self._run()
         finally:
-            ei[0, nb.EI_ACT_ONLY] = 0
+            ei[0, EI.act_only] = 0
 
     # ------------------------------------------------------------------ episode state
-    side = _column("_ei", nb.EI_SIDE, int, "+1 buy, -1 sell")
-    quantity = _column("_ei", nb.EI_QTY, int, "parent order, lots")
-    remaining = _column("_ei", nb.EI_REMAINING, int, "lots left")
-    t = _column("_ei", nb.EI_T, int, "decisions taken")
-    own_id = _column("_ei", nb.EI_OWN_ID, int, "resting child's id")
-    n_orders = _column("_ei", nb.EI_N_ORDERS, int)
-    next_id = _column("_ei", nb.EI_NEXT_ID, int, "id of the agent's next order")
-    cash_ticks = _column("_ei", nb.EI_CASH, int, "Σ fill price·qty")
-    market_qty = _column("_ei", nb.EI_MARKET_QTY, int, "since arrival")
-    filled_before_end = _column("_ei", nb.EI_FILLED_END, int)
-    urgency = _column("_ef", nb.EF_URGENCY, float)
-    shortfall = _column("_ef", nb.EF_SHORTFALL, float, "running, bps")
-    arrival_ticks = _column("_ef", nb.EF_ARRIVAL, float, "arrival mid")
-    vol_bps = _column("_ef", nb.EF_VOL_BPS, float, "warm-up, per step")
-    touch_depth = _column("_ef", nb.EF_TOUCH_DEPTH, float, "warm-up")
-    step_volume = _column("_ef", nb.EF_STEP_VOLUME, float, "warm-up")
-    fees_ticks = _column("_ef", nb.EF_FEES, float)
-    market_value = _column("_ef", nb.EF_MARKET_VALUE, float)
-    prev_mid = _column("_ef", nb.EF_PREV_MID, float, "last mid, ticks")
-    preset = property(lambda self: PRESET_NAMES[int(self._ei[0, nb.EI_PRESET])])
+    side = _column("_ei", EI.side, int, "+1 buy, -1 sell")
+    quantity = _column("_ei", EI.qty, int, "parent order, lots")
+    remaining = _column("_ei", EI.remaining, int, "lots left")
+    t = _column("_ei", EI.t, int, "decisions taken")
+    own_id = _column("_ei", EI.own_id, int, "resting child's id")
+    n_orders = _column("_ei", EI.n_orders, int)
+    next_id = _column("_ei", EI.next_id, int, "id of the agent's next order")
+    cash_ticks = _column("_ei", EI.cash, int, "Σ fill price·qty")
+    market_qty = _column("_ei", EI.market_qty, int, "since arrival")
+    filled_before_end = _column("_ei", EI.filled_end, int)
+    urgency = _column("_ef", EF.urgency, float)
+    shortfall = _column("_ef", EF.shortfall, float, "running, bps")
+    arrival_ticks = _column("_ef", EF.arrival, float, "arrival mid")
+    vol_bps = _column("_ef", EF.vol_bps, float, "warm-up, per step")
+    touch_depth = _column("_ef", EF.touch_depth, float, "warm-up")
+    step_volume = _column("_ef", EF.step_volume, float, "warm-up")
+    fees_ticks = _column("_ef", EF.fees, float)
+    market_value = _column("_ef", EF.market_value, float)
+    prev_mid = _column("_ef", EF.prev_mid, float, "last mid, ticks")
+    preset = property(lambda self: PRESET_NAMES[int(self._ei[0, EI.preset])])
 
     def _info(self) -> dict[str, Any]:
-        return {"remaining": self.remaining, "running_shortfall_bps": self.shortfall}
+        """A step's info before the end: the episode's fixed entries (set at reset), the
+        running ones updated."""
+        info = self._info_base.copy()
+        ei = self._ei
+        info["remaining"] = int(ei[0, EI.remaining])
+        info["running_shortfall_bps"] = float(self._ef[0, EF.shortfall])
+        info["n_orders"] = int(ei[0, EI.n_orders])
+        info["compliance_violations"] = self.compliance_violations
+        return info
 
     def _summary(self) -> dict[str, Any]:
-        rows = episode_summaries(self._ei, self._ef, self.tick_size, self.compliance_violations)
-        return {
-            key: v[0].item() if isinstance(v[0], np.generic) else v[0] for key, v in rows.items()
-        }
+        rows = episode_infos(
+            self._ei, self._ef, self.tick_size, np.ones(1, dtype=bool), self.compliance_violations
+        )
+        return {key: v[0].item() for key, v in rows.items()}
 
     def render(self) -> str | np.ndarray | None:
         """``"ansi"``: the episode's progress and the top five levels as text. ``"rgb_array"``:
@@ -516,3 +508,63 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
                 img, top, rendering.HEIGHT, j, prices.size, own["qty"] / scale, rendering.BLUE
             )
         return img
+
+
+ExecutionEnv.__doc__ = ExecutionEnv.__doc__.replace(
+    "{obs_table}", textwrap.indent(obs_table(), "    ").lstrip()
+).replace("{info_table}", textwrap.indent(info_table(), "    ").lstrip())
+
+
+def _check_kwargs(kw: dict[str, Any], render_modes: list[str]) -> None:
+    """ValueError naming the first invalid ``ExecutionEnv`` argument."""
+    side, preset, quantity, urgency = kw["side"], kw["preset"], kw["quantity"], kw["urgency"]
+    if side is not None and side not in _SIDES:
+        raise ValueError(f"side must be 'buy', 'sell' or None, got {side!r}")
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)} or None, got {preset!r}")
+    if quantity is not None and (not isinstance(quantity, (int, np.integer)) or quantity <= 0):
+        raise ValueError(f"quantity must be a positive integer (lots), got {quantity!r}")
+    lo, hi = kw["quantity_range"]
+    if not 0 < lo <= hi:
+        raise ValueError(
+            f"quantity_range must satisfy 0 < low <= high, got {kw['quantity_range']!r}"
+        )
+    if urgency is not None and not 0.0 <= urgency <= 1.0:
+        raise ValueError(f"urgency must be in [0, 1] or None, got {urgency!r}")
+    checks = {
+        "horizon": kw["horizon"] >= 1,
+        "step_seconds": kw["step_seconds"] > 0,
+        "max_drift": 0 <= kw["max_drift"] <= 0.9,
+        "latency": 0 <= kw["latency"] < kw["step_seconds"],
+        "fee_bps": kw["fee_bps"] >= 0,
+        "risk_aversion": kw["risk_aversion"] >= 0,
+        "warmup_seconds": kw["warmup_seconds"] >= kw["step_seconds"],
+        "tick_size": kw["tick_size"] > 0,
+        "start_price": kw["start_price"] > 100,
+    }
+    for name, ok in checks.items():
+        if not ok:
+            raise ValueError(
+                f"invalid {name}={kw[name]!r}"
+                + (" (must be < step_seconds)" if name == "latency" else "")
+            )
+    if kw["render_mode"] is not None and kw["render_mode"] not in render_modes:
+        raise ValueError(
+            f"render_mode must be None, 'ansi' or 'rgb_array', got {kw['render_mode']!r}"
+        )
+
+
+def needed_prices(
+    ei_row: np.ndarray, meta_row: np.ndarray, istate_row: np.ndarray
+) -> tuple[int, int]:
+    """The prices a book that stopped with ``need_window`` must cover: around its quotes while
+    the flow runs, else the limit prices of the agent's batch."""
+    if ei_row[EI.phase] in FLOW_PHASES:
+        return flow_price_span(meta_row, istate_row)
+    return int(ei_row[EI.need_lo]), int(ei_row[EI.need_hi])
+
+
+def trade_room_needed(ei_row: np.ndarray, meta_row: np.ndarray) -> int:
+    """Trade rows a book that stopped with ``need_trade_room`` needs: what its batch already
+    produced plus what one more message can."""
+    return int(ei_row[EI.n_trades]) + int(k.trade_room_needed_nb(meta_row))

@@ -12,25 +12,28 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from trendgym.envs import execution_nb as nb
-from trendgym.envs.execution import AGENT, PRESET_NAMES, ExecutionEnv, episode_summaries
+from trendgym.envs.execution.env import (
+    ExecutionEnv,
+    episode_infos,
+    needed_prices,
+    trade_room_needed,
+)
+from trendgym.envs.execution.layout import EF, EI, N_RAW, PHASE, PRESET_NAMES, new_episode
+from trendgym.envs.execution.step import vector_run_nb, vector_run_serial_nb
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.book import grow_pool, grow_trades, id_table_size
-from trendgym.envs.lob.flow import (
-    MAX_DEPTH,
-    N_FSTATE,
-    N_ISTATE,
-    NEED_WINDOW,
-)
+from trendgym.envs.lob.flow import MAX_DEPTH, N_FSTATE, N_ISTATE
+from trendgym.envs.lob.layout import STATUS, Book, FlowState
+from trendgym.envs.lob.retry import run_to_done
 from trendgym.envs.vector.native import autoreset_mode_of, per_env_seeds
 from trendgym.envs.vector.threads import KernelChoice
 
 PRANGE_CHUNK = 4  # envs per prange work item
 PARALLEL_MIN_ENVS = 64  # below this, waking a busy second core costs more than it saves
 CAPACITY = 128  # initial resting orders per book (grows for all books when one needs more)
-PRICE_LEVELS = 1024  # initial price window per book, ticks (as OrderBook): with 512, a book
-# that drifted 250 ticks in an episode stopped the batch for a recentre on a third of the steps
-# at N = 256 (3% of the step time); with 1024 on about 1% of them
+# Initial price window per book, ticks (as OrderBook): a narrower one makes books that drift
+# in an episode stop the batch for a recentre on many more steps.
+PRICE_LEVELS = 1024
 TRADE_ROOM = 256  # initial trade buffer per book
 _WINDOW_PAD = 64  # ticks kept free on both sides of a recentred book
 
@@ -73,8 +76,8 @@ class ExecutionVectorEnv(VectorEnv):
     Terminated after ``horizon`` decisions, never truncated. Autoreset follows
     ``metadata["autoreset_mode"]``: ``NEXT_STEP`` (default), ``SAME_STEP`` (the last observation and
     info go to ``info["final_obs"]``/``info["final_info"]``) or ``DISABLED``. Infos are Gymnasium
-    vector infos: ``remaining`` and ``running_shortfall_bps`` every step, the single env's terminal
-    summary keys (``shortfall_bps``, ``fill_rate``, ``avg_price``, ...) when an episode ends.
+    vector infos with the single env's keys (``ExecutionEnv``'s info table) every step, all
+    numeric, each with its ``_key`` mask.
 
     ## Arguments
 
@@ -132,28 +135,19 @@ class ExecutionVectorEnv(VectorEnv):
         self.meta = np.zeros((n, k.N_META), dtype=np.int64)
         self.owner_stats = np.zeros((n, k.MAX_OWNERS, k.N_OWNER_STATS), dtype=np.int64)
         self.trades = np.zeros((n, TRADE_ROOM), dtype=k.TRADE_DTYPE)
-        self.xrng = np.zeros((n, 4), dtype=np.uint64)
-        self.params = np.zeros((n, self.preset_params.shape[1] - 1))
-        self.fstate = np.zeros((n, N_FSTATE))
-        self.istate = np.zeros((n, N_ISTATE), dtype=np.int64)
-        self._no_msgs = np.zeros(0, dtype=k.MESSAGE_DTYPE)
-        self._q_bid = np.zeros((n, MAX_DEPTH), dtype=np.int64)
-        self._q_ask = np.zeros((n, MAX_DEPTH), dtype=np.int64)
-        self._msgs = np.zeros((n, 2), dtype=k.MESSAGE_DTYPE)
-        self._msgs["owner"] = AGENT
-        self.ei = np.zeros((n, nb.N_EI), dtype=np.int64)
-        self.ef = np.zeros((n, nb.N_EF))
-        self._final_ei = np.zeros_like(self.ei)
-        self._final_ef = np.zeros_like(self.ef)
-        self._tob = np.zeros((n, 6), dtype=np.int64)
-        self._own = np.zeros((n, 3), dtype=np.int64)
-        self._mids = np.zeros((n, t.n_warm + 1))
-        self._obs = np.zeros((n, 12), dtype=np.float32)
-        self._final_obs = np.zeros_like(self._obs)
+        self.flow = FlowState(
+            rng=np.zeros((n, 4), dtype=np.uint64),
+            params=np.zeros((n, self.preset_params.shape[1] - 1)),
+            fstate=np.zeros((n, N_FSTATE)),
+            istate=np.zeros((n, N_ISTATE), dtype=np.int64),
+            q_bid=np.zeros((n, MAX_DEPTH), dtype=np.int64),
+            q_ask=np.zeros((n, MAX_DEPTH), dtype=np.int64),
+        )
+        # the episode rows; `nx_raw` holds each env's next episode's raw generator words,
+        # drawn right after its last reset
+        self._ep = new_episode(n, t.n_warm)
+        self.ei, self.ef = self._ep.ei, self._ep.ef
         self._status = np.zeros(n, dtype=np.int64)
-        self._no_actions = np.zeros((n, 3), dtype=np.float32)
-        # raw generator words of each env's next episode, drawn right after its last reset
-        self._nx_raw = np.zeros((n, nb.N_RAW), dtype=np.uint64)
         self.episodes = np.zeros(n, dtype=np.int64)
         self._generators: list[np.random.Generator | None] = [None] * n
         self._autoreset = np.zeros(n, dtype=bool)
@@ -162,47 +156,53 @@ class ExecutionVectorEnv(VectorEnv):
         self._running = False  # every env has an episode to step (skips the per-step check)
         self.growths = {"pool": 0, "window": 0, "trades": 0, "recentre": 0}
 
+    @property
+    def book(self) -> Book:
+        """Every env's book, one row per env."""
+        return Book(self.orders, self.levels, self.keys, self.slots, self.meta, self.owner_stats)
+
     # ---------------------------------------------------------------- episode draws
     def _draw_next(self, i: int) -> None:
         """Env i's next episode: the raw words ``ExecutionEnv.reset`` takes from its generator."""
-        self._nx_raw[i] = self._generators[i].bit_generator.random_raw(nb.N_RAW)
+        self._ep.nx_raw[i] = self._generators[i].bit_generator.random_raw(N_RAW)
 
     # ---------------------------------------------------------------- running the kernel
-    def _run(self, actions: np.ndarray, same_step: bool) -> None:
+    def _run(self, same_step: bool) -> None:
         """Call the batched kernel until every env's phase is done, growing books in between."""
         use_prange = self._threads.use_prange()
-        kernel = nb.vector_run_nb if use_prange else nb.vector_run_serial_nb
+        kernel = vector_run_nb if use_prange else vector_run_serial_nb
         # a reset runs the whole warm-up: weigh it so steps with many resets compare fairly
         work = 0
         if self._threads.auto:
-            work = self.num_envs + self._warm_steps * int(
-                (self.ei[:, nb.EI_PHASE] == nb.P_RESET).sum()
-            )
+            resets = int((self.ei[:, EI.phase] == PHASE.reset).sum())
+            work = self.num_envs + self._warm_steps * resets
         if use_prange:
             # small chunks: an env that resets runs its whole warm-up, so equal halves of the
             # batch can hold very unequal work
             numba.set_parallel_chunksize(PRANGE_CHUNK)
         start = time.perf_counter()
-        while True:
-            kernel(
-                self._status, actions, self.orders, self.levels, self.keys, self.slots, self.meta,
-                self.owner_stats, self.trades, self.xrng, self.params, self.fstate, self.istate,
-                self._no_msgs, self._q_bid, self._q_ask, self._msgs, self.ei, self.ef, self._tob,
-                self._own, self._mids, self._obs, self._final_obs, self._final_ei, self._final_ef,
-                self._nx_raw, self.preset_params, self.cfg, same_step)  # fmt: skip
-            status = self._status
-            if not status.any():
-                self._threads.record(use_prange, time.perf_counter() - start, work)
-                return
-            if (status == nb.STUCK).any():
-                i = int(np.flatnonzero(status == nb.STUCK)[0])
-                raise RuntimeError(f"env {i}: the book stayed empty for an hour of simulated time")
-            if (status == nb.NEED_SLOT).any():
-                self._grow_pool()
-            if (status == nb.NEED_TRADE_ROOM).any():
-                self._grow_trades()
-            for i in np.flatnonzero(status == NEED_WINDOW):
-                self._cover_prices(int(i))
+        status = self._status
+
+        def call() -> int:
+            state = (self.book, self.trades, self.flow, self._ep)  # the book may have grown
+            kernel(status, *state, self.preset_params, self.cfg, same_step)
+            return int(status.max()) if status.any() else STATUS.done
+
+        run_to_done(call, self._make_room)
+        self._threads.record(use_prange, time.perf_counter() - start, work)
+
+    def _make_room(self, _worst: int) -> None:
+        """Grow what every env that stopped asked for (all envs share the array sizes)."""
+        status = self._status
+        if (status == STATUS.stuck).any():
+            i = int(np.flatnonzero(status == STATUS.stuck)[0])
+            raise RuntimeError(f"env {i}: the book stayed empty for an hour of simulated time")
+        if (status == STATUS.need_slot).any():
+            self._grow_pool()
+        if (status == STATUS.need_trade_room).any():
+            self._grow_trades()
+        for i in np.flatnonzero(status == STATUS.need_window):
+            self._cover_prices(int(i))
 
     def _grow_pool(self) -> None:
         """Double every book's order pool (as ``OrderBook._grow_pool``: contents unchanged)."""
@@ -216,34 +216,43 @@ class ExecutionVectorEnv(VectorEnv):
         self.growths["pool"] += 1
 
     def _grow_trades(self) -> None:
-        needed = max(nb.trade_room_needed(e, m) for e, m in zip(self.ei, self.meta, strict=True))
+        needed = max(trade_room_needed(e, m) for e, m in zip(self.ei, self.meta, strict=True))
         self.trades = grow_trades(self.trades, self.trades.shape[1], needed)
         self.growths["trades"] += 1
 
     def _cover_prices(self, i: int) -> None:
         """Widen every book's price window so env i's needed prices fit (grows toward them)."""
         meta = self.meta[i]
-        lo, hi = nb.needed_prices(self.ei[i], meta, self.istate[i])
-        n_env, size = self.levels.shape
-        base = int(meta[k.BASE])
+        lo, hi = needed_prices(self.ei[i], meta, self.flow.istate[i])
+        size = self.levels.shape[1]
         # Book i's own span (its live orders and the prices it needs) usually still fits the
         # shared width: then move its window instead of widening every book's (widening
-        # for each book that drifts would compound across 1024 books into gigabytes).
+        # for each book that drifts would compound across many books into gigabytes).
         live = self.orders[i]["qty"] > 0
         prices = self.orders[i]["price"][live]
         span_lo = min(lo, int(prices.min())) if prices.size else lo
         span_hi = max(hi, int(prices.max())) if prices.size else hi
         if span_hi - span_lo + 1 + 2 * _WINDOW_PAD <= size:
-            new_base = max(1, (span_lo + span_hi) // 2 - size // 2)
-            row = np.zeros(size, dtype=k.LEVEL_DTYPE)
-            row["head"] = row["tail"] = -1
-            shift = base - new_base  # old level j holds price base + j: new index j + shift
-            src_lo, src_hi = max(0, -shift), min(size, size - shift)
-            row[src_lo + shift : src_hi + shift] = self.levels[i, src_lo:src_hi]
-            self.levels[i] = row
-            meta[k.BASE] = new_base
-            self.growths["recentre"] += 1
-            return
+            self._recentre(i, max(1, (span_lo + span_hi) // 2 - size // 2))
+        else:
+            self._widen(i, lo, hi)
+
+    def _recentre(self, i: int, new_base: int) -> None:
+        """Move book i's window to start at `new_base` (its levels keep their prices)."""
+        size = self.levels.shape[1]
+        row = np.zeros(size, dtype=k.LEVEL_DTYPE)
+        row["head"] = row["tail"] = -1
+        shift = int(self.meta[i, k.BASE]) - new_base  # old level j holds price base + j
+        src_lo, src_hi = max(0, -shift), min(size, size - shift)
+        row[src_lo + shift : src_hi + shift] = self.levels[i, src_lo:src_hi]
+        self.levels[i] = row
+        self.meta[i, k.BASE] = new_base
+        self.growths["recentre"] += 1
+
+    def _widen(self, i: int, lo: int, hi: int) -> None:
+        """Widen every book's window (at least doubling) so book i covers [lo, hi]."""
+        n_env, size = self.levels.shape
+        base = int(self.meta[i, k.BASE])
         lo2, hi2 = min(base, lo - _WINDOW_PAD), max(base + size - 1, hi + _WINDOW_PAD)
         new_size = max(hi2 - lo2 + 1, 2 * size)
         new_base = max(1, lo2 if lo >= base else hi2 + 1 - new_size)
@@ -255,15 +264,15 @@ class ExecutionVectorEnv(VectorEnv):
         if shift:  # book i's old window moves up by `shift` levels in the new one
             levels[i] = levels[i, -1]  # a blank level (the old rows end before the last)
             levels[i, shift : shift + size] = self.levels[i]
-        meta[k.BASE] = new_base
+        self.meta[i, k.BASE] = new_base
         self.levels = levels
         self.growths["window"] += 1
 
     # ---------------------------------------------------------------- resets
     def _finish_resets(self) -> None:
         """Envs whose reset just ran: count the episode, draw the next one's raw words."""
-        done = self.ei[:, nb.EI_RESET_DONE] == 1
-        self.ei[done, nb.EI_RESET_DONE] = 0
+        done = self.ei[:, EI.reset_done] == 1
+        self.ei[done, EI.reset_done] = 0
         self.episodes[done] += 1
         for i in np.flatnonzero(done):
             self._draw_next(int(i))
@@ -284,21 +293,20 @@ class ExecutionVectorEnv(VectorEnv):
                 )
             if not mask.any():
                 raise ValueError("reset_mask resets no env")
-        idx = np.flatnonzero(mask)
-        for i in idx:
+        for i in np.flatnonzero(mask):
             # as gym.Env.reset: a seed reseeds; no seed keeps the generator (made once if none)
             if seeds[i] is not None or self._generators[i] is None:
                 self._generators[i], _ = seeding.np_random(seeds[i])
                 self._draw_next(int(i))
-        self.ei[:, nb.EI_PHASE] = nb.P_IDLE
-        self.ei[mask, nb.EI_PHASE] = nb.P_RESET
-        self._run(self._no_actions, False)
+        self.ei[:, EI.phase] = PHASE.idle
+        self.ei[mask, EI.phase] = PHASE.reset
+        self._run(False)
         self._finish_resets()
         self._started[mask] = True
         self._autoreset[mask] = False
         self._done[mask] = False
         self._running = bool(self._started.all() and not self._done.any())
-        return self._obs.copy(), self._infos(mask)
+        return self._ep.obs.copy(), self._infos(mask)
 
     # ---------------------------------------------------------------- the step
     def step(
@@ -320,30 +328,29 @@ class ExecutionVectorEnv(VectorEnv):
         if blocked is not None and blocked.any():
             i = int(np.flatnonzero(blocked)[0])
             raise RuntimeError(f"env {i} has no running episode: reset it before step()")
-        a = np.ascontiguousarray(a)
+        self._ep.actions[:] = a
         same_step = mode is AutoresetMode.SAME_STEP
-        self.ei[:, nb.EI_PHASE] = np.where(reset_first, nb.P_RESET, nb.P_DECIDE)
-        self._run(a, same_step)
-        rewards = self.ef[:, nb.EF_REWARD].copy()
-        terminated = self.ei[:, nb.EI_TERMINATED] == 1
+        self.ei[:, EI.phase] = np.where(reset_first, PHASE.reset, PHASE.decide)
+        self._run(same_step)
+        rewards = self.ef[:, EF.reward].copy()
+        terminated = self.ei[:, EI.terminated] == 1
         rewards[reset_first] = 0.0
         terminated[reset_first] = False
-        final: dict[str, Any] | None = None
-        if terminated.any():
-            final = self._infos(terminated, self._final_ei, self._final_ef, summaries=True)
-        final_obs = self._final_obs.copy() if same_step and terminated.any() else None
+        final = final_obs = None
+        if same_step and terminated.any():
+            final = self._infos(terminated, terminated, self._ep.final_ei, self._ep.final_ef)
+            final_obs = self._ep.final_obs.copy()
         self._finish_resets()
-        obs = self._obs.copy()
-        infos = self._infos()
+        obs = self._ep.obs.copy()
+        # next-step autoreset leaves the ended envs' terminal rows in place; same-step has
+        # reset them, and their terminal infos go to final_info
+        infos = self._infos(None, terminated & (not same_step))
         if final is not None:
-            if same_step:
-                fo = np.full(self.num_envs, None, dtype=object)
-                for i in np.flatnonzero(terminated):
-                    fo[i] = final_obs[i]
-                infos["final_obs"], infos["_final_obs"] = fo, terminated.copy()
-                infos["final_info"], infos["_final_info"] = final, terminated.copy()
-            else:
-                infos.update({key: v for key, v in final.items() if key not in infos})
+            fo = np.full(self.num_envs, None, dtype=object)
+            for i in np.flatnonzero(terminated):
+                fo[i] = final_obs[i]
+            infos["final_obs"], infos["_final_obs"] = fo, terminated.copy()
+            infos["final_info"], infos["_final_info"] = final, terminated.copy()
         self._autoreset = terminated
         if mode is AutoresetMode.DISABLED:
             self._done = terminated.copy()
@@ -353,54 +360,47 @@ class ExecutionVectorEnv(VectorEnv):
     # ---------------------------------------------------------------- infos
     def _infos(
         self,
-        mask: np.ndarray | None = None,
+        shown: np.ndarray | None = None,
+        ended: np.ndarray | None = None,
         ei: np.ndarray | None = None,
         ef: np.ndarray | None = None,
-        summaries: bool = False,
     ) -> dict[str, Any]:
-        """Vector infos as ``SyncVectorEnv`` merges the single envs' (``_info`` / ``_summary``);
-        no mask: every env's per-step values."""
+        """Vector infos as ``SyncVectorEnv`` merges the single envs' (every key, every step):
+        the rows of the `shown` envs (all when None; the others blank), `ended` ones terminal."""
         ei = self.ei if ei is None else ei
         ef = self.ef if ef is None else ef
-        shown = np.ones(self.num_envs, dtype=bool) if mask is None else mask
-
-        def column(values: np.ndarray, blank: Any) -> np.ndarray:
-            return values.copy() if mask is None else np.where(mask, values, blank)
-
-        infos: dict[str, Any] = {
-            "remaining": column(ei[:, nb.EI_REMAINING], 0),
-            "_remaining": shown.copy(),
-            "running_shortfall_bps": column(ef[:, nb.EF_SHORTFALL], 0.0),
-            "_running_shortfall_bps": shown.copy(),
-        }
-        if summaries:
-            for key, value in episode_summaries(ei, ef, self.tick_size).items():
-                blank = None if value.dtype == object else value.dtype.type(0)
-                infos[key] = column(value, blank)
-                infos[f"_{key}"] = shown.copy()
+        n = self.num_envs
+        ended = np.zeros(n, dtype=bool) if ended is None else ended
+        mask = np.ones(n, dtype=bool) if shown is None else shown
+        infos: dict[str, Any] = {}
+        for key, value in episode_infos(ei, ef, self.tick_size, ended).items():
+            infos[key] = value if shown is None else np.where(shown, value, value.dtype.type(0))
+            infos[f"_{key}"] = mask.copy()
         return infos
 
     # ---------------------------------------------------------------- per-env access
     def get_attr(self, name: str) -> tuple[Any, ...]:
         """One value per env: episode state (`remaining`, `side`, `quantity`, `preset`, ...) or a
         shared setting of the template env."""
-        per_env = {
-            "remaining": lambda i: int(self.ei[i, nb.EI_REMAINING]),
-            "side": lambda i: int(self.ei[i, nb.EI_SIDE]),
-            "quantity": lambda i: int(self.ei[i, nb.EI_QTY]),
-            "t": lambda i: int(self.ei[i, nb.EI_T]),
-            "urgency": lambda i: float(self.ef[i, nb.EF_URGENCY]),
-            "arrival_ticks": lambda i: float(self.ef[i, nb.EF_ARRIVAL]),
-            "vol_bps": lambda i: float(self.ef[i, nb.EF_VOL_BPS]),
-            "touch_depth": lambda i: float(self.ef[i, nb.EF_TOUCH_DEPTH]),
-            "shortfall": lambda i: float(self.ef[i, nb.EF_SHORTFALL]),
-            "step_volume": lambda i: float(self.ef[i, nb.EF_STEP_VOLUME]),
-            "preset": lambda i: PRESET_NAMES[int(self.ei[i, nb.EI_PRESET])],
-            "episodes": lambda i: int(self.episodes[i]),
-            "np_random": lambda i: self._generators[i],
+        ints = {"remaining": EI.remaining, "side": EI.side, "quantity": EI.qty, "t": EI.t}
+        floats = {
+            "urgency": EF.urgency,
+            "arrival_ticks": EF.arrival,
+            "vol_bps": EF.vol_bps,
+            "touch_depth": EF.touch_depth,
+            "shortfall": EF.shortfall,
+            "step_volume": EF.step_volume,
         }
-        if name in per_env:
-            return tuple(per_env[name](i) for i in range(self.num_envs))
+        if name in ints:
+            return tuple(int(v) for v in self.ei[:, ints[name]])
+        if name in floats:
+            return tuple(float(v) for v in self.ef[:, floats[name]])
+        if name == "preset":
+            return tuple(PRESET_NAMES[int(p)] for p in self.ei[:, EI.preset])
+        if name == "episodes":
+            return tuple(int(e) for e in self.episodes)
+        if name == "np_random":
+            return tuple(self._generators)
         return (getattr(self.template, name),) * self.num_envs  # AttributeError names it
 
     def set_attr(self, name: str, values: Any) -> None:
