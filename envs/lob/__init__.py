@@ -1,4 +1,5 @@
-"""The numba limit order book and its background order flow (no gym, torch or SB3 here)."""
+"""The numba limit order book, its background order flow, and market data tapes (LOBSTER,
+Databento MBO) rebuilt into it (no gym, torch or SB3 here)."""
 
 from trendgym.envs.lob.book import OrderBook, as_messages, empty_messages
 from trendgym.envs.lob.kernels import (
@@ -12,6 +13,9 @@ from trendgym.envs.lob.kernels import (
     SELL,
     TRADE_DTYPE,
 )
+from trendgym.envs.lob.lobster import read_lobster, write_lobster
+from trendgym.envs.lob.record import record_flow, tape_from_orders
+from trendgym.envs.lob.tape import EVENT, TAPE_DTYPE, MessageTape
 
 __all__ = [
     "BUY",
@@ -26,4 +30,11 @@ __all__ = [
     "OrderBook",
     "as_messages",
     "empty_messages",
+    "EVENT",
+    "TAPE_DTYPE",
+    "MessageTape",
+    "read_lobster",
+    "record_flow",
+    "tape_from_orders",
+    "write_lobster",
 ]
