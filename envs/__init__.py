@@ -9,12 +9,23 @@ from typing import Any
 _LAZY = {
     "ExecutionEnv": "trendgym.envs.execution",
     "ExecutionVectorEnv": "trendgym.envs.execution",
+    "PortfolioEnv": "trendgym.envs.portfolio",
+    "PortfolioVectorEnv": "trendgym.envs.vector.portfolio",
+    "ComplianceWrapper": "trendgym.envs.compliance",
 }
 
 __all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from trendgym.compile import announce_compiles
+
+    announce_compiles()  # a cold numba cache is never a silent wait
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -123,6 +123,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+    compliance_kind = "portfolio"  # ComplianceWrapper's adapter protocol (`Compliant`)
 
     def __init__(
         self,
@@ -312,6 +313,10 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         if self._guard is not None:
             raise ValueError("this Portfolio-v0 already has pre-trade checks (wrapped twice?)")
         self._guard = (kernel, guard, events, self._static_obs.shape[1], self._static_obs.dtype)
+
+    def attach_compliance(self, engine: Any) -> None:
+        """Run `engine`'s checks inside the step kernel (ComplianceWrapper's adapter protocol)."""
+        self.install_guard(engine.kernel, engine.guard, engine.events)
 
     # ---------------------------------------------------------------- gym API
     def reset(

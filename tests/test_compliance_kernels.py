@@ -35,7 +35,7 @@ from trendgym.envs.compliance import (
     Throttle,
     WashTrade,
 )
-from trendgym.envs.compliance.execution import ExecutionCompliance
+from trendgym.envs.compliance.execution import ExecutionCompliance, ExecutionSteps
 from trendgym.envs.compliance.rules import Rule
 from trendgym.envs.execution import AGENT, ExecutionEnv
 from trendgym.envs.lob import kernels as k
@@ -54,7 +54,7 @@ def _asked(kind: int, side: int, price: int, qty: int, oid: int) -> dict[str, An
     }
 
 
-class TwinExecutionCompliance:
+class TwinExecutionCompliance(ExecutionSteps):
     """The pure-Python twin of `ExecutionCompliance` (what it was before its checks moved into
     numba): dicts and deques, one Python loop per message. It counts its own breaches (the
     kernel does), so `record` is only the audit callback."""

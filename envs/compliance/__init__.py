@@ -1,15 +1,14 @@
 """Compliance for both envs: pre-trade rules, a kill switch and an audit trail.
 
-``ComplianceWrapper(env, rules="default")`` or ``gymnasium.make(id, compliance="default")``.
-The ``make_*`` factories are the registered entry points: they build the env and wrap it
-when ``compliance=`` is given (``True``, a preset name, a dict of rule parameters or a list
-of rules), so the JSON-serialisable forms work as ``gymnasium.make`` keywords.
+``ComplianceWrapper(env, rules="default")`` or ``gymnasium.make(id, compliance="default")``
+(``True``, a preset name, a dict of rule parameters or a list of rule dicts: the
+JSON-serialisable forms work as ``gymnasium.make`` keywords). An env takes part through the
+`Compliant` protocol (``adapter.py``).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+from trendgym.envs.compliance.adapter import Compliant, Engine
 from trendgym.envs.compliance.audit import FIELDS, AuditLog
 from trendgym.envs.compliance.rules import (
     MODES,
@@ -31,27 +30,6 @@ from trendgym.envs.compliance.rules import (
 )
 from trendgym.envs.compliance.wrapper import ComplianceWrapper, resolve_rules
 
-
-def _wrap(env: Any, compliance: Any) -> Any:
-    if compliance is None or compliance is False:
-        return env
-    return ComplianceWrapper(env, rules=compliance)
-
-
-def make_execution(compliance: Any = None, **kwargs: Any) -> Any:
-    """Entry point of ``trendgym/Execution-v0``: the env, wrapped when ``compliance`` is set."""
-    from trendgym.envs.execution import ExecutionEnv
-
-    return _wrap(ExecutionEnv(**kwargs), compliance)
-
-
-def make_portfolio(compliance: Any = None, **kwargs: Any) -> Any:
-    """Entry point of ``trendgym/Portfolio-v0``: the env, wrapped when ``compliance`` is set."""
-    from trendgym.envs.portfolio import PortfolioEnv
-
-    return _wrap(PortfolioEnv(**kwargs), compliance)
-
-
 __all__ = [
     "FIELDS",
     "MODES",
@@ -59,7 +37,9 @@ __all__ = [
     "RULES",
     "AuditLog",
     "ComplianceWrapper",
+    "Compliant",
     "DuplicateOrder",
+    "Engine",
     "ExposureLimit",
     "KillSwitch",
     "MaxOrderSize",
@@ -72,7 +52,5 @@ __all__ = [
     "SelfTradePrevention",
     "Throttle",
     "WashTrade",
-    "make_execution",
-    "make_portfolio",
     "resolve_rules",
 ]

@@ -68,7 +68,35 @@ def _limit(value: float | None) -> float:
     return -1.0 if value is None else float(value)
 
 
-class ExecutionCompliance:
+class ExecutionSteps:
+    """The wrapper's `Engine` protocol for Execution-v0, over an engine's ``reset``,
+    ``begin_step`` and ``pre_trade`` (shared with the tests' pure-Python twin)."""
+
+    _shortfall: float | None = None  # the env's running shortfall, as its last info reported
+
+    @classmethod
+    def for_env(cls, rules: list[Rule], record: Record, env: Any, instrument: str) -> Any:
+        return cls(rules, record, instrument)
+
+    def close_episode(self, env: Any) -> None:
+        pass  # every intervention was reported by the hook as it happened
+
+    def start_episode(self, env: Any, info: dict[str, Any]) -> None:
+        self._shortfall = info.get("running_shortfall_bps")
+        self.reset(env)
+
+    def before_step(self, env: Any, step: int) -> None:
+        # the running shortfall at the step's start is the one the last info reported
+        self.begin_step(env, step, self._shortfall)
+
+    def after_step(self, env: Any, info: dict[str, Any]) -> None:
+        self._shortfall = info.get("running_shortfall_bps")
+
+    def count(self, env: Any, violations: int) -> None:
+        env.compliance_violations = violations  # the terminal info's contract key
+
+
+class ExecutionCompliance(ExecutionSteps):
     """The rules' parameters and state for one Execution-v0 env; `record` is the wrapper's
     audit callback, called as ``record(rule, action, asked, done, reason)``."""
 

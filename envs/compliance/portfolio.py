@@ -1,7 +1,7 @@
 """Weight-level checks for Portfolio-v0, run inside the env's own numba step.
 
 The wrapper packs the rules' parameters and state into one float64 "guard" array and installs
-it, with ``guarded_step_nb``, into the env (`PortfolioEnv.install_guard`). Each step the env's
+it, with ``guarded_step_nb``, into the env (`PortfolioEnv.attach_compliance`). Each step the env's
 kernel then validates the action, runs the kill-switch test, applies the rules to the weights
 the action would execute (``check_weights_nb``: the env's tradable mask and ``max_leverage``
 scaling, then the rules on the executed weights and their change from the current drifted
@@ -491,9 +491,42 @@ class PortfolioCompliance:
         self.kill_reason = ""
         self.reset(base)
 
-    def install(self, base: Any) -> None:
-        """Have the env's step run the checks (its kernel reads the guard each step)."""
-        base.install_guard(guarded_step_nb, self.guard, self.events)
+    kernel = staticmethod(guarded_step_nb)  # the env's step kernel with the checks inside
+
+    @classmethod
+    def for_env(
+        cls, rules: list[Rule], record: Callable, env: Any, instrument: str
+    ) -> PortfolioCompliance:
+        sizing = [
+            r.name
+            for r in rules
+            if isinstance(r, (PositionLimit, ExposureLimit, MaxTurnover, MaxOrderSize))
+        ]
+        if env.target_vol is not None and sizing:
+            raise ValueError(
+                f"Portfolio-v0 with target_vol rescales the weights after the wrapper, so the limits "
+                f"{sizing} could not hold; use target_vol=None (or scale in the policy)"
+            )
+        return cls(rules, record, env)
+
+    # the wrapper's Engine protocol: the env's step kernel ran the checks; Python only
+    # reports what they did (the rare path)
+    def close_episode(self, env: Any) -> None:
+        if env.guard_events:  # the env was stepped around the wrapper
+            self.records(env.guard_events, env)
+
+    def start_episode(self, env: Any, info: dict[str, Any]) -> None:
+        self.reset(env)
+
+    def before_step(self, env: Any, step: int) -> None:
+        pass
+
+    def after_step(self, env: Any, info: dict[str, Any]) -> None:
+        if env.guard_events:
+            self.records(env.guard_events, env)
+
+    def count(self, env: Any, violations: int) -> None:
+        pass  # the wrapper's info carries the count
 
     def reset(self, base: Any) -> None:
         g = self.guard

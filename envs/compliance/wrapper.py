@@ -6,26 +6,11 @@ from typing import Any
 
 import gymnasium as gym
 
+from trendgym.envs.compliance.adapter import ENGINES, engine_class
 from trendgym.envs.compliance.audit import AuditLog
-from trendgym.envs.compliance.execution import ExecutionCompliance
-from trendgym.envs.compliance.portfolio import PortfolioCompliance
-from trendgym.envs.compliance.rules import (
-    EXECUTION,
-    MODES,
-    PORTFOLIO,
-    PRESETS,
-    RULES,
-    ExposureLimit,
-    MaxOrderSize,
-    MaxTurnover,
-    PositionLimit,
-    Rule,
-)
-from trendgym.envs.execution import ExecutionEnv
-from trendgym.envs.portfolio import PortfolioEnv
+from trendgym.envs.compliance.rules import EXECUTION, MODES, PORTFOLIO, PRESETS, RULES, Rule
 
 _NO_RECORDS: tuple = ()
-_META_KEYS = ("preset", "mode", "instrument")
 
 
 def resolve_rules(
@@ -127,14 +112,15 @@ def _with_modes(rules: list[Rule], mode: str | dict[str, str] | None) -> list[Ru
 class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Pre-trade compliance between an agent and Execution-v0 or Portfolio-v0.
 
-    In Execution-v0 it installs the env's pre-trade hook, so it sees every new order and
-    modify (also the forced completion at the horizon and orders delayed by latency) before
-    the book; in Portfolio-v0 it installs its checks into the env's own step kernel
-    (`PortfolioEnv.install_guard`), so they see the target weights before the env trades.
-    The checks are numba kernels either way; Python only turns their records into audit
-    entries when a rule intervened. Each rule blocks,
-    clips or penalises (see `trendgym.envs.compliance.rules`); the kill switch cancels the
-    agent's resting orders and blocks every later order of the episode.
+    The env attaches the checks itself through the `Compliant` protocol
+    (``trendgym.envs.compliance.adapter``): Execution-v0 runs them in its pre-trade hook, so
+    they see every new order and modify (also the forced completion at the horizon and
+    orders delayed by latency) before the book; Portfolio-v0 runs them inside its own step
+    kernel, so they see the target weights before the env trades. The checks are numba
+    kernels either way; Python only turns their records into audit entries when a rule
+    intervened. Each rule blocks, clips or penalises (see `trendgym.envs.compliance.rules`);
+    the kill switch cancels the agent's resting orders and blocks every later order of the
+    episode.
 
     Every intervention is appended to ``self.audit`` (an `AuditLog`) and to the step's
     ``info["compliance"]`` (a list of record dicts; an empty tuple when none), and
@@ -144,7 +130,8 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     Parameters
     ----------
-    env : the env (wrapped or not) whose ``unwrapped`` is an ExecutionEnv or PortfolioEnv.
+    env : the env (wrapped or not) whose ``unwrapped`` implements `Compliant` (Execution-v0,
+        Portfolio-v0).
     rules : a preset name (``"default"``, ``"strict"``), a dict or a list of rules; see
         `resolve_rules`.
     mode : one mode for every rule that supports it, or ``{rule_name: mode}``.
@@ -163,14 +150,12 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         )
         gym.Wrapper.__init__(self, env)
         base = env.unwrapped
-        if isinstance(base, ExecutionEnv):
-            self.env_kind = EXECUTION
-        elif isinstance(base, PortfolioEnv):
-            self.env_kind = PORTFOLIO
-        else:
+        kind = getattr(base, "compliance_kind", None)
+        if kind not in ENGINES or not callable(getattr(base, "attach_compliance", None)):
             raise TypeError(
                 f"ComplianceWrapper wraps Execution-v0 or Portfolio-v0, got {type(base).__name__}"
             )
+        self.env_kind = kind
         if isinstance(rules, dict):
             mode = rules.get("mode", mode)
             instrument = rules.get("instrument", instrument)
@@ -184,26 +169,8 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._penalty = 0.0
         self._records: list[dict[str, Any]] = []
         self._base = base
-        self._portfolio = self.env_kind == PORTFOLIO
-        self._shortfall: float | None = None  # Execution-v0's running shortfall, last info's
-        if self.env_kind == EXECUTION:
-            if base.pre_trade is not None:
-                raise ValueError("this Execution-v0 already has a pre-trade hook (wrapped twice?)")
-            self.engine: Any = ExecutionCompliance(self.rules, self._record, instrument)
-            base.pre_trade = self.engine.pre_trade
-        else:
-            sizing = [
-                r.name
-                for r in self.rules
-                if isinstance(r, (PositionLimit, ExposureLimit, MaxTurnover, MaxOrderSize))
-            ]
-            if base.target_vol is not None and sizing:
-                raise ValueError(
-                    f"Portfolio-v0 with target_vol rescales the weights after the wrapper, so the limits "
-                    f"{sizing} could not hold; use target_vol=None (or scale in the policy)"
-                )
-            self.engine = PortfolioCompliance(self.rules, self._record, base)
-            self.engine.install(base)  # the checks run inside the env's own step kernel
+        self.engine: Any = engine_class(kind).for_env(self.rules, self._record, base, instrument)
+        base.attach_compliance(self.engine)
 
     # ------------------------------------------------------------------ audit
     def _record(self, rule: Rule, action: str, asked: dict, done: dict, why: str) -> None:
@@ -213,71 +180,42 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._records.append(rec)
         self.violations += 1
         self._penalty += penalty
-        if self.env_kind == EXECUTION:
-            self._base.compliance_violations = self.violations
-
-    def _finish(self, info: dict[str, Any]) -> None:
-        if self._records:
-            info["compliance"] = self._records
-            self._records = []
-        else:
-            info["compliance"] = _NO_RECORDS
-        info["compliance_violations"] = self.violations
+        self.engine.count(self._base, self.violations)
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        if self._portfolio and self._base.guard_events:  # the env was stepped around us
-            self.engine.records(self._base.guard_events, self._base)
+        self.engine.close_episode(self._base)
         obs, info = self.env.reset(seed=seed, options=options)
         self.episode += 1
         self.violations = 0
         self._t = 0
         self._penalty = 0.0
         self._records = []
-        self._shortfall = info.get("running_shortfall_bps")
-        self.engine.reset(self._base)
-        self._finish(info)
+        self.engine.start_episode(self._base, info)
+        if self._records:
+            info["compliance"] = self._records
+            self._records = []
+        else:
+            info["compliance"] = _NO_RECORDS
+        info["compliance_violations"] = self.violations
         return obs, info
 
     def step(self, action):
-        if self._portfolio:
-            return self._step_portfolio(action)
-        # Execution-v0: the per-step kernel, then the env (whose hook runs the batch kernel);
-        # the running shortfall at the step's start is the one the last info reported
-        self.engine.begin_step(self._base, self._t, self._shortfall)
+        engine, base = self.engine, self._base
+        engine.before_step(base, self._t)
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self._shortfall = info.get("running_shortfall_bps")
+        engine.after_step(base, info)
         self._t += 1
         if self._records:  # the rare path: some rule intervened
-            reward = self._take_penalty(reward)
+            if self._penalty:
+                reward = float(reward) - self._penalty
+                self._penalty = 0.0
             info["compliance"] = self._records
             self._records = []
         else:
             info["compliance"] = _NO_RECORDS
         info["compliance_violations"] = self.violations
         return obs, reward, terminated, truncated, info
-
-    def _step_portfolio(self, action):
-        # the env's step kernel ran the checks; Python only reports what they did
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        ne = self._base.guard_events
-        if ne:  # the rare path: some rule intervened
-            self.engine.records(ne, self._base)
-            reward = self._take_penalty(reward)
-            info["compliance"] = self._records
-            self._records = []
-        else:
-            info["compliance"] = _NO_RECORDS
-        self._t += 1
-        info["compliance_violations"] = self.violations
-        return obs, reward, terminated, truncated, info
-
-    def _take_penalty(self, reward):
-        """The reward less the step's penalties (kept at 0 between steps)."""
-        if self._penalty:
-            reward = float(reward) - self._penalty
-            self._penalty = 0.0
-        return reward
 
     def audit_summary(self):
         """`AuditLog.summary` of everything recorded so far."""

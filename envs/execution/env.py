@@ -232,6 +232,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    compliance_kind = "execution"  # ComplianceWrapper's adapter protocol (`Compliant`)
 
     def __init__(
         self,
@@ -324,6 +325,12 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._bind()
+
+    def attach_compliance(self, engine: Any) -> None:
+        """Run `engine`'s checks in the pre-trade hook (ComplianceWrapper's adapter protocol)."""
+        if self.pre_trade is not None:
+            raise ValueError("this Execution-v0 already has a pre-trade hook (wrapped twice?)")
+        self.pre_trade = engine.pre_trade
 
     # ------------------------------------------------------------------ running the kernel
     def _run(self) -> None:

@@ -1,0 +1,122 @@
+"""Compile trendgym's numba kernels ahead of first use: ``python -m trendgym.compile``.
+
+numba compiles a kernel the first time it runs and caches it in ``__pycache__``; on a cold
+cache a new user's first ``reset``/``step`` of an env waits for that compile (minutes on
+a small machine). This step pays it once, one env per process in parallel, with a progress
+line per env (``make test`` and ``make demo`` run it). Later uses load the kernels from the
+cache in well under a second.
+
+Any compile that still happens in a process (a cold cache, an edited kernel) is announced
+on stderr by `announce_compiles`, which the env entry points install: never a silent wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+ENV_IDS = ("trendgym/Execution-v0", "trendgym/Portfolio-v0")
+# what a cold compile of each env's first reset+step costs on a 2-core machine (measured)
+COLD_SECONDS = {"trendgym/Execution-v0": "1-3 min", "trendgym/Portfolio-v0": "1-2 min"}
+
+_installed = False
+_lock = threading.Lock()
+
+
+def announce_compiles() -> None:
+    """Print to stderr when numba compiles a kernel in this process (only on a cache miss:
+    loading a cached kernel is silent), and how long the compile took. Idempotent."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        from numba.core import event
+
+        class Announcer(event.Listener):
+            """One line when an outermost compile starts, one when it ends (the kernels it
+            calls compile inside it)."""
+
+            depth, t0 = 0, 0.0
+
+            def on_start(self, ev: Any) -> None:
+                self.depth += 1
+                if self.depth == 1:
+                    self.t0 = time.perf_counter()
+                    _say(
+                        f"numba is compiling {_name(ev)} (a cold cache: first use on this "
+                        "machine or an edited kernel; about a minute or more per env, cached "
+                        "afterwards; `python -m trendgym.compile` does it ahead)"
+                    )
+
+            def on_end(self, ev: Any) -> None:
+                self.depth -= 1
+                if self.depth == 0:
+                    _say(f"compiled {_name(ev)} in {time.perf_counter() - self.t0:.0f} s")
+
+        event.register("numba:compile", Announcer())
+        _installed = True
+
+
+def _say(text: str) -> None:
+    print(f"trendgym: {text}", file=sys.stderr, flush=True)
+
+
+def _name(event: Any) -> str:
+    func = getattr(event.data.get("dispatcher"), "py_func", None)
+    return "a kernel" if func is None else f"{func.__module__}.{func.__qualname__}"
+
+
+def warm(env_id: str, vector: bool = False) -> float:
+    """Make, reset and step `env_id` once (and its native vector env with `vector`), so
+    numba compiles or loads everything the first use needs; returns the seconds it took."""
+    import gymnasium as gym
+
+    import trendgym  # noqa: F401  (registers the ids)
+
+    t0 = time.perf_counter()
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    env.close()
+    if vector:
+        venv = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point")
+        venv.reset(seed=0)
+        venv.step(venv.action_space.sample())
+        venv.close()
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("env_ids", nargs="*", default=list(ENV_IDS), help="default: both envs")
+    parser.add_argument(
+        "--vector", action="store_true", help="also the native vector envs' kernels"
+    )
+    parser.add_argument("--serial", action="store_true", help="one env after the other")
+    args = parser.parse_args(argv)
+    for env_id in args.env_ids:
+        if env_id not in ENV_IDS:
+            parser.error(f"unknown env id {env_id!r}; choose from {list(ENV_IDS)}")
+    t0 = time.perf_counter()
+    for env_id in args.env_ids:
+        print(
+            f"trendgym: compiling {env_id} (cached: under a second; cold: {COLD_SECONDS[env_id]})",
+            flush=True,
+        )
+    if args.serial or len(args.env_ids) == 1:
+        for env_id in args.env_ids:
+            print(f"trendgym: {env_id} ready in {warm(env_id, args.vector):.1f} s", flush=True)
+    else:
+        with ProcessPoolExecutor(len(args.env_ids)) as pool:
+            jobs = {e: pool.submit(warm, e, args.vector) for e in args.env_ids}
+            for env_id, job in jobs.items():
+                print(f"trendgym: {env_id} ready in {job.result():.1f} s", flush=True)
+    print(f"trendgym: kernels compiled and cached in {time.perf_counter() - t0:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
