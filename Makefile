@@ -3,8 +3,10 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+COMPILED := $(VENV)/.compiled
+KERNELS := $(shell find envs -name '*.py' 2>/dev/null)
 
-.PHONY: demo test test-expensive test-browser test-ray bench lint clean clean-numba
+.PHONY: demo test test-expensive test-browser test-ray bench lint docs compile clean clean-numba
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,10 +18,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-demo: $(STAMP)
+# numba compiles the envs' kernels on first use (minutes on a cold cache): pay it once,
+# with a progress line per env, and again only when a file under envs/ changes
+$(COMPILED): $(STAMP) $(KERNELS)
+	$(BIN)/python -m trendgym.compile --vector
+	touch $(COMPILED)
+
+compile: $(COMPILED)
+
+demo: $(COMPILED)
 	$(BIN)/python -m trendgym.demo
 
-test: $(STAMP)
+test: $(COMPILED)
 	$(BIN)/python -m pytest -q
 
 test-expensive: $(STAMP)
@@ -42,8 +52,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# the docs site (docs/, API pages from the docstrings); --strict: a warning fails the build
+docs: $(STAMP)
+	$(BIN)/python -m mkdocs build --strict --quiet
+
 clean: clean-numba
-	rm -rf $(VENV) .pytest_cache runs report
+	rm -rf $(VENV) .pytest_cache runs report site
 
 # numba does not recompile a cached kernel when only a kernel it calls (in another file) changed
 clean-numba:
