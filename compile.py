@@ -40,17 +40,19 @@ def announce_compiles() -> None:
             """One line when an outermost compile starts, one when it ends (the kernels it
             calls compile inside it)."""
 
-            depth, t0 = 0, 0.0
+            depth, t0, explained = 0, 0.0, False
 
             def on_start(self, ev: Any) -> None:
                 self.depth += 1
                 if self.depth == 1:
                     self.t0 = time.perf_counter()
-                    _say(
-                        f"numba is compiling {_name(ev)} (a cold cache: first use on this "
-                        "machine or an edited kernel; about a minute or more per env, cached "
-                        "afterwards; `python -m trendgym.compile` does it ahead)"
+                    why = (
+                        " (a cold cache: first use on this machine or an edited kernel; about "
+                        "a minute or more per env, cached afterwards; `python -m "
+                        "trendgym.compile` does it ahead)"
                     )
+                    _say(f"numba is compiling {_name(ev)}" + ("" if self.explained else why))
+                    self.explained = True
 
             def on_end(self, ev: Any) -> None:
                 self.depth -= 1
