@@ -2,6 +2,7 @@
 Databento MBO) rebuilt into it (no gym, torch or SB3 here)."""
 
 from trendgym.envs.lob.book import OrderBook, as_messages, empty_messages
+from trendgym.envs.lob.dbn import read_dbn, write_dbn
 from trendgym.envs.lob.kernels import (
     BUY,
     CANCEL,
@@ -33,8 +34,10 @@ __all__ = [
     "EVENT",
     "TAPE_DTYPE",
     "MessageTape",
+    "read_dbn",
     "read_lobster",
     "record_flow",
     "tape_from_orders",
+    "write_dbn",
     "write_lobster",
 ]

@@ -12,18 +12,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob import rebuild_nb as rb
 from trendgym.envs.lob.book import OrderBook, as_messages, empty_messages
+from trendgym.envs.lob.kernels import inline_kernel, kernel
 from trendgym.envs.lob.tape import EVENT, TAPE_DTYPE, MessageTape
 
 DONE, NEED_ROOM, NEED_SLOT, LIVE_ID = 0, 1, 2, 3
-_inline = njit(cache=True, inline="always")
 
 
-@_inline
+@inline_kernel
 def _emit_nb(out, n, time, event, order_id, size, price, direction):
     r = out[n]
     r.time, r.event, r.order_id, r.size, r.price, r.direction = (
@@ -32,7 +31,7 @@ def _emit_nb(out, n, time, event, order_id, size, price, direction):
     return n + 1
 
 
-@_inline
+@inline_kernel
 def _emit_limit_nb(book, trades, out, n, origin, i, t, oid, side, price, qty, tick):
     """A limit order: an execution per resting order it crossed, then the part that rests."""
     n_tr = rb.book_limit_nb(book, trades, 0, oid, side, price, qty)
@@ -47,7 +46,7 @@ def _emit_limit_nb(book, trades, out, n, origin, i, t, oid, side, price, qty, ti
     return n
 
 
-@njit(cache=True)
+@kernel
 def orders_to_tape_nb(book, trades, msgs, times, start, out, n_out, origin, tick):
     """Replay `msgs` from `start` into `book`, writing their feed events to `out` from row
     `n_out` (and each row's message index to `origin`). Returns (next message, rows written,

@@ -206,13 +206,15 @@ class MessageTape:
 def price_tick(messages: np.ndarray, orderbook: np.ndarray | None = None) -> int:
     """The largest price unit every visible message price (and orderbook price) is a
     multiple of: the tape's tick."""
-    p = messages["price"][messages["event"] <= EVENT.execute]
+    # a day has few distinct prices: their gcd is much cheaper than one over every row
+    p = np.unique(messages["price"][messages["event"] <= EVENT.execute])
     g = int(np.gcd.reduce(p)) if p.size else 0
     if orderbook is not None and orderbook.size:
         q = np.concatenate([orderbook[:, 0::4].ravel(), orderbook[:, 2::4].ravel()])
         q = q[(q > 0) & (q != EMPTY_ASK)]
-        if q.size:
-            g = int(np.gcd(g, np.gcd.reduce(q)))
+        off = q[q % g != 0] if g else q  # the rows' prices are mostly the messages' own
+        if off.size:
+            g = int(np.gcd(g, np.gcd.reduce(np.unique(off))))
     return max(g, 1)
 
 

@@ -1,0 +1,126 @@
+"""Market data tapes: load a 1M-message LOBSTER file written by the project, and rebuild the
+book from it (messages/s) with the numba kernel, beside the tests' pure-Python twin on the
+same messages in the same process. Compile time is excluded (each kernel runs once on a
+small tape first).
+
+    python benchmarks/tape.py [--messages 1000000] [--preset calm] [--python-messages 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' twin
+from tests.tape_twin import TwinRebuild  # noqa: E402
+from trendgym.envs.lob import OrderBook, read_lobster, record_flow, write_lobster  # noqa: E402
+from trendgym.envs.lob.flow import OrderFlow, flow_params  # noqa: E402
+from trendgym.envs.lob.tape import MessageTape  # noqa: E402
+
+
+def simulated_tape(n_messages: int, preset: str, seed: int = 0) -> MessageTape:
+    """At least `n_messages` feed events of the flow (stamped to the second), cut to size."""
+    flow = OrderFlow(OrderBook(), flow_params(preset), np.random.default_rng(seed), record=1 << 14)
+    flow.seed_book()
+    rate = 40.0  # events per second, roughly, for the presets; recorded until there are enough
+    parts, total, clock = [], 0, 34200.0
+    while total < n_messages:
+        seconds = float(np.ceil(max(60.0, (n_messages - total) / rate)))
+        part = record_flow(flow, seconds, resolution=1.0, start_time=clock)
+        # the resting orders open each part at its start time: only the first part keeps them
+        parts.append(part.messages if not parts else part.messages[part.time > clock])
+        total += parts[-1].shape[0]
+        clock += seconds
+    m = np.concatenate(parts)[:n_messages]
+    return MessageTape(m, tick=100, source=f"<{preset} flow>")
+
+
+def best_of(fn, repeat: int = 3) -> float:
+    best = np.inf
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def python_rebuild(messages: np.ndarray) -> TwinRebuild:
+    twin = TwinRebuild(100)
+    for ev, oid, size, price, d in zip(
+        messages["event"].tolist(),
+        messages["order_id"].tolist(),
+        messages["size"].tolist(),
+        messages["price"].tolist(),
+        messages["direction"].tolist(),
+        strict=True,
+    ):
+        twin.apply(ev, oid, size, price, d)
+    return twin
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=1_000_000)
+    ap.add_argument("--preset", default="calm")
+    ap.add_argument("--python-messages", type=int, default=200_000)
+    args = ap.parse_args()
+
+    t = time.perf_counter()
+    tape = simulated_tape(args.messages, args.preset)
+    print(f"simulated {len(tape):,} messages ({args.preset}) in {time.perf_counter() - t:.1f} s")
+    small = MessageTape(tape.messages[:1000], tick=100)
+    for levels in (0, 1, 10):  # compile (or load from numba's cache) outside the timings
+        small.rebuild(levels)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        msg, ob = Path(tmp) / "messages.csv", Path(tmp) / "orderbook_10.csv"
+        t = time.perf_counter()
+        write_lobster(tape, msg, ob, levels=10)
+        print(
+            f"write_lobster: {time.perf_counter() - t:.2f} s "
+            f"(message file {msg.stat().st_size / 1e6:.0f} MB, orderbook {ob.stat().st_size / 1e6:.0f} MB)"
+        )
+        read_lobster(msg)  # warm the file cache and pyarrow
+        load = best_of(lambda: read_lobster(msg))
+        print(
+            f"read_lobster, 1 file: {load:.3f} s for {len(tape):,} messages "
+            f"({len(tape) / load / 1e6:.1f}M messages/s; tape {tape.messages.nbytes / 1e6:.0f} MB in memory)"
+        )
+        both = best_of(lambda: read_lobster(msg, ob), repeat=2)
+        print(f"read_lobster with the 10-level orderbook file: {both:.3f} s")
+        loaded = read_lobster(msg, ob)
+
+    n = len(tape)
+    rebuild = best_of(lambda: tape.rebuild(0))
+    print(
+        f"rebuild (numba, no snapshots):  {n / rebuild / 1e6:6.1f}M messages/s ({rebuild * 1e3:.0f} ms)"
+    )
+    for levels in (1, 10):
+        s = best_of(lambda levels=levels: tape.snapshots(levels))
+        print(
+            f"rebuild + snapshots({levels:2d}):        {n / s / 1e6:6.1f}M messages/s ({s * 1e3:.0f} ms)"
+        )
+    s = best_of(lambda: loaded.snapshots(10), repeat=2)
+    print(
+        f"rebuild + snapshots(10) checked against the file's rows: {n / s / 1e6:.1f}M messages/s "
+        f"({loaded.stats['mismatched_rows']} rows disagree)"
+    )
+
+    k = min(args.python_messages, n)
+    head = tape.messages[:k]
+    py = best_of(lambda: python_rebuild(head), repeat=1)
+    nb_head = MessageTape(head, tick=100)
+    nb = best_of(lambda: nb_head.rebuild(0))
+    print(
+        f"pure-Python rebuild (tests' twin) on the first {k:,}: {k / py / 1e6:.2f}M messages/s; "
+        f"numba on the same: {k / nb / 1e6:.1f}M messages/s ({py / nb:.0f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
