@@ -10,6 +10,11 @@ processes queue instead of failing, one short ``BEGIN IMMEDIATE`` transaction pe
 triggers that refuse UPDATE and DELETE. A writer killed mid-transaction leaves no trace: its
 uncommitted WAL frames are ignored and rolled back by the next connection. (Dropping the table
 or deleting the file cannot be refused from inside SQLite.)
+
+Opening refuses, before anything is written, a file that is not SQLite, a corrupt database
+(``PRAGMA quick_check``), an SQLite database that is not a trendgym ledger or has another
+schema version, and a read-only file or directory: :func:`check_ledger` runs these checks on
+their own (creating nothing), so a command can refuse a bad ``--ledger`` before it trains.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import math
 import os
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -39,11 +46,12 @@ from trendgym.evaluate.stats import (
     sharpe_ratio,
 )
 
-__all__ = ["DEFAULT_LEDGER_PATH", "Ledger", "TrialRecord", "code_version"]
+__all__ = ["DEFAULT_LEDGER_PATH", "Ledger", "TrialRecord", "check_ledger", "code_version"]
 
 DEFAULT_LEDGER_PATH = Path("runs") / "ledger.sqlite"
 SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_S = 60.0
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -180,6 +188,94 @@ def _json_default(obj: object) -> object:
     raise TypeError(f"object of type {type(obj).__name__} is not JSON-serialisable")
 
 
+def _can_create_in(directory: Path) -> bool:
+    """Probe by creating and removing a file: permission bits lie to root and on read-only mounts."""
+    try:
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".ledger-write-check-")
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
+
+
+def _check_writable(path: Path) -> None:
+    existing = path.parent
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"ledger {str(path)!r}: {str(existing)!r} is not a directory")
+    if not _can_create_in(existing):  # SQLite's journal files live beside the ledger
+        raise ValueError(f"ledger {str(path)!r}: directory {str(existing)!r} is read-only")
+    if path.exists():
+        try:
+            with open(path, "r+b"):  # opened for writing, nothing written
+                pass
+        except OSError as exc:
+            raise ValueError(f"ledger {str(path)!r} is read-only ({exc.strerror})") from None
+
+
+def _check_contents(path: Path) -> None:
+    with open(path, "rb") as f:
+        head = f.read(len(_SQLITE_MAGIC))
+    if not head:
+        return  # an empty file is an empty database to SQLite
+    if head != _SQLITE_MAGIC:
+        raise ValueError(
+            f"ledger {str(path)!r} is not an SQLite database (it starts with {head[:8]!r}); "
+            "refusing to write into it"
+        )
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"  # read-only: the check never writes
+    try:
+        with closing(sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_S)) as conn:
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+            if problems != ["ok"]:
+                raise ValueError(
+                    f"ledger {str(path)!r} is corrupt (SQLite quick_check: {_one_line(problems)}); "
+                    "restore it from a backup or choose another ledger"
+                )
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            tables.discard("sqlite_sequence")
+            if not tables:
+                return  # a new, empty database becomes a ledger
+            if not {"meta", "trials"} <= tables:
+                raise ValueError(
+                    f"ledger {str(path)!r} is an SQLite database but not a trendgym ledger "
+                    f"(tables: {', '.join(sorted(tables))})"
+                )
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"ledger {str(path)!r} is corrupt or unreadable ({exc})") from None
+    version = row[0] if row else None
+    if version != str(SCHEMA_VERSION):
+        raise ValueError(
+            f"ledger {str(path)!r} has schema version {version!r}; this trendgym reads "
+            f"version {SCHEMA_VERSION}"
+        )
+
+
+def _one_line(lines: list[str]) -> str:
+    return " ".join(" ".join(lines).split())
+
+
+def check_ledger(path: str | os.PathLike[str] = DEFAULT_LEDGER_PATH) -> Path:
+    """Refuse a ledger that cannot take trials, before any training; creates and writes nothing.
+
+    A ValueError naming the path when it is a directory, not SQLite, corrupt (SQLite's
+    ``quick_check``), an SQLite file that is not a ledger, another schema version, or in a
+    read-only file or directory. A path that does not exist yet passes if it can be created.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"ledger {str(path)!r} is a directory, not a file")
+    _check_writable(path)
+    if path.exists():
+        _check_contents(path)
+    return path
+
+
 class Ledger:
     """The trial ledger at `path` (default ``runs/ledger.sqlite``), created on first use.
 
@@ -195,8 +291,10 @@ class Ledger:
         ledger.n_trials(env_id="trendgym/Portfolio-v0")
     """
 
+    preflight = staticmethod(check_ledger)
+
     def __init__(self, path: str | os.PathLike[str] = DEFAULT_LEDGER_PATH) -> None:
-        self.path = Path(path)
+        self.path = check_ledger(path)
         self._local = threading.local()
         self._ensure_schema()
 
@@ -267,7 +365,7 @@ class Ledger:
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
+                    raise ValueError(f"ledger {str(self.path)!r}: {exc}") from exc
                 time.sleep(0.05)
 
     # ------------------------------------------------------------------ writing

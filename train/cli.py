@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from trendgym.train.preflight import OneLineParser as _Parser
+
 
 def _json_object(text: str) -> dict[str, Any]:
     try:
@@ -23,16 +25,42 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive int, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative int, got {value}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an int: {text!r}") from None
+
+
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--env", dest="env_id", required=True, help="Gymnasium env id, e.g. trendgym/Execution-v0"
     )
     p.add_argument("--algo", default="ppo", choices=["ppo", "sac", "a2c"])
     p.add_argument(
-        "--timesteps", type=int, default=100_000, help="total env steps (across resumptions)"
+        "--timesteps",
+        type=_positive_int,
+        default=100_000,
+        help="total env steps (across resumptions)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-envs", type=int, default=1, help="parallel envs (SubprocVecEnv when > 1)")
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument(
+        "--n-envs", type=_positive_int, default=1, help="parallel envs (SubprocVecEnv when > 1)"
+    )
     p.add_argument("--out", default=None, help="run directory (default runs/<env>-<algo>-s<seed>)")
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"
@@ -44,7 +72,9 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="features extractor (default: the env id's default)",
     )
     p.add_argument("--extractor-kwargs", type=_json_object, default={}, metavar="JSON")
-    p.add_argument("--n-stack", type=int, default=1, help="frames stacked into each observation")
+    p.add_argument(
+        "--n-stack", type=_positive_int, default=1, help="frames stacked into each observation"
+    )
     p.add_argument(
         "--env-kwargs", type=_json_object, default={}, metavar="JSON", help="gymnasium.make kwargs"
     )
@@ -56,15 +86,36 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--norm-reward", action="store_true", help="also normalise rewards")
     p.add_argument(
-        "--checkpoint-every", type=int, default=10_000, help="env steps between checkpoints"
+        "--checkpoint-every",
+        type=_non_negative_int,
+        default=10_000,
+        help="env steps between checkpoints",
     )
     p.add_argument("--vec-env", default="auto", choices=["auto", "dummy", "subproc"])
     p.add_argument("--no-progress", dest="progress_bar", action="store_false")
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
-    p.add_argument("--verbose", type=int, default=0)
+    p.add_argument("--verbose", type=_non_negative_int, default=0)
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    # Everything cheap is checked before torch and SB3 load (~10-20 s): a refusal costs a second.
+    from trendgym.train import preflight
+
+    run_dir = args.out or preflight.default_run_dir(args.env_id, args.algo, args.seed)
+    probe, state, start = preflight.check_run(args.env_id, args.env_kwargs, run_dir, args.resume)
+    if args.progress_bar:
+        plan = preflight.plan_text(
+            env_id=args.env_id,
+            algo=args.algo,
+            timesteps=args.timesteps,
+            n_envs=args.n_envs,
+            run_dir=run_dir,
+            probe=probe,
+            state=state,
+            start=start,
+        )
+        print(plan, file=sys.stderr, flush=True)
+
     from trendgym.train.core import TrainConfig, train
 
     fields = vars(args).copy()
@@ -72,8 +123,7 @@ def _run_train(args: argparse.Namespace) -> int:
         fields.pop(key, None)
     if fields["extractor"] == "none":
         fields["extractor"] = None
-    run_dir = train(TrainConfig(**fields))
-    print(run_dir)
+    print(train(TrainConfig(**fields), announce=False))
     return 0
 
 
@@ -93,26 +143,41 @@ COMMANDS: dict[
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trendgym", description="trendgym command line")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``trendgym`` parser; ``only`` adds one command's arguments (others stay listed).
+
+    Adding a command's arguments imports its module (``evaluate`` pulls in scipy, seconds of
+    work), so ``main`` adds just the command being run and a usage error stays instant.
+    """
+    parser = _Parser(prog="trendgym", description="trendgym command line")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     for name, (help_text, add_arguments, runner) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        add_arguments(p)
+        if only is None or only == name:
+            add_arguments(p)
         p.set_defaults(_run=runner)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     try:
         return args._run(args)
-    except KeyboardInterrupt:
-        print("interrupted: continue from the saved checkpoint with --resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        # TrainingInterrupted says what was saved and how to continue; a bare Ctrl-C came
+        # before training started, so nothing was lost.
+        message = str(stop) or "interrupted before training started; nothing was saved"
+        print(f"trendgym: {message}", file=sys.stderr)
+        return int(getattr(stop, "exit_code", 130))
     except (ValueError, TypeError) as err:
-        parser.exit(2, f"trendgym: error: {err}\n")
+        parser.exit(2, f"trendgym: error: {' '.join(str(err).split())}\n")
+    except OSError as err:  # disk full, permissions changed mid-run: one line, not a traceback
+        parser.exit(1, f"trendgym: error: {err}\n")
     return 2  # unreachable: parser.exit raises SystemExit
 
 

@@ -17,12 +17,16 @@ import argparse
 import dataclasses
 import importlib.metadata
 import json
+import multiprocessing
 import platform
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +63,7 @@ from trendgym.agents.sb3 import (
     normalize_env,
     obs_layout_of,
 )
+from trendgym.train.preflight import OneLineParser, check_run, default_run_dir, plan_text
 
 # Fields that may change between a run and its resumption; everything else must match.
 _RESUMABLE_CHANGES = frozenset(
@@ -128,10 +133,7 @@ class TrainConfig:
 
     @property
     def run_dir(self) -> Path:
-        if self.out:
-            return Path(self.out)
-        slug = self.env_id.replace("/", "-").replace(":", "-")
-        return Path("runs") / f"{slug}-{self.algo}-s{self.seed}"
+        return Path(self.out) if self.out else default_run_dir(self.env_id, self.algo, self.seed)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -187,12 +189,20 @@ def package_versions() -> dict[str, Any]:
 
 
 class EnvFactory:
-    """Picklable ``gym.make`` for (Subproc)VecEnv workers; imports trendgym to register its ids."""
+    """Picklable ``gym.make`` for (Subproc)VecEnv workers; imports trendgym to register its ids.
 
-    def __init__(self, env_id: str, env_kwargs: dict[str, Any]) -> None:
-        self.env_id, self.env_kwargs = env_id, dict(env_kwargs)
+    ``worker=True`` (SubprocVecEnv) makes the worker process ignore SIGINT and SIGTERM: Ctrl-C
+    reaches every process of the terminal's group, and a worker that died of it would take the
+    parent's checkpoint-on-interrupt down with it. The parent stops and closes its workers.
+    """
+
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any], worker: bool = False) -> None:
+        self.env_id, self.env_kwargs, self.worker = env_id, dict(env_kwargs), worker
 
     def __call__(self) -> gym.Env:
+        if self.worker and multiprocessing.parent_process() is not None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         import trendgym  # noqa: F401  (registers trendgym/* ids in a fresh worker)
 
         return gym.make(self.env_id, **self.env_kwargs)
@@ -200,8 +210,11 @@ class EnvFactory:
 
 def make_vec_env(config: TrainConfig, monitor_file: str | None = None) -> VecEnv:
     """``n_envs`` copies of the env, in subprocesses when ``n_envs > 1`` (unless ``vec_env="dummy"``)."""
-    factories = [EnvFactory(config.env_id, config.env_kwargs) for _ in range(config.n_envs)]
     use_subproc = config.vec_env == "subproc" or (config.vec_env == "auto" and config.n_envs > 1)
+    factories = [
+        EnvFactory(config.env_id, config.env_kwargs, worker=use_subproc)
+        for _ in range(config.n_envs)
+    ]
     venv: VecEnv = SubprocVecEnv(factories) if use_subproc else DummyVecEnv(factories)
     return VecMonitor(venv, filename=monitor_file)
 
@@ -246,36 +259,115 @@ class CheckpointEvery(BaseCallback):
 
 
 class ProgressBar(BaseCallback):
-    """A tqdm bar over the run's total steps (starting where a resumed run left off)."""
+    """Progress over the run's total steps (starting where a resumed run left off).
 
-    def __init__(self, total: int) -> None:
+    A tqdm bar on a terminal; when stderr is redirected (``trendgym train > log 2>&1``, a job
+    scheduler) one plain line every ``every_percent`` percent instead, so logs show progress
+    without carriage-return noise.
+    """
+
+    def __init__(self, total: int, every_percent: float = 5.0, stream: Any = None) -> None:
         super().__init__()
-        self.total = int(total)
+        self.total, self.every_percent = int(total), float(every_percent)
+        self.stream = stream
         self.bar: tqdm | None = None
+        self.next_line_at, self.started, self.start_step = 0, 0.0, 0
+
+    def _out(self) -> Any:
+        return self.stream if self.stream is not None else sys.stderr
 
     def _on_training_start(self) -> None:
-        # disable=None: no bar when stderr is not a terminal (logs stay readable)
-        self.bar = tqdm(
-            total=self.total,
-            initial=self.model.num_timesteps,
-            unit="step",
-            dynamic_ncols=True,
-            disable=None,
-        )
+        self.start_step, self.started = self.model.num_timesteps, time.perf_counter()
+        if self._out().isatty():
+            self.bar = tqdm(
+                total=self.total,
+                initial=self.start_step,
+                unit="step",
+                dynamic_ncols=True,
+                file=self._out(),
+            )
+        else:
+            self.next_line_at = self._next_line_after(self.start_step)
+
+    def _next_line_after(self, step: int) -> int:
+        every = max(1, round(self.total * self.every_percent / 100))
+        return (step // every + 1) * every
+
+    def _mean_return(self) -> str:
+        episodes = self.model.ep_info_buffer
+        return f"{sum(e['r'] for e in episodes) / len(episodes):.4g}" if episodes else "n/a"
 
     def _on_step(self) -> bool:
-        assert self.bar is not None
-        self.bar.update(self.num_timesteps - self.bar.n)
+        if self.bar is not None:
+            self.bar.update(self.num_timesteps - self.bar.n)
+        elif self.num_timesteps >= self.next_line_at:
+            done = min(self.num_timesteps, self.total)
+            elapsed = time.perf_counter() - self.started
+            rate = (done - self.start_step) / elapsed if elapsed > 0 else 0.0
+            left = f"{(self.total - done) / rate:.0f} s" if rate > 0 else "?"
+            print(
+                f"trendgym: {100 * done / self.total:.0f}% ({done:,}/{self.total:,} steps), "
+                f"{elapsed:.0f} s elapsed, ~{left} left, ep_return {self._mean_return()}",
+                file=self._out(),
+                flush=True,
+            )
+            self.next_line_at = self._next_line_after(self.num_timesteps)
         return True
 
     def _on_rollout_end(self) -> None:
-        episodes = self.model.ep_info_buffer
-        if self.bar is not None and episodes:
-            self.bar.set_postfix(ep_return=f"{sum(e['r'] for e in episodes) / len(episodes):.4g}")
+        if self.bar is not None and self.model.ep_info_buffer:
+            self.bar.set_postfix(ep_return=self._mean_return())
 
     def _on_training_end(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training; a checkpoint of the steps done was saved first."""
+
+    def __init__(self, signum: int, step: int, total: int, run_dir: Path) -> None:
+        self.signum, self.step, self.run_dir = signum, step, run_dir
+        self.exit_code = 128 + signum  # the shell's convention for death by signal
+        super().__init__(
+            f"{signal.Signals(signum).name} at step {step:,} of {total:,}: checkpoint saved "
+            f"in {run_dir}; continue with the same command plus --resume"
+        )
+
+
+class StopOnSignal(BaseCallback):
+    """Ends learning at the next env step after SIGINT or SIGTERM (see :func:`_stop_on_signals`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: int | None = None
+
+    def _on_step(self) -> bool:
+        return self.received is None
+
+
+@contextmanager
+def _stop_on_signals(stop: StopOnSignal) -> Iterator[None]:
+    """Route SIGINT/SIGTERM to ``stop`` so learning ends cleanly and a checkpoint is saved.
+
+    A second signal raises KeyboardInterrupt at once (for a learner stuck in a long update).
+    Signal handlers can only be set from the main thread; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.received is not None:
+            raise KeyboardInterrupt
+        stop.received = signum
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
@@ -292,25 +384,38 @@ def _append_session(run_dir: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def run(config: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> TrainResult:
+def run(
+    config: TrainConfig, callbacks: Sequence[BaseCallback] = (), *, announce: bool | None = None
+) -> TrainResult:
     """Train (or resume) per ``config``; returns the run dir, the model and the open VecEnv.
 
-    A ``KeyboardInterrupt`` during learning saves a checkpoint, closes the envs and is re-raised;
-    ``resume=True`` then continues from the newest checkpoint with the step counter intact.
+    First the preflight (:mod:`trendgym.train.preflight`): the env is built once with
+    ``env_kwargs`` and the run directory checked, so a bad input is refused before anything is
+    written; ``announce`` (default: ``config.progress_bar``) prints the plan to stderr.
+
+    SIGINT or SIGTERM during learning (and a ``KeyboardInterrupt`` from a callback) saves a
+    checkpoint, closes the envs and raises :class:`TrainingInterrupted` (a KeyboardInterrupt);
+    ``resume=True`` then continues from the newest checkpoint with the step counter intact. A
+    run directory without a checkpoint is started afresh, with or without ``resume``.
     """
     run_dir = config.run_dir
-    checkpoints = list_checkpoints(run_dir)
-    if config.resume:
-        if not checkpoints:
-            raise ValueError(f"nothing to resume: {run_dir} has no checkpoints")
+    probe, state, _ = check_run(config.env_id, config.env_kwargs, run_dir, config.resume)
+    start_step, start_dir = 0, None
+    if state == "resume":
         _check_resumable(read_config(run_dir), config)
-        start_step, start_dir = checkpoints[-1]
-    else:
-        if (run_dir / CONFIG_FILE).exists() or checkpoints:
-            raise ValueError(
-                f"run directory {run_dir} already holds a run; resume it or choose another out"
-            )
-        start_step, start_dir = 0, None
+        start_step, start_dir = list_checkpoints(run_dir)[-1]
+    if config.progress_bar if announce is None else announce:
+        plan = plan_text(
+            env_id=config.env_id,
+            algo=config.algo,
+            timesteps=config.timesteps,
+            n_envs=config.n_envs,
+            run_dir=run_dir,
+            probe=probe,
+            state=state,
+            start=start_step,
+        )
+        print(plan, file=sys.stderr, flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "monitor").mkdir(exist_ok=True)
     versions = package_versions()
@@ -370,7 +475,8 @@ def run(config: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> TrainRes
         venv.close()
         raise
 
-    hooks: list[BaseCallback] = list(callbacks)
+    stop = StopOnSignal()
+    hooks: list[BaseCallback] = [stop, *callbacks]
     if config.checkpoint_every:
         hooks.append(CheckpointEvery(config.checkpoint_every, run_dir))
     if config.progress_bar:
@@ -378,18 +484,27 @@ def run(config: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> TrainRes
     remaining = config.timesteps - model.num_timesteps
     started, status = time.perf_counter(), "completed"
     try:
-        if remaining > 0:
-            model.learn(
-                remaining,
-                callback=CallbackList(hooks),
-                reset_num_timesteps=start_dir is None,
-                tb_log_name="run",
-            )
-    except KeyboardInterrupt:
+        with _stop_on_signals(stop):
+            if remaining > 0:
+                model.learn(
+                    remaining,
+                    callback=CallbackList(hooks),
+                    reset_num_timesteps=start_dir is None,
+                    tb_log_name="run",
+                )
+            if stop.received is not None:
+                raise TrainingInterrupted(
+                    stop.received, int(model.num_timesteps), config.timesteps, run_dir
+                )
+    except KeyboardInterrupt as interrupt:
         status = "interrupted"
         save_checkpoint(model, run_dir)
         venv.close()
-        raise
+        if isinstance(interrupt, TrainingInterrupted):
+            raise
+        raise TrainingInterrupted(
+            signal.SIGINT, int(model.num_timesteps), config.timesteps, run_dir
+        ) from None
     finally:
         _append_session(
             run_dir,
@@ -410,16 +525,27 @@ def run(config: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> TrainRes
     return TrainResult(run_dir, model, venv)
 
 
-def train(config: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> Path:
+def train(
+    config: TrainConfig, callbacks: Sequence[BaseCallback] = (), *, announce: bool | None = None
+) -> Path:
     """Train (or resume) and return the run directory; see :func:`run`."""
-    result = run(config, callbacks)
+    result = run(config, callbacks, announce=announce)
     result.env.close()
     return result.run_dir
 
 
-def args_from_cli(cls: type, argv: Sequence[str] | None = None) -> Any:
-    """Build a dataclass of script arguments from ``--field value`` flags (dicts as JSON)."""
-    parser = argparse.ArgumentParser(
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {text!r} ({err.msg})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def _script_parser(cls: type) -> argparse.ArgumentParser:
+    parser = OneLineParser(
         description=(cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else None
     )
     for f in dataclasses.fields(cls):
@@ -428,9 +554,36 @@ def args_from_cli(cls: type, argv: Sequence[str] | None = None) -> Any:
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         elif isinstance(default, dict):
-            parser.add_argument(flag, type=json.loads, default=default, help="JSON object")
+            parser.add_argument(flag, type=_json_object, default=default, help="JSON object")
         elif default is None:
             parser.add_argument(flag, default=None)
         else:
             parser.add_argument(flag, type=type(default), default=default)
+    return parser
+
+
+def args_from_cli(cls: type, argv: Sequence[str] | None = None) -> Any:
+    """Build a dataclass of script arguments from ``--field value`` flags (dicts as JSON)."""
+    parser = _script_parser(cls)
     return cls(**vars(parser.parse_args(argv if argv is not None else sys.argv[1:])))
+
+
+def run_script(cls: type, main: Any, report: Any = None, argv: Sequence[str] | None = None) -> int:
+    """A ``python -m trendgym.train.<script>`` entry point: parse ``cls``, ``main``, ``report``.
+
+    Bad arguments (and inputs the preflight refuses) exit 2 with one line, as argparse does;
+    SIGINT or SIGTERM exits with one line saying where the checkpoint is, not a traceback.
+    """
+    parser = _script_parser(cls)
+    try:
+        args = cls(**vars(parser.parse_args(argv if argv is not None else sys.argv[1:])))
+        run_dir = main(args)
+        if report is not None:
+            report(run_dir)
+        print(run_dir)
+    except KeyboardInterrupt as stop:
+        print(f"{parser.prog}: {stop or 'interrupted; nothing was saved'}", file=sys.stderr)
+        return int(getattr(stop, "exit_code", 130))
+    except (ValueError, TypeError) as err:
+        parser.exit(2, f"{parser.prog}: error: {' '.join(str(err).split())}\n")
+    return 0

@@ -12,6 +12,7 @@ another baseline) on held-out episode seeds 10_000..10_199.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from trendgym.train.core import TrainConfig, args_from_cli, train
+from trendgym.train.core import TrainConfig, run_script, train
 
 ENV_ID = "trendgym/Execution-v0"
 HELD_OUT_SEEDS = range(10_000, 10_200)
@@ -99,7 +100,9 @@ def evaluate(
     }
 
 
-if __name__ == "__main__":
-    run_dir = main(args_from_cli(Args))
+def report(run_dir: Path) -> None:
     print({k: round(v, 2) for k, v in evaluate(run_dir).items()})
-    print(run_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(Args, main, report))

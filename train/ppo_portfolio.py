@@ -17,6 +17,7 @@ with ``trendgym.agents.export_attention(trendgym.agents.load(run_dir), obs)``.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import gymnasium as gym
 import pandas as pd
 
 from trendgym.agents.loading import read_config
-from trendgym.train.core import TrainConfig, args_from_cli, train
+from trendgym.train.core import TrainConfig, run_script, train
 
 PORTFOLIO_ID = "trendgym/Portfolio-v0"
 
@@ -135,7 +136,9 @@ def evaluate(run_dir: str | Path) -> pd.DataFrame:
     return table
 
 
-if __name__ == "__main__":
-    run_dir = main(args_from_cli(Args))
+def report(run_dir: Path) -> None:
     print(evaluate(run_dir).round(3).to_string())
-    print(run_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(Args, main, report))

@@ -3,7 +3,8 @@
 Everything is checked once, here, so the env's hot loop can trust its arrays. Broken data is
 refused with a message that names the problem (and the asset and date where it helps):
 non-positive or infinite prices, duplicate or unsorted dates, non-numeric columns, duplicate
-assets, assets with no price at all, signals whose index or columns do not line up.
+assets, assets with no price at all, signals whose index or columns do not line up, a first
+column that is not dates, long-format data (with how to pivot it).
 """
 
 from __future__ import annotations
@@ -19,33 +20,104 @@ import pandas as pd
 PriceSource = pd.DataFrame | str | os.PathLike
 
 
-def load_frame(source: PriceSource, name: str = "prices") -> pd.DataFrame:
-    """A wide DataFrame from a DataFrame, or a CSV / parquet path (first CSV column = dates)."""
+def load_frame(source: PriceSource, name: str = "prices", long: bool = False) -> pd.DataFrame:
+    """A wide DataFrame from a DataFrame, or a CSV / parquet path (first column = dates).
+
+    The first column must parse as dates (timezone offsets as pandas writes them are kept, as
+    UTC when they vary); numbers there are refused rather than read as 1970 timestamps.
+    Long-format data (one row per date and asset) is refused with how to pivot it, or
+    pivoted when ``long=True`` (three columns: date, asset, value).
+    """
+    if not isinstance(long, bool):
+        raise TypeError(f"long must be a bool, got {type(long).__name__}")
     if isinstance(source, pd.DataFrame):
-        return source
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise ValueError(f"{name}: no such file {str(path)!r}")
-        suffix = path.suffix.lower()
-        if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-            if not isinstance(frame.index, pd.DatetimeIndex):
-                frame = frame.set_index(frame.columns[0])
-        elif suffix in (".csv", ".txt", ".gz"):
-            frame = pd.read_csv(path, index_col=0)
-        else:
-            raise ValueError(f"{name}: unsupported file type {suffix!r} (use .csv or .parquet)")
+        return _pivot_long(source, name, "the frame") if long else source
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            f"{name} must be a DataFrame or a path to a CSV/parquet file, got {type(source).__name__}"
+        )
+    path = Path(source)
+    where = repr(str(path))
+    if not path.exists():
+        raise ValueError(f"{name}: no such file {where}")
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        raw = pd.read_parquet(path)
+        if isinstance(raw.index, pd.DatetimeIndex):
+            return _pivot_long(raw, name, where) if long else raw
+        raw = raw.reset_index(drop=isinstance(raw.index, pd.RangeIndex))
+    elif suffix in (".csv", ".txt", ".gz"):
+        raw = pd.read_csv(path)
+    else:
+        raise ValueError(f"{name}: unsupported file type {suffix!r} (use .csv or .parquet)")
+    if raw.shape[1] < 2:
+        raise ValueError(f"{name}: {where} needs a date column and at least one asset column")
+    date_col = raw.columns[0]
+    frame = raw.set_index(date_col)
+    frame.index = _parse_dates(frame.index, name, f"the first column {str(date_col)!r} of {where}")
+    if long:
+        return _pivot_long(frame, name, where)
+    _refuse_long(frame, name, where)
+    return frame
+
+
+def _parse_dates(values: pd.Index, name: str, what: str) -> pd.DatetimeIndex:
+    """Dates from a column of dates or text; numbers (epoch-like integers, floats) are refused."""
+    example = values[0] if len(values) else None
+    if isinstance(values, pd.DatetimeIndex):  # parquet keeps dates typed
+        return values
+    if not (pd.api.types.is_string_dtype(values) or pd.api.types.is_object_dtype(values)):
+        raise ValueError(
+            f"{name}: {what} must hold dates, but holds {values.dtype} values such as "
+            f"{example!r} (an index saved in place of the dates?)"
+        )
+    try:
         try:
-            frame.index = pd.DatetimeIndex(pd.to_datetime(frame.index), name=frame.index.name)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                f"{name}: the first column of {str(path)!r} is not dates ({exc})"
-            ) from exc
-        return frame
-    raise TypeError(
-        f"{name} must be a DataFrame or a path to a CSV/parquet file, got {type(source).__name__}"
+            dates = pd.to_datetime(values)
+        except ValueError as exc:
+            if "timezone" not in str(exc).lower() and "utc=true" not in str(exc).lower():
+                raise
+            dates = pd.to_datetime(values, utc=True)  # offsets that vary (summer time): UTC
+        return pd.DatetimeIndex(dates, name=values.name)
+    except (ValueError, TypeError):
+        parsed = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce", utc=True)
+        bad = values[int(np.argmax(parsed.isna().to_numpy()))] if parsed.isna().any() else example
+        raise ValueError(f"{name}: {what} must hold dates; {bad!r} is not a date") from None
+
+
+def _refuse_long(frame: pd.DataFrame, name: str, where: str) -> None:
+    """One row per (date, asset) shows as repeated dates beside a column of asset names."""
+    if not frame.index.duplicated().any():
+        return
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c].dtype)]
+    numbers = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c].dtype)]
+    if not (text and numbers):
+        return  # plain duplicate dates: validation names the first one
+    date, asset, value = frame.index.name or "date", text[0], numbers[0]
+    raise ValueError(
+        f"{name}: {where} looks like long format (one row per date and asset, columns "
+        f"{[date, *frame.columns]}); pivot it to one column per asset, e.g. "
+        f"df.pivot(index={str(date)!r}, columns={str(asset)!r}, values={str(value)!r}), "
+        "or pass long=True"
     )
+
+
+def _pivot_long(frame: pd.DataFrame, name: str, where: str) -> pd.DataFrame:
+    """(date index, asset column, value column) -> one column per asset."""
+    if frame.shape[1] != 2:
+        raise ValueError(
+            f"{name}: long=True needs a date, an asset and a value column; {where} has "
+            f"{frame.shape[1] + 1} columns: {[frame.index.name, *frame.columns]}"
+        )
+    asset, value = frame.columns
+    keyed = frame.set_index(asset, append=True)[value]
+    dup = keyed.index[keyed.index.duplicated()]
+    if len(dup):
+        raise ValueError(f"{name}: {where} repeats date {dup[0][0]} for asset {dup[0][1]!r}")
+    wide = keyed.unstack(asset)
+    wide.columns = [str(c) for c in wide.columns]
+    wide.columns.name = None
+    return wide
 
 
 def _check_frame(frame: Any, name: str) -> pd.DataFrame:
@@ -57,6 +129,7 @@ def _check_frame(frame: Any, name: str) -> pd.DataFrame:
         raise TypeError(f"{name} must have a DatetimeIndex, got {type(frame.index).__name__}")
     if frame.index.hasnans:
         raise ValueError(f"{name} has a missing (NaT) date")
+    _refuse_long(frame, name, "the frame")
     dup = frame.index[frame.index.duplicated()]
     if len(dup):
         raise ValueError(f"{name} has duplicate dates, first {dup[0].date()}")
