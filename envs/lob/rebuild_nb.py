@@ -58,11 +58,7 @@ def anonymous_id_nb(side, tick_price):
 def book_limit_inline_nb(book, trades, n_trades, order_id, side, price, qty):
     """A limit order: trades what crosses into `trades` from `n_trades` on, rests the rest.
     Returns the new trade count."""
-    orders, levels, keys, slots, meta, owner_stats = book
-    return k.limit_nb(
-        orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
-        order_id, side, 0, price, qty, 0,
-    )  # fmt: skip
+    return k.limit_nb(book, trades, n_trades, order_id, side, 0, price, qty, 0)
 
 
 @kernel
@@ -74,12 +70,9 @@ def book_limit_nb(book, trades, n_trades, order_id, side, price, qty):
 @kernel
 def book_market_nb(book, trades, n_trades, order_id, side, qty):
     """A market order; returns the new trade count (an unfilled rest is dropped)."""
-    orders, levels, keys, slots, meta, owner_stats = book
+    meta = book[4]
     meta[k.MARKET_QTY] += qty
-    n_trades, left = k.match_nb(
-        orders, levels, keys, slots, meta, owner_stats, trades, n_trades,
-        order_id, side, 0, qty, 0,
-    )  # fmt: skip
+    n_trades, left = k.match_nb(book, trades, n_trades, order_id, side, 0, qty, 0)
     meta[k.DROPPED_QTY] += left
     return n_trades
 
