@@ -1,7 +1,9 @@
 """Figures for trendgym.evaluate: CSCV PBO on a 1000 x 50 matrix, and trial-ledger appends.
 
-Run: .venv/bin/python benchmarks/evaluate.py
+Run: .venv/bin/python benchmarks/evaluate.py [--verdict-rates N]
 PBO is compared with a straightforward per-combination implementation in the same process.
+``--verdict-rates N`` measures how often the verdict passes the planted-trend rule search and
+fails the same search on random walks, over N data seeds (the tests check 60).
 """
 
 from __future__ import annotations
@@ -93,5 +95,30 @@ def main() -> None:
         print(f"  sr_variance over {5 * n} trials: {(time.perf_counter() - t0) * 1e3:.1f} ms")
 
 
+def verdict_rates(n_seeds: int) -> None:
+    """Pass rate of the planted-trend search and fail rate of the random-walk search."""
+    import sys
+    from collections import Counter
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_verdict_skill import rule_verdict
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for preset, first, want in (("planted_trend", 0, True), ("random_walk", 1000, False)):
+            verdicts = [rule_verdict(preset, first + s, Path(tmp)) for s in range(n_seeds)]
+            hits = sum(v.passes == want for v in verdicts)
+            failed = Counter(name for v in verdicts for name in v.failed)
+            word = "pass" if want else "fail"
+            print(f"{preset}: {word}s in {hits} of {n_seeds} seeds; failed checks {dict(failed)}")
+
+
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--verdict-rates", type=int, default=0, metavar="N")
+    args = parser.parse_args()
+    if args.verdict_rates:
+        verdict_rates(args.verdict_rates)
+    else:
+        main()

@@ -48,6 +48,7 @@ from trendgym.evaluate.walkforward import (
     WalkForwardConfig,
     WalkForwardResult,
     register_domain,
+    run_policy_search,
     run_walk_forward,
 )
 
@@ -99,6 +100,7 @@ __all__ = [
     "evaluate_agent",
     "placebo_search",
     "register_domain",
+    "run_policy_search",
     "run_walk_forward",
     "survivorship_check",
     "verdict",

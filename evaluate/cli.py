@@ -2,7 +2,7 @@
 
     trendgym evaluate --env trendgym/Portfolio-v0 --algo ppo --folds 2 --seeds 2 \\
         --timesteps 2048 --out report/ [--ledger runs/ledger.sqlite] [--ray-address ADDR] \\
-        [--env-kwargs JSON] [--model-kwargs JSON]
+        [--env-kwargs JSON] [--model-kwargs JSON] [--episodes N] [--universe pit|futures]
 
 Prints the verdict and the report path; exits 0 whether the agent passes or not (a failing
 verdict is a result, not an error), 2 on bad arguments.
@@ -59,6 +59,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", default="best", help="baseline to beat at 2x costs, or 'best'")
     p.add_argument("--purge", type=int, default=0)
     p.add_argument("--embargo", type=int, default=0)
+    p.add_argument(
+        "--episodes", type=int, default=200, help="execution: held-out episodes per OOS fold"
+    )
+    p.add_argument(
+        "--universe",
+        choices=["pit", "futures"],
+        default=None,
+        help="state the data's universe (point-in-time or rolled futures) when it shows no "
+        "delistings; synthetic presets know theirs",
+    )
+    p.add_argument(
+        "--placebo-markets", type=int, default=2, help="placebo searches (portfolio markets)"
+    )
+    p.add_argument(
+        "--n-envs", type=int, default=1, help="envs per trial (native batched env when > 1)"
+    )
     p.add_argument("--no-placebo", dest="placebo", action="store_false")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
@@ -90,7 +106,13 @@ def run(args: argparse.Namespace) -> int:
         purge=args.purge,
         embargo=args.embargo,
         experiment=args.experiment,
+        episodes=args.episodes,
+        universe=args.universe,
+        placebo_markets=args.placebo_markets,
+        n_envs=args.n_envs,
+        announce=print,
     )
     print(report.assessment.verdict.headline)
+    print(f"wall time {report.wall_seconds / 60:.1f} min")
     print(report.index_html)
     return 0

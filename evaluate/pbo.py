@@ -5,7 +5,9 @@ Given a T x N matrix of per-period returns of N trials (configurations, seeds, .
 are cut into `n_splits` contiguous blocks. For every way of choosing half the blocks as the
 in-sample set J (the rest, J-bar, out-of-sample), the trial with the best in-sample Sharpe is
 picked and its out-of-sample rank among all N trials is recorded as a logit. PBO is the share
-of combinations where the in-sample winner lands at or below the out-of-sample median.
+of combinations where the in-sample winner lands below the out-of-sample median, or exactly
+on it without a tie: a winner tied with other trials out of sample (alike trials) was not
+overfit, since choosing any of them would have done as well.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ class PBOResult:
 
     Attributes
     ----------
-    pbo : share of combinations whose in-sample best trial has logit <= 0 (OOS rank at or
-        below the median).
+    pbo : share of combinations whose in-sample best trial has logit < 0, or logit 0 with no
+        other trial tied with it out of sample (ties are not counted as overfit).
     logits : per combination, log(w / (1 - w)) with w = OOS rank of the IS-best trial / (N + 1).
     is_performance, oos_performance : per combination, the IS-best trial's in-sample and
         out-of-sample per-period Sharpe ratio.
@@ -113,7 +115,8 @@ def pbo(returns: np.ndarray | pd.DataFrame, n_splits: int = 16) -> PBOResult:
 
     Zero variance: a trial whose returns over a half are all zero has Sharpe 0 there (a flat
     trial ranks in the middle); a constant non-zero return over a half raises ValueError.
-    Ties in OOS Sharpe get the average rank.
+    Ties in OOS Sharpe get the average rank; a median rank that comes from a tie is not
+    counted as overfit.
     """
     m = _as_matrix(returns)
     t_obs, n_trials = m.shape
@@ -183,10 +186,11 @@ def pbo(returns: np.ndarray | pd.DataFrame, n_splits: int = 16) -> PBOResult:
     rank = below + (ties + 1) / 2.0
     w = rank / (n_trials + 1.0)
     logits = np.log(w / (1.0 - w))
+    logits[rank * 2 == n_trials + 1] = 0.0  # exactly the median, free of rounding
 
     slope, intercept, r2 = _ols(best_is, best_oos)
     return PBOResult(
-        pbo=float(np.mean(logits <= 0.0)),
+        pbo=float(np.mean((logits < 0.0) | ((logits == 0.0) & (ties == 1)))),
         logits=logits,
         is_performance=best_is,
         oos_performance=best_oos,

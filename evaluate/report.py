@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +26,9 @@ import pandas as pd
 from trendgym.evaluate.ledger import DEFAULT_LEDGER_PATH, Ledger
 from trendgym.evaluate.stats import drawdown
 from trendgym.evaluate.survivorship import placebo_search, survivorship_check
-from trendgym.evaluate.verdict import Assessment, assess
+from trendgym.evaluate.verdict import Assessment, assess, ledger_words
 from trendgym.evaluate.walkforward import WalkForwardConfig, cost_label, run_walk_forward
+from trendgym.evaluate.walkforward.loop import expected_seconds
 
 __all__ = ["Report", "evaluate_agent", "write_report"]
 
@@ -148,7 +149,7 @@ def _pbo_plot(a: Assessment, out_dir: Path) -> str:
         ax.hist(logits, bins=min(40, max(5, int(np.unique(logits).size))), color="#1f77b4")
         ax.axvline(0, color="black", lw=1)
         ax.set_title(
-            f"CSCV logits of the in-sample best trial (PBO = share <= 0: {a.pbo.pbo:.2f}, "
+            f"CSCV logits of the in-sample best trial (PBO = share < 0, ties apart: {a.pbo.pbo:.2f}, "
             f"{a.pbo.n_combinations} combinations, {a.pbo.n_trials} trials)"
         )
         ax.set_xlabel("logit of the OOS rank")
@@ -256,6 +257,7 @@ def _summary(a: Assessment) -> dict[str, Any]:
         "verdict": {
             "passes": a.verdict.passes,
             "failed": a.verdict.failed,
+            "status": a.verdict.status,
             "headline": a.verdict.headline,
         },
         "checks": [
@@ -297,6 +299,9 @@ def _summary(a: Assessment) -> dict[str, Any]:
             "best": a.placebo.best,
             "best_trial": a.placebo.best_label,
             "sharpes": dict(a.placebo.sharpes),
+            "describe": a.placebo.describe,
+            "data_seeds": [r.env_kwargs.get("data_seed") for r in a.placebo.runs],
+            "blind": [r.blind for r in a.placebo.runs],
             "env_kwargs": {k: v for k, v in a.placebo.env_kwargs.items() if k != "costs_bps"},
         },
         "survivorship": None
@@ -369,12 +374,16 @@ def write_report(assessment: Assessment, out_dir: str | os.PathLike[str]) -> Rep
             if dsr.get("value") is not None
             else f"n/a ({dsr.get('reason')})",
         ],
-        ["trials N (distinct configurations in the ledger)", _fmt(dsr.get("n_trials"))],
+        ["trials N (every trial on this env and data)", _fmt(dsr.get("n_trials"))],
+        ["ledger", ledger_words(dsr)],
         ["V[SR] across trials (per period)", _fmt(dsr.get("sr_variance"), 6)],
         ["E[max SR] under the null (per period)", _fmt(dsr.get("expected_max_sr"), 4)],
         ["agent SR (per period)", _fmt(dsr.get("sr"), 4)],
         ["min track record vs E[max SR] (periods)", _fmt(dsr.get("min_track_record"), 0)],
-        ["PBO", _fmt(a.pbo.pbo) if a.pbo is not None else f"n/a ({a.pbo_reason})"],
+        [
+            "PBO (ties not counted as overfit)",
+            _fmt(a.pbo.pbo) if a.pbo is not None else f"n/a ({a.pbo_reason})",
+        ],
         [
             "P(OOS loss) of the IS-best trial",
             _fmt(a.pbo.prob_oos_loss) if a.pbo is not None else "n/a",
@@ -392,7 +401,7 @@ def write_report(assessment: Assessment, out_dir: str | os.PathLike[str]) -> Rep
         ]
     if a.placebo is not None:
         stats_rows.append(
-            ["placebo best (random walk)", f"{a.placebo.best:.3f} ({a.placebo.best_label})"]
+            [f"best {a.placebo.describe}", f"{a.placebo.best:.3f} ({a.placebo.best_label})"]
         )
     surv_md = surv_html = ""
     if a.survivorship is not None:
@@ -406,7 +415,7 @@ def write_report(assessment: Assessment, out_dir: str | os.PathLike[str]) -> Rep
             f"<h2>Survivorship</h2><p>{html.escape(a.survivorship.data.message)}. "
             f"{html.escape(a.survivorship.message)}.</p>" + _html_table(sh, sr_rows)
         )
-    status = "PASSES" if v.passes else "FAILS"
+    status = {"PASS": "PASSES", "FAIL": "FAILS"}.get(v.status, v.status)
     title = f"Walk-forward evaluation: {cfg.algo} on {cfg.env_id}"
     setup = (
         f"{cfg.n_folds} folds x {len(cfg.seeds)} seeds x {len(cfg.grid)} hyper-parameter set(s), "
@@ -514,13 +523,15 @@ def evaluate_agent(
     placebo: bool = True,
     survivorship: bool = True,
     progress: bool = True,
+    announce: Callable[[str], Any] | None = None,
     **config_kwargs: Any,
 ) -> Report:
     """Walk-forward evaluate an SB3 agent against the baselines and write the report.
 
     Runs the search (folds x seeds x grid), the same search on the placebo market, the
     survivorship check (portfolio), computes the verdict and writes `out_dir`. Extra keywords
-    go to :class:`WalkForwardConfig` (e.g. ``extractor``, ``purge``, ``baseline``).
+    go to :class:`WalkForwardConfig` (e.g. ``extractor``, ``purge``, ``baseline``,
+    ``episodes``, ``universe``). `announce` receives the expected wall time before it starts.
     """
     started = time.perf_counter()
     config = WalkForwardConfig(
@@ -536,12 +547,24 @@ def evaluate_agent(
     )
     if isinstance(ledger, str | os.PathLike):
         ledger = Ledger(ledger)
+    if announce is not None:
+        eta = expected_seconds(config, workers, placebo)
+        announce(
+            f"expected wall time about {eta / 60:.0f} min: {config.n_folds} folds x "
+            f"{len(config.seeds)} seeds x {len(config.grid)} grid x {config.timesteps} steps"
+            + (", placebo searches included" if placebo else "")
+        )
     result = run_walk_forward(
         config, ledger=ledger, workers=workers, ray_address=ray_address, progress=progress
     )
     placebo_result = (
         placebo_search(
-            config, ledger=ledger, workers=workers, ray_address=ray_address, progress=progress
+            config,
+            real=result,
+            ledger=ledger,
+            workers=workers,
+            ray_address=ray_address,
+            progress=progress,
         )
         if placebo
         else None

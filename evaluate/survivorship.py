@@ -3,9 +3,10 @@
 1. Data: a universe with no delisting over a long span is flagged (real equity universes
    lose names every year), and the same strategies are rerun on the point-in-time universe
    and on its survivors-only subset; the difference is the survivorship bias.
-2. Selection: a placebo — the same training search on a driftless random-walk market of the
-   same shape with the same costs. Nothing there can be learned, so its best trial shows
-   what luck alone buys under this search.
+2. Selection: a placebo — the same training search where nothing can be learned: random-walk
+   markets of the same shape and costs from other data seeds (portfolio), or the same
+   episodes with the observation replaced by noise (execution). Its selected agent, scored
+   like the real one, shows what luck alone buys under this search.
 3. Costs: every OOS result at 1x and 2x costs, side by side.
 """
 
@@ -28,19 +29,22 @@ from trendgym.evaluate.walkforward import (
     domain_for,
     make_env,
     portfolio_episode_returns,
+    run_policy_search,
     run_walk_forward,
     safe_sharpe,
-    with_env_kwargs,
 )
+from trendgym.evaluate.walkforward.results import scores
 
 __all__ = [
     "BiasRow",
     "DelistingCheck",
     "PlaceboResult",
+    "PlaceboRun",
     "SurvivorshipReport",
     "cost_stress",
     "delisting_check",
     "placebo_search",
+    "policy_placebo",
     "survivorship_check",
 ]
 
@@ -204,7 +208,8 @@ def survivorship_check(
 
     span = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
     pit = make_env(
-        "trendgym/Portfolio-v0", {**{k: v for k, v in env_kwargs.items() if k != "window"}, **span}
+        "trendgym/Portfolio-v0",
+        {**{k: v for k, v in env_kwargs.items() if k != "window"}, **span, "window": None},
     )
     frame = pit.unwrapped.prices
     data = delisting_check(frame, min_years=min_years, periods_per_year=PERIODS_PER_YEAR)
@@ -220,6 +225,7 @@ def survivorship_check(
             "costs_bps": {a: float(costs[a]) for a in alive},
             # warm-up as in the point-in-time env, so both walk exactly the same dates
             "warmup": pit.unwrapped._span[0],
+            "window": None,
         },
     )
     if strategies is None:
@@ -250,13 +256,30 @@ def _baseline_factory(name: str) -> Callable[[Any], Any]:
 
 
 @dataclass(frozen=True)
-class PlaceboResult:
-    """The same search on a random walk: per trial configuration, its stitched OOS Sharpe
-    (annualised when the domain has a calendar; 1x costs). `best` is what luck buys."""
+class PlaceboRun:
+    """One placebo search: where it ran and the OOS score Sharpe (annualised when the domain
+    has a calendar; 1x costs) of the agent it selected, scored like the real agent."""
 
+    label: str
     env_kwargs: Mapping[str, Any]
-    sharpes: Mapping[str, float]
-    result: WalkForwardResult
+    blind: bool
+    agent_sharpe: float
+    result: WalkForwardResult | None = None
+
+
+@dataclass(frozen=True)
+class PlaceboResult:
+    """The same search where nothing can be learned; `best` is what luck alone buys."""
+
+    runs: tuple[PlaceboRun, ...]
+
+    def __post_init__(self) -> None:
+        if not self.runs:
+            raise ValueError("a placebo needs at least one run")
+
+    @property
+    def sharpes(self) -> dict[str, float]:
+        return {r.label: r.agent_sharpe for r in self.runs}
 
     @property
     def best(self) -> float:
@@ -265,6 +288,19 @@ class PlaceboResult:
     @property
     def best_label(self) -> str:
         return max(self.sharpes, key=lambda k: self.sharpes[k])
+
+    @property
+    def env_kwargs(self) -> Mapping[str, Any]:
+        return self.runs[0].env_kwargs
+
+    @property
+    def describe(self) -> str:
+        if all(r.blind for r in self.runs):
+            what = "blind observations"
+        else:
+            seeds = ", ".join(str(r.env_kwargs.get("data_seed", "?")) for r in self.runs)
+            what = f"random-walk markets, data seeds {seeds}"
+        return f"placebo agent of {len(self.runs)} search(es) on {what}"
 
 
 def trial_sharpes(result: WalkForwardResult, scenario: str | None = None) -> dict[str, float]:
@@ -278,28 +314,70 @@ def trial_sharpes(result: WalkForwardResult, scenario: str | None = None) -> dic
     return out
 
 
+def score_sharpe(result: WalkForwardResult) -> float:
+    """The selected agent's OOS score Sharpe at 1x costs (annualised when possible)."""
+    agent, _ = scores(result, cost_label(1.0))
+    scale = math.sqrt(result.periods_per_year) if result.periods_per_year else 1.0
+    sr = safe_sharpe(agent.to_numpy())
+    return sr * scale if math.isfinite(sr) else float("-inf")
+
+
 def placebo_search(
     config: WalkForwardConfig,
     *,
+    real: WalkForwardResult | None = None,
     ledger: Ledger | str | os.PathLike[str] | None = None,
     workers: int | None = None,
     ray_address: str | None = None,
     progress: bool = True,
 ) -> PlaceboResult:
-    """Run `config`'s training search on the domain's placebo market (ledger experiment
-    ``<experiment>/placebo``, so its trials never deflate or inflate the agent's count)."""
+    """Run `config`'s search on each of the domain's placebos (ledger experiment
+    ``<experiment>/placebo``, which the DSR never counts). A blind placebo walks the real
+    search's episodes, so it is scored against `real`'s baselines."""
     domain = domain_for(config.env_id)
-    kwargs = domain.placebo_env_kwargs(config)
-    placebo = with_env_kwargs(config, kwargs, experiment=f"{config.experiment}/placebo")
-    result = run_walk_forward(
-        placebo,
-        ledger=ledger,
-        workers=workers,
-        ray_address=ray_address,
-        run_baselines=False,
-        progress=progress,
-    )
-    return PlaceboResult(kwargs, trial_sharpes(result), result)
+    runs = []
+    for k, placebo in enumerate(domain.placebos(config)):
+        same_blocks = placebo.env_kwargs == config.env_kwargs and real is not None
+        result = run_walk_forward(
+            placebo,
+            ledger=ledger,
+            workers=workers,
+            ray_address=ray_address,
+            run_baselines=False,
+            progress=progress,
+            baselines=real.baseline_returns if same_blocks else None,
+        )
+        runs.append(
+            PlaceboRun(
+                f"placebo {k}", placebo.env_kwargs, placebo.blind, score_sharpe(result), result
+            )
+        )
+    return PlaceboResult(tuple(runs))
+
+
+def policy_placebo(
+    config: WalkForwardConfig,
+    policies: Mapping[str, Callable[[Any], Any]],
+    *,
+    real: WalkForwardResult | None = None,
+    ledger: Ledger | None = None,
+) -> PlaceboResult:
+    """:func:`placebo_search` for a search over fixed policies (:func:`run_policy_search`)."""
+    runs = []
+    for k, placebo in enumerate(domain_for(config.env_id).placebos(config)):
+        same_blocks = placebo.env_kwargs == config.env_kwargs and real is not None
+        result = run_policy_search(
+            placebo,
+            policies,
+            ledger=ledger,
+            baselines=real.baseline_returns if same_blocks else None,
+        )
+        runs.append(
+            PlaceboRun(
+                f"placebo {k}", placebo.env_kwargs, placebo.blind, score_sharpe(result), result
+            )
+        )
+    return PlaceboResult(tuple(runs))
 
 
 # --------------------------------------------------------------------------- 3. costs

@@ -8,7 +8,7 @@ import pytest
 
 from trendgym.agents.portfolio import tsmom_weights
 from trendgym.envs.market import PRESETS, REGIMES, generate_market
-from trendgym.envs.market.generator import PRESET_UNIVERSE
+from trendgym.envs.market.generator import PLANTED_TREND_STRENGTH, PRESET_UNIVERSE
 
 
 def sharpe(x: pd.Series) -> float:
@@ -135,7 +135,11 @@ def test_trend_strength_unset_or_equal_to_the_presets_own_changes_nothing(preset
     base = generate_market(preset, n_years=2, n_assets=5, seed=4)
     own = {"futures": 1.3, "equities": 0.5, "crypto": 1.0, "carbon": 0.3, "random_walk": 0.0}
     same = generate_market(
-        preset, n_years=2, n_assets=5, seed=4, trend_strength=own.get(preset, 2.0)
+        preset,
+        n_years=2,
+        n_assets=5,
+        seed=4,
+        trend_strength=own.get(preset, PLANTED_TREND_STRENGTH),
     )
     pd.testing.assert_frame_equal(base.prices, same.prices, check_exact=True)
     assert PRESET_UNIVERSE[preset] in ("futures", "pit")
@@ -151,7 +155,7 @@ def test_planted_trend_edge_grows_with_its_strength():
             srs.append(sharpe(tsmom_pnl(m.prices)))
         return float(np.mean(srs))
 
-    none, planted, strong = tsmom_sharpe(0.0), tsmom_sharpe(2.0), tsmom_sharpe(4.0)
+    none, planted, strong = tsmom_sharpe(0.0), tsmom_sharpe(2.0), tsmom_sharpe(5.0)
     assert abs(none) < 2 / math.sqrt(9)  # no trend planted: indistinguishable from 0
     assert planted > 1.0 and strong > planted + 0.5, (none, planted, strong)
     # the same seed draws the same shocks: only the latent drift's size differs

@@ -22,7 +22,7 @@ def pbo_twin(m: np.ndarray, n_splits: int) -> tuple[float, np.ndarray, np.ndarra
     """Plain loops straight from the paper (Bailey et al. 2017, section 3)."""
     t, n = m.shape
     edges = np.linspace(0, t, n_splits + 1).round().astype(int)
-    logits, is_perf, oos_perf = [], [], []
+    logits, is_perf, oos_perf, overfit = [], [], [], []
     for chosen in combinations(range(n_splits), n_splits // 2):
         rest = [s for s in range(n_splits) if s not in chosen]
         train = np.concatenate([m[edges[s] : edges[s + 1]] for s in chosen])
@@ -31,12 +31,16 @@ def pbo_twin(m: np.ndarray, n_splits: int) -> tuple[float, np.ndarray, np.ndarra
         best = int(np.argmax(r))
         below = sum(1 for v in rbar if v < rbar[best])
         ties = sum(1 for v in rbar if v == rbar[best])
-        w = (below + (ties + 1) / 2) / (n + 1)
-        logits.append(np.log(w / (1 - w)))
+        rank = below + (ties + 1) / 2
+        w = rank / (n + 1)
+        logit = 0.0 if 2 * rank == n + 1 else np.log(w / (1 - w))
+        # a median rank earned by a tie is not overfit (choosing a tied trial did as well)
+        overfit.append(logit < 0 or (logit == 0 and ties == 1))
+        logits.append(logit)
         is_perf.append(r[best])
         oos_perf.append(rbar[best])
     logits = np.array(logits)
-    return float(np.mean(logits <= 0)), logits, np.array(is_perf), np.array(oos_perf)
+    return float(np.mean(overfit)), logits, np.array(is_perf), np.array(oos_perf)
 
 
 @settings(max_examples=25, deadline=None)
@@ -135,3 +139,17 @@ def test_nan_named():
 def test_bad_arguments(shape, n_splits, match):
     with pytest.raises(ValueError, match=match):
         pbo(np.random.default_rng(0).normal(size=shape), n_splits)
+
+
+def test_ties_are_not_overfit():
+    """Identical trials tie everywhere: the in-sample best is never worse than the others."""
+    col = np.random.default_rng(11).normal(0.0005, 0.01, 400)
+    res = pbo(np.column_stack([col] * 4), n_splits=8)
+    assert res.pbo == 0.0 and (res.logits == 0.0).all()
+    p, _, _, _ = pbo_twin(np.column_stack([col] * 4), 8)
+    assert p == 0.0
+    # an odd number of distinct trials: the exact median without a tie still counts
+    m = np.random.default_rng(12).normal(0, 0.01, (300, 5))
+    res = pbo(m, n_splits=6)
+    assert res.pbo == pbo_twin(m, 6)[0]
+    assert res.pbo >= float(np.mean(res.logits < 0))

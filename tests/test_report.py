@@ -61,8 +61,9 @@ def test_failing_agent_report_names_the_failed_checks(tmp_path):
 def test_same_inputs_same_report_except_the_timestamp(tmp_path):
     a = synthetic_report(tmp_path, edge=0.001, name="a")
     b = synthetic_report(tmp_path, edge=0.001, name="b")
-    ja = json.loads((a.out_dir / "results.json").read_text())
-    jb = json.loads((b.out_dir / "results.json").read_text())
+    # the ledger is named in the report: the two runs' ledgers differ only by that name
+    ja = json.loads((a.out_dir / "results.json").read_text().replace("a.sqlite", "L.sqlite"))
+    jb = json.loads((b.out_dir / "results.json").read_text().replace("b.sqlite", "L.sqlite"))
     for j in (ja, jb):
         j.pop("generated")
         j.pop("ledger")
@@ -134,13 +135,20 @@ def test_cli_end_to_end_tiny(tmp_path, capsys):
     # 4 agent trials + 4 placebo trials; placebo ones are a separate experiment
     assert results["dsr"]["n_trials"] == 2
     assert results["placebo"]["env_kwargs"]["preset"] == "random_walk"
+    # two placebo markets, each from a data seed other than the test market's
+    assert len(results["placebo"]["sharpes"]) == 2
+    assert results["placebo"]["data_seeds"] == [2, 3]  # never the test market's seed 1
+    assert "expected wall time about" in printed and "wall time" in printed
     assert results["survivorship"] is not None
     assert {c["name"] for c in results["checks"]} >= {
         "deflated_sharpe",
-        "pbo",
+        "selection",
         "beats_baseline_2x",
         "placebo",
+        "universe",
     }
+    universe = next(c for c in results["checks"] if c["name"] == "universe")
+    assert universe["status"] == "pass"  # the equities preset delists names
     with pytest.raises(SystemExit) as exit_info:
         main(["evaluate", "--env", "CartPole-v1", "--out", str(tmp_path / "x"), "--workers", "0"])
     assert exit_info.value.code == 2

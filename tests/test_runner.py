@@ -6,6 +6,8 @@ this process; the tests read both.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -144,16 +146,38 @@ def test_a_too_short_training_span_is_refused():
         domain_for(cfg.env_id).plan(cfg)
 
 
-def test_placebo_market_keeps_shape_and_costs():
-    cfg = tiny_config()
+def test_placebo_markets_keep_shape_and_costs_and_are_never_the_test_market():
+    cfg = tiny_config(placebo_markets=3)
     domain = domain_for(cfg.env_id)
-    kwargs = domain.placebo_env_kwargs(cfg)
+    placebos = domain.placebos(cfg)
     env = domain._universe(cfg.env_kwargs)
-    assert kwargs["preset"] == "random_walk" and kwargs["n_assets"] == env.prices.shape[1]
-    assert list(kwargs["costs_bps"].values()) == [float(c) for c in env.costs_bps]
-    placebo_env = domain._universe(kwargs)
-    assert placebo_env.prices.shape == env.prices.shape
-    np.testing.assert_array_equal(placebo_env.costs_bps, env.costs_bps)
+    seeds = set()
+    for p in placebos:
+        kwargs = p.env_kwargs
+        assert p.experiment == f"{cfg.experiment}/placebo" and not p.blind
+        assert kwargs["preset"] == "random_walk" and kwargs["n_assets"] == env.prices.shape[1]
+        assert list(kwargs["costs_bps"].values()) == [float(c) for c in env.costs_bps]
+        placebo_env = domain._universe(kwargs)
+        assert placebo_env.prices.shape == env.prices.shape
+        np.testing.assert_array_equal(placebo_env.costs_bps, env.costs_bps)
+        seeds.add(kwargs["data_seed"])
+    assert len(seeds) == 3 and cfg.env_kwargs["data_seed"] not in seeds
+    # on a random-walk test market the placebos are other random walks, never the same one
+    rw = tiny_config(
+        env_kwargs={"preset": "random_walk", "n_years": 5, "n_assets": 4, "data_seed": 3}
+    )
+    test_prices = domain._universe(rw.env_kwargs).prices
+    for p in domain.placebos(rw):
+        assert not np.allclose(
+            domain._universe(p.env_kwargs).prices.to_numpy(), test_prices.to_numpy()
+        )
+
+
+def test_execution_placebo_is_the_same_search_blind():
+    cfg = WalkForwardConfig("trendgym/Execution-v0", env_kwargs={"horizon": 10})
+    (placebo,) = domain_for(cfg.env_id).placebos(cfg)
+    assert placebo.blind and placebo.env_kwargs == cfg.env_kwargs
+    assert placebo.experiment == "walk-forward/placebo"
 
 
 def test_missing_ray_names_the_extra(monkeypatch):
@@ -198,3 +222,58 @@ def test_execution_domain_holds_out_disjoint_episode_seeds():
         obs, _, terminated, truncated, info = env.step(twap.predict(obs)[0])
         done = terminated or truncated
     assert r.shape == (1,) and r[0] == -info["shortfall_bps"] * 1e-4
+
+
+def test_execution_search_is_scored_paired_and_its_blind_placebo_runs(tmp_path):
+    """A tiny real execution search: every trial is recorded as its per-episode advantage
+    over the best baseline, and the blind placebo trains and scores on noise observations
+    against the same baseline returns."""
+    from trendgym.evaluate.survivorship import placebo_search
+
+    cfg = WalkForwardConfig(
+        "trendgym/Execution-v0",
+        n_folds=2,
+        seeds=(0, 1),
+        timesteps=128,
+        episodes=4,
+        env_kwargs={"horizon": 10},
+        model_kwargs=MODEL_KWARGS,
+        extractor=None,
+    )
+    ledger = Ledger(tmp_path / "x.sqlite")
+    res = run_walk_forward(cfg, ledger=ledger, workers=0, progress=False)
+    one = cost_label(1.0)
+    assert res.paired and res.hurdle in res.baseline_returns
+    means = {n: per[one].mean() for n, per in res.baseline_returns.items()}
+    assert res.hurdle == max(means, key=means.get)  # lowest mean shortfall
+    rows = ledger.trials(with_returns=True)
+    hurdle = res.baseline_returns[res.hurdle][one].to_numpy()
+    assert len(rows) == len(res.trials) == 4
+    for o in res.trials:
+        fold = o.job.fold
+        expect = o.returns[one] - hurdle[fold * 4 : (fold + 1) * 4]
+        got = rows[(rows["fold"] == fold) & (rows["seed"] == o.job.seed)]["oos_returns"].iloc[0]
+        np.testing.assert_allclose(got, expect)
+    placebo = placebo_search(cfg, real=res, ledger=ledger, workers=0, progress=False)
+    (run,) = placebo.runs
+    assert run.blind and run.result.baseline_returns is res.baseline_returns
+    assert "blind observations" in placebo.describe
+    assert ledger.n_trials(experiment="walk-forward/placebo") == 4
+
+
+def test_trials_train_on_the_native_vector_env_when_there_is_one(tmp_path):
+    from dataclasses import replace
+
+    from trendgym.evaluate.walkforward.loop import trial_jobs
+    from trendgym.evaluate.walkforward.trial import run_trial, training_vec_env
+
+    cfg = tiny_config(n_envs=2, timesteps=128)
+    plans = domain_for(cfg.env_id).plan(cfg)
+    job = trial_jobs(cfg, plans, tmp_path)[0]
+    assert job.n_envs == 2 and training_vec_env(job) == "native"
+    assert training_vec_env(replace(job, blind=True)) == "dummy"
+    assert training_vec_env(replace(job, n_envs=1)) == "dummy"
+    outcome = run_trial(job)
+    saved = json.loads((tmp_path / "fold0-hp0-s0" / "config.json").read_text())
+    assert saved["vec_env"] == "native" and saved["n_envs"] == 2
+    assert set(outcome.returns) == {"validation", cost_label(1.0), cost_label(2.0)}

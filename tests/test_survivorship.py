@@ -68,3 +68,46 @@ def test_cost_stress_table():
     assert (table["sharpe@2x"] < table["sharpe@1x"]).all()
     r = res.agent_returns[cost_label(1.0)].to_numpy()
     assert table.loc["agent", "sharpe@1x"] == pytest.approx(r.mean() / r.std(ddof=1) * np.sqrt(261))
+
+
+def _verdict_with(universe_check):
+    from test_verdict import GOOD
+
+    from trendgym.evaluate.verdict import verdict
+
+    return verdict("agent", **GOOD, universe=universe_check)
+
+
+def test_a_survivors_only_equity_universe_never_passes_and_the_delisted_let_it():
+    from trendgym.envs.market.universe import survivors
+    from trendgym.evaluate.verdict import universe_check
+
+    market = generate_market("equities", n_years=12, n_assets=20, seed=2)
+    full = market.prices
+    alive = full[survivors(full)]
+    assert alive.shape[1] < full.shape[1]
+    only = survivorship_check({"prices": alive})
+    assert only.data.flagged  # nobody delists over 12 years: survivors only?
+    check = universe_check(only, None, {"prices": "survivors.parquet"})
+    v = _verdict_with(check)
+    assert not v.passes and v.status == "INCONCLUSIVE" and check.inconclusive
+    assert "survivors only" in check.detail and "universe pit" in check.detail
+    # the user may vouch for the universe; then it is judged as stated
+    assert _verdict_with(universe_check(only, "futures", {"prices": "x"})).passes
+    # the same universe with its delisted names (and their delisting returns) back
+    with_delisted = survivorship_check(
+        {"prices": full, "delisting_returns": market.delisting_returns.fillna(0.0).to_dict()}
+    )
+    check = universe_check(with_delisted, None, {"prices": "full.parquet"})
+    assert check.passed and _verdict_with(check).passes
+    # synthetic presets know their own universe: equities are point-in-time and delist
+    preset = universe_check(survivorship_check(EQUITIES), None, EQUITIES)
+    assert preset.passed
+
+
+def test_futures_presets_are_rolled_so_no_delisting_is_fine():
+    from trendgym.evaluate.verdict import universe_check
+
+    kwargs = {"preset": "futures", "n_years": 11, "n_assets": 4}
+    check = universe_check(survivorship_check(kwargs), None, kwargs)
+    assert check.passed and "rolled futures" in check.detail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,11 @@ import pandas as pd
 import pytest
 
 from trendgym.evaluate import Ledger
-from trendgym.evaluate.survivorship import PlaceboResult
+from trendgym.evaluate.survivorship import PlaceboResult, PlaceboRun
 from trendgym.evaluate.verdict import (
+    Edge,
     NotComputed,
+    SelectionCost,
     assess,
     ledger_config_sharpes,
     verdict,
@@ -29,9 +32,10 @@ from trendgym.evaluate.walkforward import (
 
 GOOD = dict(
     dsr=0.99,
-    pbo=0.1,
-    agent_sharpe_2x=1.5,
-    baseline_sharpe_2x=0.5,
+    selection=SelectionCost(
+        prob_oos_loss=0.05, is_sharpe=0.1, oos_sharpe=0.08, pbo=0.3, n_splits=70
+    ),
+    edge=Edge("StaticTSMOM", 2e-4, 5e-5, 0.999, 0.1, 0.05),
     baseline_name="StaticTSMOM",
     agent_sharpe=1.6,
     placebo_best=0.4,
@@ -122,7 +126,12 @@ def fill_ledger(result: WalkForwardResult, path: Path) -> Ledger:
 
 
 def placebo(best: float) -> PlaceboResult:
-    return PlaceboResult({}, {"seed 0": best, "seed 1": best - 0.3}, None)  # type: ignore[arg-type]
+    return PlaceboResult(
+        (
+            PlaceboRun("placebo 0", {"data_seed": 1}, False, best),
+            PlaceboRun("placebo 1", {"data_seed": 2}, False, best - 0.3),
+        )
+    )
 
 
 # --------------------------------------------------------------------------- verdict()
@@ -138,8 +147,8 @@ def test_all_checks_pass_gives_passes():
     "change, failed",
     [
         (dict(dsr=0.95), "deflated_sharpe"),
-        (dict(pbo=0.5), "pbo"),
-        (dict(agent_sharpe_2x=0.5), "beats_baseline_2x"),
+        (dict(selection=replace(GOOD["selection"], prob_oos_loss=0.21)), "selection"),
+        (dict(edge=replace(GOOD["edge"], psr=0.95)), "beats_baseline_2x"),
         (dict(placebo_best=1.6), "placebo"),
     ],
 )
@@ -155,14 +164,14 @@ def test_uncomputable_statistics_fail_with_their_reason():
         "agent",
         **{
             **GOOD,
-            "pbo": NotComputed("1 trial"),
+            "selection": NotComputed("1 trial"),
             "dsr": float("nan"),
             "placebo_best": NotComputed("no placebo"),
         },
     )
-    assert set(v.failed) == {"pbo", "deflated_sharpe", "placebo"}
+    assert set(v.failed) == {"selection", "deflated_sharpe", "placebo"}
     details = {c.name: c.detail for c in v.checks}
-    assert "1 trial" in details["pbo"] and "no placebo" in details["placebo"]
+    assert "1 trial" in details["selection"] and "no placebo" in details["placebo"]
     assert "nan" in details["deflated_sharpe"]
 
 
@@ -214,6 +223,10 @@ def test_real_edge_passes_everything(tmp_path):
     assert a.dsr["n_trials"] == 6 and a.dsr["value"] > 0.95
     assert a.pbo is not None and a.pbo.pbo < 0.5
     assert a.baseline_name == "EqualWeight"  # the best baseline at 2x costs
+    words = {c.name: c.detail for c in a.verdict.checks}
+    assert "choosing among these trials costs little" in words["selection"]
+    assert "significant" in words["beats_baseline_2x"]
+    assert "fresh ledger" in words["deflated_sharpe"] and "N = 6" in words["deflated_sharpe"]
 
 
 def test_noise_agent_fails_and_names_checks(tmp_path):
@@ -227,7 +240,7 @@ def test_noise_agent_fails_and_names_checks(tmp_path):
 def test_missing_ledger_placebo_and_trials_fail_not_flatter():
     res = synthetic_result(edge=0.003, n_trials=1)
     a = assess(res, ledger=None, placebo=None)
-    assert set(a.verdict.failed) >= {"deflated_sharpe", "pbo", "placebo"}
+    assert set(a.verdict.failed) >= {"deflated_sharpe", "selection", "placebo"}
     assert "ledger" in a.dsr["reason"]
     assert "trial" in a.pbo_reason
 
@@ -256,6 +269,8 @@ def test_assessment_is_deterministic(tmp_path):
         assess(res, ledger=l1, placebo=placebo(0.2)),
         assess(res, ledger=l2, placebo=placebo(0.2)),
     )
-    assert a.dsr == b.dsr
+    assert {k: v for k, v in a.dsr.items() if k != "ledger"} == {
+        k: v for k, v in b.dsr.items() if k != "ledger"
+    }
     assert a.pbo.pbo == b.pbo.pbo
     pd.testing.assert_frame_equal(a.performance, b.performance)

@@ -63,6 +63,7 @@ from trendgym.agents.sb3 import (
     normalize_env,
     obs_layout_of,
 )
+from trendgym.envs.blind import BlindObservation
 from trendgym.train.preflight import OneLineParser, check_run, default_run_dir, plan_text
 
 # Fields that may change between a run and its resumption; everything else must match.
@@ -99,7 +100,8 @@ class TrainConfig:
     norm_obs: bool = True
     norm_reward: bool = False
     checkpoint_every: int = 10_000  # env steps between checkpoints; 0 = only final/interrupt
-    vec_env: str = "auto"  # auto (subproc when n_envs > 1) | dummy | subproc
+    vec_env: str = "auto"  # auto (subproc when n_envs > 1) | dummy | subproc | native (batched)
+    blind: bool = False  # observations replaced by noise (the placebo of a walk-forward search)
     progress_bar: bool = True
     tensorboard: bool = True
     verbose: int = 0
@@ -120,8 +122,14 @@ class TrainConfig:
             raise ValueError(
                 f"extractor must be one of {[None, 'default', *EXTRACTORS]}, got {self.extractor!r}"
             )
-        if self.vec_env not in ("auto", "dummy", "subproc"):
-            raise ValueError(f"vec_env must be 'auto', 'dummy' or 'subproc', got {self.vec_env!r}")
+        if self.vec_env not in ("auto", "dummy", "subproc", "native"):
+            raise ValueError(
+                f"vec_env must be 'auto', 'dummy', 'subproc' or 'native', got {self.vec_env!r}"
+            )
+        if self.blind and self.vec_env == "native":
+            raise ValueError(
+                "blind observations wrap single envs: use vec_env 'dummy' or 'subproc'"
+            )
         for name in ("extractor_kwargs", "env_kwargs", "model_kwargs"):
             value = getattr(self, name)
             if not isinstance(value, dict):
@@ -194,10 +202,18 @@ class EnvFactory:
     ``worker=True`` (SubprocVecEnv) makes the worker process ignore SIGINT and SIGTERM: Ctrl-C
     reaches every process of the terminal's group, and a worker that died of it would take the
     parent's checkpoint-on-interrupt down with it. The parent stops and closes its workers.
+    ``blind=True`` replaces the env's observations by noise (a walk-forward placebo).
     """
 
-    def __init__(self, env_id: str, env_kwargs: dict[str, Any], worker: bool = False) -> None:
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any],
+        worker: bool = False,
+        blind: bool = False,
+    ) -> None:
         self.env_id, self.env_kwargs, self.worker = env_id, dict(env_kwargs), worker
+        self.blind = blind
 
     def __call__(self) -> gym.Env:
         if self.worker and multiprocessing.parent_process() is not None:
@@ -205,14 +221,23 @@ class EnvFactory:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         import trendgym  # noqa: F401  (registers trendgym/* ids in a fresh worker)
 
-        return gym.make(self.env_id, **self.env_kwargs)
+        env = gym.make(self.env_id, **self.env_kwargs)
+        return BlindObservation(env) if self.blind else env
 
 
 def make_vec_env(config: TrainConfig, monitor_file: str | None = None) -> VecEnv:
-    """``n_envs`` copies of the env, in subprocesses when ``n_envs > 1`` (unless ``vec_env="dummy"``)."""
+    """``n_envs`` copies of the env, in subprocesses when ``n_envs > 1`` (unless ``vec_env="dummy"``),
+    or with ``vec_env="native"`` one batched env stepping them all in this process."""
+    if config.vec_env == "native":
+        from trendgym.envs.sb3_vec import make_sb3_vec_env
+
+        native = make_sb3_vec_env(
+            config.env_id, config.n_envs, seed=config.seed, **config.env_kwargs
+        )
+        return VecMonitor(native, filename=monitor_file)
     use_subproc = config.vec_env == "subproc" or (config.vec_env == "auto" and config.n_envs > 1)
     factories = [
-        EnvFactory(config.env_id, config.env_kwargs, worker=use_subproc)
+        EnvFactory(config.env_id, config.env_kwargs, worker=use_subproc, blind=config.blind)
         for _ in range(config.n_envs)
     ]
     venv: VecEnv = SubprocVecEnv(factories) if use_subproc else DummyVecEnv(factories)

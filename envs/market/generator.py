@@ -41,7 +41,10 @@ PRESET_UNIVERSE = {
     "random_walk": "futures",
     "planted_trend": "futures",
 }
-PLANTED_TREND_STRENGTH = 2.0  # planted_trend's default: the annual Sharpe of a perfect trend
+PLANTED_TREND_STRENGTH = 3.0  # planted_trend's default: the annual Sharpe of a perfect trend
+# planted_trend's drift turns over in months (half-life ~70 days), so following it pays and
+# holding through it does not
+PLANTED_TREND_PHI = 0.99
 
 # mean regime durations (days) and where a regime goes when it ends
 _DURATION = np.array([260.0, 120.0, 35.0, 60.0])
@@ -96,6 +99,7 @@ class _Spec:
     crisis_drift: np.ndarray  # annualised drift during crises, in units of vol
     premium: np.ndarray  # unconditional drift (risk premium): its annual Sharpe
     tail_df: float  # Student-t degrees of freedom of the idiosyncratic shocks (inf = normal)
+    trend_phi: float = 0.998  # daily persistence of the latent drift outside chop
 
 
 def _regime_path(rng: np.random.Generator, n_days: int) -> np.ndarray:
@@ -198,11 +202,14 @@ def _spec(preset: str, n_assets: int | None, rng: np.random.Generator) -> _Spec:
         premium = {"trend": 0.0}
         strength = PLANTED_TREND_STRENGTH
         df = np.inf
+        phi = PLANTED_TREND_PHI
     else:
         raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS}")
     n = len(classes)
     if n < 1:
         raise ValueError(f"n_assets must be >= 1, got {n_assets}")
+    if preset != "planted_trend":
+        phi = 0.998
     counters: dict[str, int] = {}
     names = []
     for c in classes:
@@ -222,6 +229,7 @@ def _spec(preset: str, n_assets: int | None, rng: np.random.Generator) -> _Spec:
         crisis_drift=np.array([cr_drift[c] for c in classes]),
         premium=np.array([premium[c] for c in classes]),
         tail_df=df,
+        trend_phi=phi,
     )
 
 
@@ -257,7 +265,7 @@ def generate_market(
     trend_strength : float, optional
         Std of every asset's latent trend drift in units of its vol: the annual Sharpe a
         perfect trend follower would earn from it (0: no trend). None: the preset's own
-        (futures 1.3, equities 0.5, crypto 1.0, carbon 0.3, random_walk 0, planted_trend 2).
+        (futures 1.3, equities 0.5, crypto 1.0, carbon 0.3, random_walk 0, planted_trend 3).
         The same seed with and without it draws the same shocks.
     """
     if not isinstance(preset, str):
@@ -320,8 +328,8 @@ def generate_market(
         jumps = np.zeros((n_days, n))
 
     # latent trends: slow AR(1) drifts; they fade fast in chop (mean-reverting spells)
-    phi = np.where(regime == 1, 0.98, 0.998)
-    inject = np.where(regime == 1, 0.0, np.sqrt(1.0 - 0.998**2))
+    phi = np.where(regime == 1, 0.98, spec.trend_phi)
+    inject = np.where(regime == 1, 0.0, np.sqrt(1.0 - spec.trend_phi**2))
     # a latent drift of 1 (in vol units per year) gives an annual Sharpe of `trend_strength`
     trend_scale = spec.trend_strength / np.sqrt(PERIODS_PER_YEAR)
 

@@ -9,8 +9,9 @@ series. Every baseline runs on exactly the same OOS blocks and costs.
 
 Modules, one job each: ``config`` (what to run), ``plan`` (a fold's blocks), ``domain`` (the
 protocol and registry), ``portfolio`` and ``execution`` (the built-in domains), ``trial`` (one
-training job), ``backends`` (local processes, Ray), ``results`` (the result and its ledger
-records) and ``loop`` (:func:`run_walk_forward`).
+training job), ``backends`` (local processes, Ray), ``results`` (the result, its scores and
+ledger records), ``loop`` (:func:`run_walk_forward`) and ``rules`` (the same evaluation of a
+search over fixed policies, :func:`run_policy_search`).
 """
 
 from trendgym.evaluate.walkforward.config import WalkForwardConfig, cost_label, with_env_kwargs
@@ -26,7 +27,8 @@ from trendgym.evaluate.walkforward.execution import ExecutionDomain
 from trendgym.evaluate.walkforward.loop import run_walk_forward
 from trendgym.evaluate.walkforward.plan import Block, FoldPlan
 from trendgym.evaluate.walkforward.portfolio import PortfolioDomain, portfolio_episode_returns
-from trendgym.evaluate.walkforward.results import WalkForwardResult, safe_sharpe
+from trendgym.evaluate.walkforward.results import WalkForwardResult, safe_sharpe, scores
+from trendgym.evaluate.walkforward.rules import run_policy_search
 from trendgym.evaluate.walkforward.trial import TrialJob, TrialOutcome, run_trial
 
 __all__ = [
@@ -46,8 +48,10 @@ __all__ = [
     "make_env",
     "portfolio_episode_returns",
     "register_domain",
+    "run_policy_search",
     "run_trial",
     "run_walk_forward",
     "safe_sharpe",
+    "scores",
     "with_env_kwargs",
 ]

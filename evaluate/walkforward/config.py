@@ -40,6 +40,12 @@ class WalkForwardConfig:
     baseline : the baseline the agent must beat, or "best" (the best one at 2x costs).
     experiment : ledger tag; the DSR counts every distinct trial of this experiment.
     episodes : execution domain: held-out episodes per OOS block.
+    placebo_markets : placebo searches (distinct random-walk markets for the portfolio).
+    universe : "pit" or "futures" when the user vouches for the data's universe (it then
+        need not show delistings); None: synthetic presets know theirs, other data must show.
+    blind : train and score on noise observations (the execution placebo's search).
+    n_envs : envs each trial trains on; above 1 a native batched env steps them when the env
+        has one (else they step one after the other in the trial's process).
     """
 
     env_id: str
@@ -59,7 +65,11 @@ class WalkForwardConfig:
     cost_multipliers: tuple[float, ...] = (1.0, 2.0)
     baseline: str = "best"
     experiment: str = "walk-forward"
-    episodes: int = 20
+    episodes: int = 200
+    placebo_markets: int = 2
+    universe: Literal["pit", "futures"] | None = None
+    blind: bool = False
+    n_envs: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.env_id, str) or not self.env_id:
@@ -70,7 +80,16 @@ class WalkForwardConfig:
         object.__setattr__(self, "cost_multipliers", tuple(float(m) for m in self.cost_multipliers))
         object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
-        for name in ("n_folds", "timesteps", "train_window", "episodes"):
+        if self.universe not in (None, "pit", "futures"):
+            raise ValueError(f"universe must be 'pit', 'futures' or None, got {self.universe!r}")
+        for name in (
+            "n_folds",
+            "timesteps",
+            "train_window",
+            "episodes",
+            "placebo_markets",
+            "n_envs",
+        ):
             _positive_int(getattr(self, name), name)
         for name in ("purge", "embargo"):
             value = getattr(self, name)
@@ -123,6 +142,10 @@ class WalkForwardConfig:
             "baseline": self.baseline,
             "experiment": self.experiment,
             "episodes": self.episodes,
+            "placebo_markets": self.placebo_markets,
+            "universe": self.universe,
+            "blind": self.blind,
+            "n_envs": self.n_envs,
         }
 
 
@@ -143,7 +166,7 @@ def _check_json(value: Mapping[str, Any], name: str) -> None:
 
 
 def with_env_kwargs(
-    config: WalkForwardConfig, env_kwargs: Mapping[str, Any], experiment: str
+    config: WalkForwardConfig, env_kwargs: Mapping[str, Any], experiment: str, blind: bool = False
 ) -> WalkForwardConfig:
-    """The same search on other data (the placebo), under its own ledger experiment."""
-    return replace(config, env_kwargs=dict(env_kwargs), experiment=experiment)
+    """The same search on other data or blind (a placebo), under its own ledger experiment."""
+    return replace(config, env_kwargs=dict(env_kwargs), experiment=experiment, blind=blind)

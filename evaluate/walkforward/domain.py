@@ -32,6 +32,10 @@ class Domain(Protocol):
 
     name: str
     periods_per_year: float | None  # for annualised Sharpe; None: per-episode statistics
+    # True: a trial is scored by its per-period advantage over the best baseline on the same
+    # periods (paired), as execution episodes differ far more than policies do
+    paired: bool
+    train_steps_per_second: float  # rough one-core training rate, for the wall-time estimate
 
     def plan(self, config: WalkForwardConfig) -> list[FoldPlan]: ...
 
@@ -39,7 +43,9 @@ class Domain(Protocol):
 
     def baselines(self, env: Any) -> dict[str, Any]: ...
 
-    def placebo_env_kwargs(self, config: WalkForwardConfig) -> dict[str, Any]: ...
+    def placebos(self, config: WalkForwardConfig) -> list[WalkForwardConfig]:
+        """The same search where nothing can be learned, each under its own experiment."""
+        ...
 
 
 _DOMAINS: dict[str, Callable[[], Domain]] = {}
@@ -59,17 +65,22 @@ def domain_for(env_id: str) -> Domain:
     return _DOMAINS[env_id]()
 
 
-def make_env(env_id: str, env_kwargs: Mapping[str, Any]) -> Any:
+def make_env(env_id: str, env_kwargs: Mapping[str, Any], blind: bool = False) -> Any:
+    """``gym.make`` in any process; `blind` replaces its observations by noise."""
     import gymnasium as gym
 
     import trendgym  # noqa: F401  (registers the ids in a fresh worker)
+    from trendgym.envs.blind import BlindObservation
 
-    return gym.make(env_id, **dict(env_kwargs))
+    env = gym.make(env_id, **dict(env_kwargs))
+    return BlindObservation(env) if blind else env
 
 
-def block_returns(domain: Domain, env_id: str, block: Block, policy: Any) -> np.ndarray:
+def block_returns(
+    domain: Domain, env_id: str, block: Block, policy: Any, blind: bool = False
+) -> np.ndarray:
     """Per-period returns of `policy` over a block (its episodes, in seed order)."""
-    env = make_env(env_id, block.env_kwargs)
+    env = make_env(env_id, block.env_kwargs, blind)
     try:
         return episodes_returns(domain, env, policy, block.episode_seeds)
     finally:

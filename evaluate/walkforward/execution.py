@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from trendgym.evaluate.walkforward.config import WalkForwardConfig, cost_label
+from trendgym.evaluate.walkforward.config import WalkForwardConfig, cost_label, with_env_kwargs
 from trendgym.evaluate.walkforward.domain import make_env, register_domain
 from trendgym.evaluate.walkforward.plan import Block, FoldPlan
 
@@ -18,13 +18,16 @@ class ExecutionDomain:
 
     Training draws its episodes from the env's own generator (seeded by the trial seed);
     validation and OOS episodes use ``reset(seed=...)`` with seeds from ranges that training
-    never passes. One period = one episode, its "return" = -shortfall_bps / 1e4 (so higher is
-    better and the Sharpe is mean over std of the saved cost). Costs scale the fee
+    never passes. One period = one episode, its "return" = -shortfall_bps / 1e4; a trial is
+    scored by its per-episode savings against the best baseline on the same episodes
+    (``paired``), since episodes differ far more than policies do. Costs scale the fee
     (``fee_bps``); spread and impact come from the simulated book and are never scaled.
     """
 
     name = "execution"
     periods_per_year = None
+    paired = True
+    train_steps_per_second = 200.0  # rough one-core PPO rate, for the printed estimate
     VALIDATION_SEEDS = 500_000
     TEST_SEEDS = 1_000_000
 
@@ -78,9 +81,14 @@ class ExecutionDomain:
 
         return {"TWAP": TWAP(env), "VWAP": VWAP(env), "AlmgrenChriss": AlmgrenChriss(env)}
 
-    def placebo_env_kwargs(self, config: WalkForwardConfig) -> dict[str, Any]:
-        """The same book and costs with the informed drift switched off (nothing to time)."""
-        return {**config.env_kwargs, "urgency": 0.0}
+    def placebos(self, config: WalkForwardConfig) -> list[WalkForwardConfig]:
+        """The same search, book and episodes with the observation replaced by noise: what
+        the search finds when there is nothing to read, scored against the same baseline."""
+        return [
+            with_env_kwargs(
+                config, config.env_kwargs, experiment=f"{config.experiment}/placebo", blind=True
+            )
+        ]
 
 
 register_domain("trendgym/Execution-v0", ExecutionDomain)

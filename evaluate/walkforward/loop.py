@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -16,10 +17,23 @@ from trendgym.evaluate.walkforward.backends import local_backend, ray_backend
 from trendgym.evaluate.walkforward.config import WalkForwardConfig, cost_label
 from trendgym.evaluate.walkforward.domain import Domain, domain_for, episodes_returns, make_env
 from trendgym.evaluate.walkforward.plan import FoldPlan
-from trendgym.evaluate.walkforward.results import WalkForwardResult, ledger_records, safe_sharpe
+from trendgym.evaluate.walkforward.results import (
+    WalkForwardResult,
+    best_by_mean,
+    ledger_records,
+    safe_sharpe,
+)
 from trendgym.evaluate.walkforward.trial import TrialJob, TrialOutcome
 
-__all__ = ["baseline_returns", "run_walk_forward", "select_per_fold", "stitch_trials", "trial_jobs"]
+__all__ = [
+    "baseline_returns",
+    "expected_seconds",
+    "fold_slices",
+    "run_walk_forward",
+    "select_per_fold",
+    "stitch_trials",
+    "trial_jobs",
+]
 
 
 def run_walk_forward(
@@ -31,6 +45,7 @@ def run_walk_forward(
     run_baselines: bool = True,
     progress: bool = True,
     model_dir: str | os.PathLike[str] | None = None,
+    baselines: dict[str, dict[str, pd.Series]] | None = None,
 ) -> WalkForwardResult:
     """Run every trial of `config`, append each to the ledger, stitch the OOS results.
 
@@ -44,6 +59,8 @@ def run_walk_forward(
         anything else is passed to ``ray.init(address=...)``).
     run_baselines : also score the domain's baselines on the same OOS blocks.
     model_dir : keep each trial's trained run directory under it (default: discarded).
+    baselines : baseline returns already scored on exactly these OOS blocks (a placebo reuses
+        its real search's); a paired domain needs them before its trials are recorded.
     """
     started = time.perf_counter()
     domain = domain_for(config.env_id)
@@ -51,6 +68,18 @@ def run_walk_forward(
     by_fold = {p.fold: p for p in plans}
     if isinstance(ledger, str | os.PathLike):
         ledger = Ledger(ledger)
+    scenarios = [cost_label(m) for m in config.cost_multipliers]
+    index = pd.Index([i for p in plans for i in p.period_index])
+    if domain.periods_per_year is not None:
+        index = pd.DatetimeIndex(index)
+    if baselines is None and (run_baselines or domain.paired):
+        baselines = baseline_returns(config, domain, plans, scenarios, index)
+    hurdle_name, hurdle = None, None
+    if domain.paired:
+        one = cost_label(1.0)
+        hurdle_name = best_by_mean(baselines, one)
+        stitched = baselines[hurdle_name][one].to_numpy()
+        hurdle = {p.fold: stitched[s] for p, s in zip(plans, fold_slices(plans), strict=True)}
     jobs = trial_jobs(config, plans, model_dir)
     stream = ray_backend(jobs, ray_address) if ray_address else local_backend(jobs, workers)
     outcomes: list[TrialOutcome] = []
@@ -63,18 +92,16 @@ def run_walk_forward(
             outcomes.append(outcome)
             if ledger is not None:  # as each trial ends: a crash later still leaves it paid for
                 ids += ledger.append_many(
-                    ledger_records([outcome], config, by_fold, domain.periods_per_year)
+                    ledger_records(
+                        [outcome], config, by_fold, domain.periods_per_year, hurdle, hurdle_name
+                    )
                 )
             bar.update(1)
     finally:
         bar.close()
     outcomes.sort(key=lambda o: o.key)
 
-    selected = select_per_fold(plans, outcomes)
-    scenarios = [cost_label(m) for m in config.cost_multipliers]
-    index = pd.Index([i for p in plans for i in p.period_index])
-    if domain.periods_per_year is not None:
-        index = pd.DatetimeIndex(index)
+    selected = select_per_fold(plans, outcomes, by_mean=domain.paired)
     agent_returns = {
         s: pd.Series(
             np.concatenate([selected[p.fold].returns[s] for p in plans]), index=index, name="agent"
@@ -89,14 +116,20 @@ def run_walk_forward(
         trials=outcomes,
         selected=selected,
         agent_returns=agent_returns,
-        baseline_returns=(
-            baseline_returns(config, domain, plans, scenarios, index) if run_baselines else {}
-        ),
+        baseline_returns=baselines or {},
         trial_returns=stitch_trials(config, plans, outcomes, scenarios, index),
         ledger_path=None if ledger is None else str(ledger.path),
         ledger_ids=ids,
         wall_seconds=time.perf_counter() - started,
+        paired=domain.paired,
+        hurdle=hurdle_name,
     )
+
+
+def fold_slices(plans: Sequence[FoldPlan]) -> list[slice]:
+    """Where each fold's OOS periods sit in the stitched series."""
+    edges = np.cumsum([0] + [len(p.period_index) for p in plans])
+    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 def trial_jobs(
@@ -126,23 +159,28 @@ def trial_jobs(
                         train_kwargs=dict(plan.train_kwargs),
                         blocks={"validation": plan.validation, **plan.tests},
                         run_dir=run_dir,
+                        blind=config.blind,
+                        n_envs=config.n_envs,
                     )
                 )
     return jobs
 
 
 def select_per_fold(
-    plans: Sequence[FoldPlan], outcomes: Sequence[TrialOutcome]
+    plans: Sequence[FoldPlan], outcomes: Sequence[TrialOutcome], by_mean: bool = False
 ) -> dict[int, TrialOutcome]:
-    """Per fold, the trial with the best validation Sharpe (sorted outcomes)."""
+    """Per fold, the trial with the best validation Sharpe, or with `by_mean` (paired
+    domains, whose trials all meet the same validation episodes) the best mean return."""
+
+    def merit(o: TrialOutcome) -> float:
+        r = np.asarray(o.returns["validation"])
+        return float(r.mean()) if by_mean else safe_sharpe(r)
+
     selected = {}
     for plan in plans:
         candidates = [o for o in outcomes if o.job.fold == plan.fold]
-        # best validation Sharpe; ties go to the first (hp_index, seed): no OOS information used
-        selected[plan.fold] = max(
-            candidates,
-            key=lambda o: (safe_sharpe(np.asarray(o.returns["validation"])), -o.key[1], -o.key[2]),
-        )
+        # ties go to the first (hp_index, seed): no OOS information used
+        selected[plan.fold] = max(candidates, key=lambda o: (merit(o), -o.key[1], -o.key[2]))
     return selected
 
 
@@ -196,3 +234,16 @@ def baseline_returns(
         }
         for name, per in pieces.items()
     }
+
+
+def expected_seconds(
+    config: WalkForwardConfig, workers: int | None = None, placebo: bool = True
+) -> float:
+    """A rough wall time of the search (and its placebos): every trial's training steps at
+    the domain's nominal rate, spread over the worker processes, plus a tenth for scoring."""
+    domain = domain_for(config.env_id)
+    n_jobs = config.n_folds * len(config.seeds) * len(config.grid)
+    searches = 1 + (len(domain.placebos(config)) if placebo else 0)
+    parallel = max(1, min(n_jobs, workers if workers else (os.cpu_count() or 1)))
+    waves = math.ceil(n_jobs / parallel)
+    return 1.1 * searches * waves * config.timesteps / domain.train_steps_per_second

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from trendgym.evaluate.splits import walk_forward_splits
-from trendgym.evaluate.walkforward.config import WalkForwardConfig, cost_label
+from trendgym.evaluate.walkforward.config import WalkForwardConfig, cost_label, with_env_kwargs
 from trendgym.evaluate.walkforward.domain import make_env, register_domain
 from trendgym.evaluate.walkforward.plan import Block, FoldPlan
 
@@ -25,6 +25,8 @@ class PortfolioDomain:
     """
 
     name = "portfolio"
+    paired = False
+    train_steps_per_second = 150.0  # rough one-core PPO rate, for the printed estimate
 
     def __init__(self) -> None:
         from trendgym.envs.market.calendar import BUSINESS_DAYS_PER_YEAR
@@ -32,7 +34,8 @@ class PortfolioDomain:
         self.periods_per_year = float(BUSINESS_DAYS_PER_YEAR)
 
     def _universe(self, env_kwargs: Mapping[str, Any]) -> Any:
-        kwargs = {k: v for k, v in env_kwargs.items() if k != "window"}
+        # the whole span (window=None): the universe's dates, not a training window
+        kwargs = {**{k: v for k, v in env_kwargs.items() if k != "window"}, "window": None}
         return make_env("trendgym/Portfolio-v0", kwargs).unwrapped
 
     def cost_kwargs(self, env: Any, env_kwargs: Mapping[str, Any], multiplier: float) -> dict:
@@ -46,6 +49,7 @@ class PortfolioDomain:
     def plan(self, config: WalkForwardConfig) -> list[FoldPlan]:
         env = self._universe(config.env_kwargs)
         base = {k: v for k, v in config.env_kwargs.items() if k not in ("window", "start", "end")}
+        walk = {**base, "window": None}  # validation and OOS blocks walk their whole span
         first, last = env._span
         dates = pd.DatetimeIndex(env.prices.index)
         n = last - first  # decision rows first .. last-1; each earns its next close's return
@@ -80,7 +84,7 @@ class PortfolioDomain:
             train_kwargs = {**base, **span(a, sub_stop), "window": min(config.train_window, steps)}
             tests = {
                 cost_label(m): Block(
-                    self.cost_kwargs(env, {**base, **span(f.test_start, f.test_stop)}, m)
+                    self.cost_kwargs(env, {**walk, **span(f.test_start, f.test_stop)}, m)
                 )
                 for m in config.cost_multipliers
             }
@@ -88,7 +92,7 @@ class PortfolioDomain:
                 FoldPlan(
                     fold=f.fold,
                     train_kwargs=train_kwargs,
-                    validation=Block({**base, **span(v, b)}),
+                    validation=Block({**walk, **span(v, b)}),
                     tests=tests,
                     period_index=tuple(iso(r + 1) for r in range(f.test_start, f.test_stop)),
                     describe={
@@ -123,37 +127,48 @@ class PortfolioDomain:
             "RiskParityTrend": RiskParityTrend(env),
         }
 
-    def placebo_env_kwargs(self, config: WalkForwardConfig) -> dict[str, Any]:
-        """A driftless random-walk market of the same shape and length with the same costs."""
+    def placebos(self, config: WalkForwardConfig) -> list[WalkForwardConfig]:
+        """`placebo_markets` driftless random walks of the test market's shape, length and
+        costs, each from a data seed other than the test market's (so on a random-walk test
+        market the placebos are other random walks, never the test market itself)."""
         env = self._universe(config.env_kwargs)
         n_days, n_assets = env.prices.shape
         from trendgym.envs.market.calendar import BUSINESS_DAYS_PER_YEAR
 
-        keep = {
-            k: v
-            for k, v in config.env_kwargs.items()
-            if k
-            not in (
-                "prices",
-                "preset",
-                "n_assets",
-                "n_years",
-                "costs_bps",
-                "delisting_returns",
-                "signals",
-                "start",
-                "end",
-                "window",
-            )
-        }
+        keep = {k: v for k, v in config.env_kwargs.items() if k not in PLACEBO_REPLACED}
         names = [f"RW{i + 1:02d}" for i in range(n_assets)]
-        return {
+        market = {
             **keep,
             "preset": "random_walk",
             "n_years": n_days / BUSINESS_DAYS_PER_YEAR,
             "n_assets": n_assets,
             "costs_bps": {a: float(c) for a, c in zip(names, env.costs_bps, strict=True)},
         }
+        data_seed = int(config.env_kwargs.get("data_seed", 0))
+        return [
+            with_env_kwargs(
+                config,
+                {**market, "data_seed": data_seed + 1 + k},
+                experiment=f"{config.experiment}/placebo",
+            )
+            for k in range(config.placebo_markets)
+        ]
+
+
+# keys that choose the data: a placebo market replaces them all
+PLACEBO_REPLACED = (
+    "prices",
+    "preset",
+    "data_seed",
+    "n_assets",
+    "n_years",
+    "costs_bps",
+    "delisting_returns",
+    "signals",
+    "start",
+    "end",
+    "window",
+)
 
 
 def portfolio_episode_returns(env: Any, policy: Any, seed: int | None = 0) -> np.ndarray:

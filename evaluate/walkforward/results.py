@@ -16,7 +16,14 @@ from trendgym.evaluate.walkforward.config import WalkForwardConfig, cost_label
 from trendgym.evaluate.walkforward.plan import FoldPlan
 from trendgym.evaluate.walkforward.trial import TrialOutcome
 
-__all__ = ["WalkForwardResult", "ledger_records", "safe_sharpe", "trial_metrics"]
+__all__ = [
+    "WalkForwardResult",
+    "best_by_mean",
+    "ledger_records",
+    "safe_sharpe",
+    "scores",
+    "trial_metrics",
+]
 
 
 @dataclass
@@ -26,7 +33,8 @@ class WalkForwardResult:
     `trials` are ordered by (fold, hp_index, seed). `agent_returns[scenario]` and
     `baseline_returns[name][scenario]` are stitched OOS series on the same periods;
     `trial_returns[scenario]` has one column per trial configuration (hyper-parameters x
-    seed), its folds stitched, for PBO and seed dispersion.
+    seed), its folds stitched, for PBO and seed dispersion. For a `paired` domain every
+    statistic is taken on *scores*: returns minus the `hurdle` baseline's on the same periods.
     """
 
     config: WalkForwardConfig
@@ -41,6 +49,8 @@ class WalkForwardResult:
     ledger_path: str | None
     ledger_ids: list[int]
     wall_seconds: float
+    paired: bool = False
+    hurdle: str | None = None  # paired: the best baseline at 1x costs (highest mean return)
 
     def config_label(self, hp_index: int, seed: int) -> str:
         return f"hp{hp_index}-s{seed}" if len(self.config.grid) > 1 else f"seed {seed}"
@@ -70,12 +80,39 @@ def trial_metrics(returns: np.ndarray, periods_per_year: float | None) -> dict[s
     return out
 
 
+def best_by_mean(baseline_returns: Mapping[str, Mapping[str, pd.Series]], scenario: str) -> str:
+    """The baseline with the highest mean return in `scenario` (execution: the lowest mean
+    shortfall); ties go to the first name."""
+    if not baseline_returns:
+        raise ValueError("no baseline was run, so there is no best baseline")
+    return max(baseline_returns, key=lambda n: float(baseline_returns[n][scenario].mean()))
+
+
+def scores(result: WalkForwardResult, scenario: str) -> tuple[pd.Series, pd.DataFrame]:
+    """The agent's and every trial's per-period scores in `scenario`: their returns, or for a
+    paired domain their advantage over the best baseline of that scenario (same periods)."""
+    agent, trials = result.agent_returns[scenario], result.trial_returns[scenario]
+    if not result.paired:
+        return agent, trials
+    name = best_by_mean(result.baseline_returns, scenario)
+    hurdle = result.baseline_returns[name][scenario].to_numpy()
+    return (
+        pd.Series(agent.to_numpy() - hurdle, index=agent.index, name="agent"),
+        trials.sub(hurdle, axis=0),
+    )
+
+
 def ledger_records(
     outcomes: Sequence[TrialOutcome],
     config: WalkForwardConfig,
     plans: Mapping[int, FoldPlan],
     periods_per_year: float | None,
+    hurdle: Mapping[int, np.ndarray] | None = None,
+    hurdle_name: str | None = None,
 ) -> list[TrialRecord]:
+    """One ledger record per outcome; its OOS returns are the trial's 1x returns, or with a
+    `hurdle` (per fold, paired domains) its advantage over that baseline on the same periods,
+    so the ledger's trials are compared in the unit the verdict judges."""
     records = []
     for o in outcomes:
         j = o.job
@@ -99,6 +136,9 @@ def ledger_records(
                     "extractor": j.extractor,
                     "n_folds": config.n_folds,
                     "validation_fraction": config.validation_fraction,
+                    "blind": config.blind,
+                    "n_envs": config.n_envs,
+                    "score": f"advantage over {hurdle_name}" if hurdle else "returns",
                 },
                 is_metrics={
                     "validation": oos.pop("validation", {}),
@@ -107,7 +147,8 @@ def ledger_records(
                     "describe": dict(plans[j.fold].describe),
                 },
                 oos_metrics={"sharpe": base.get("sharpe"), **{k: v for k, v in oos.items()}},
-                oos_returns=np.asarray(o.returns[cost_label(1.0)]),
+                oos_returns=np.asarray(o.returns[cost_label(1.0)])
+                - (hurdle[j.fold] if hurdle else 0.0),
             )
         )
     return records

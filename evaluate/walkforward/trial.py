@@ -19,7 +19,7 @@ import numpy as np
 from trendgym.evaluate.walkforward.domain import block_returns, domain_for
 from trendgym.evaluate.walkforward.plan import Block
 
-__all__ = ["TrialJob", "TrialOutcome", "run_trial", "worker_init"]
+__all__ = ["TrialJob", "TrialOutcome", "run_trial", "training_vec_env", "worker_init"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class TrialJob:
     train_kwargs: Mapping[str, Any]
     blocks: Mapping[str, Block]
     run_dir: str | None = None  # keep the trained model here; None: a temporary directory
+    blind: bool = False  # train and score on noise observations (a placebo search)
+    n_envs: int = 1
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,18 @@ def worker_init() -> None:
 
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def training_vec_env(job: TrialJob) -> str:
+    """Native batched stepping for several envs when the env has it (never blind, since the
+    noise wraps single envs); otherwise in-process, as the trial already owns a worker."""
+    import gymnasium as gym
+
+    import trendgym  # noqa: F401  (registers the ids)
+
+    if job.n_envs > 1 and not job.blind and gym.spec(job.env_id).vector_entry_point is not None:
+        return "native"
+    return "dummy"
 
 
 def run_trial(job: TrialJob) -> TrialOutcome:
@@ -87,13 +101,16 @@ def run_trial(job: TrialJob) -> TrialOutcome:
             checkpoint_every=0,
             progress_bar=False,
             tensorboard=False,
+            blind=job.blind,
+            n_envs=int(job.n_envs),
+            vec_env=training_vec_env(job),
         )
         started = time.perf_counter()
         train(config)
         seconds = time.perf_counter() - started
         agent = load(run_dir)
         returns = {
-            name: block_returns(domain, job.env_id, block, agent)
+            name: block_returns(domain, job.env_id, block, agent, job.blind)
             for name, block in job.blocks.items()
         }
     return TrialOutcome(job=job, returns=returns, train_seconds=seconds)
