@@ -203,9 +203,7 @@ def survivorship_check(
     from trendgym.envs.market.universe import survivors
 
     span = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
-    pit = make_env(
-        "trendgym/Portfolio-v0", {**{k: v for k, v in env_kwargs.items() if k != "window"}, **span}
-    )
+    pit = make_env("trendgym/Portfolio-v0", {**env_kwargs, **span, "window": None})
     frame = pit.unwrapped.prices
     data = delisting_check(frame, min_years=min_years, periods_per_year=PERIODS_PER_YEAR)
     alive = survivors(frame)

@@ -45,7 +45,8 @@ class PortfolioDomain:
 
     def plan(self, config: WalkForwardConfig) -> list[FoldPlan]:
         env = self._universe(config.env_kwargs)
-        base = {k: v for k, v in config.env_kwargs.items() if k not in ("window", "start", "end")}
+        base = {k: v for k, v in config.env_kwargs.items() if k not in ("start", "end")}
+        base["window"] = None  # validation and test blocks are walked whole
         first, last = env._span
         dates = pd.DatetimeIndex(env.prices.index)
         n = last - first  # decision rows first .. last-1; each earns its next close's return
