@@ -254,7 +254,11 @@ def portfolio_baseline_table(
     from trendgym.envs.portfolio import PortfolioEnv  # agents may import envs, never the reverse
 
     env = PortfolioEnv(
-        preset=preset, data_seed=seed, n_years=n_years, n_assets=n_assets, **env_kwargs
+        preset=preset,
+        data_seed=seed,
+        n_years=n_years,
+        n_assets=n_assets,
+        **{"window": None, **env_kwargs},
     )
     policies = {
         "StaticTSMOM": StaticTSMOM(env),

@@ -36,7 +36,7 @@ import numpy as np
 from trendgym.envs.execution import ExecutionEnv
 from trendgym.envs.execution.vector import ExecutionVectorEnv
 from trendgym.envs.portfolio import PortfolioEnv
-from trendgym.envs.vector import PortfolioVectorEnv
+from trendgym.envs.portfolio.vector import PortfolioVectorEnv
 
 NATIVE_NS = (1, 16, 64, 256, 1024)
 SYNC_NS = (16, 64)
@@ -63,8 +63,8 @@ class EnvKind:
 def _clone_portfolio(env: PortfolioEnv) -> PortfolioEnv:
     """A sub-env sharing the read-only data arrays (1024 deep copies would need ~20 GB)."""
     clone = copy.copy(env)
-    clone._weights = env._weights.copy()
-    clone._rets = env._rets.copy()
+    clone._state = type(env._state)(*(a.copy() for a in env._state))
+    clone._buffers = type(env._buffers)(*(a.copy() for a in env._buffers))
     clone._np_random = None
     return clone
 
@@ -73,10 +73,10 @@ KINDS = {
     "portfolio": EnvKind(
         name="Portfolio-v0 (30 assets, 20 y futures preset, whole-span episodes)",
         env_id="trendgym/Portfolio-v0",
-        kwargs={"n_assets": 30},
+        kwargs={"n_assets": 30, "window": None},
         make_single=lambda kw: PortfolioEnv(**kw),
         make_native=lambda n, kw: PortfolioVectorEnv(n, **kw),
-        native_path="trendgym.envs.vector:PortfolioVectorEnv",
+        native_path="trendgym.envs.portfolio.vector:PortfolioVectorEnv",
         compile_times=lambda kind: fresh_cache_compile_seconds(kind),
         clone_single=_clone_portfolio,
     ),

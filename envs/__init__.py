@@ -10,7 +10,7 @@ _LAZY = {
     "ExecutionEnv": "trendgym.envs.execution",
     "ExecutionVectorEnv": "trendgym.envs.execution",
     "PortfolioEnv": "trendgym.envs.portfolio",
-    "PortfolioVectorEnv": "trendgym.envs.vector.portfolio",
+    "PortfolioVectorEnv": "trendgym.envs.portfolio",
     "ComplianceWrapper": "trendgym.envs.compliance",
 }
 

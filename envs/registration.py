@@ -66,7 +66,7 @@ portfolio_v0 = EntryPoint("trendgym.envs.portfolio:PortfolioEnv")
 
 # native batched versions, for gymnasium.make_vec(..., vectorization_mode="vector_entry_point")
 execution_vector_v0 = EntryPoint("trendgym.envs.execution.vector:ExecutionVectorEnv", False)
-portfolio_vector_v0 = EntryPoint("trendgym.envs.vector.portfolio:PortfolioVectorEnv", False)
+portfolio_vector_v0 = EntryPoint("trendgym.envs.portfolio.vector:PortfolioVectorEnv", False)
 
 _ENTRY_POINTS = {
     "trendgym/Execution-v0": "trendgym.envs.registration:execution_v0",

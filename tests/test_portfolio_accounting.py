@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trendgym.envs.market.accounting import check_action_nb, portfolio_vol_nb, rebalance_nb
 from trendgym.envs.portfolio import PortfolioEnv
+from trendgym.envs.portfolio.kernels import check_action_nb, portfolio_vol_nb, rebalance_nb
 
 
 def rebalance_twin(
@@ -228,3 +228,53 @@ def test_delisting_loss_is_never_hidden_even_with_a_total_wipeout():
     assert info["nav"] == 0.0 and term and not trunc
     assert math.isfinite(reward) and reward < -20
     assert info["total_return"] == -1.0 and info["max_drawdown"] == 1.0
+
+
+def record_twin(nav, k, turnover_sum, cost_sum, dsr_a, dsr_b, t, end, net, cost, turnover,
+                log_reward, eta):  # fmt: skip
+    """Pure-Python twin of record_nb: the step's bookkeeping after the trade."""
+    growth = 1.0 + net
+    term = growth <= 1e-12
+    nav = 0.0 if term else nav * growth
+    k += 1
+    t += 1
+    if log_reward:
+        reward = math.log(max(growth, 1e-12))
+    else:
+        da, db, var = net - dsr_a, net * net - dsr_b, dsr_b - dsr_a * dsr_a
+        d = 0.0 if k <= 1 or var <= 1e-12 else (dsr_b * da - 0.5 * dsr_a * db) / var**1.5
+        reward = d if math.isfinite(d) else 0.0
+        dsr_a, dsr_b = dsr_a + eta * da, dsr_b + eta * db
+    trunc = t >= end and not term
+    return nav, k, turnover_sum + turnover, cost_sum + cost, dsr_a, dsr_b, t, reward, term, trunc
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    net=st.floats(-1.5, 0.5),
+    k=st.integers(0, 5),
+    log_reward=st.booleans(),
+    moments=st.tuples(st.floats(-0.05, 0.05), st.floats(0.0, 0.01)),
+    until_end=st.integers(1, 3),
+)
+def test_record_kernel_matches_python_twin(net, k, log_reward, moments, until_end):
+    from trendgym.envs.portfolio.kernels import record_step_nb
+    from trendgym.envs.portfolio.layout import Out, PortfolioState, Settings, StepBuffers
+
+    fstate = np.array([[1.3, 0.4, 0.01, *moments]])
+    istate = np.array([[100, 100 + until_end, k]], dtype=np.int64)
+    state = PortfolioState(fstate, istate, np.zeros((1, 2)), np.zeros((1, 8)))
+    settings_ = Settings(1.0, 0.0, 0.05, log_reward, 10, 500, 3, 1, 10.0)
+    buffers = StepBuffers(
+        np.zeros((1, 4), np.float32), np.zeros((len(Out), 1)), np.zeros((2, 1), bool),
+        np.zeros(1, np.int64),
+    )  # fmt: skip
+    ended = record_step_nb(net, 0.002, 0.3, state, settings_, buffers)
+    want = record_twin(1.3, k, 0.4, 0.01, *moments, 100, 100 + until_end, net, 0.002, 0.3,
+                       log_reward, 0.05)  # fmt: skip
+    nav, k1, tsum, csum, a, b, t, reward, term, trunc = want
+    assert fstate[0].tolist() == [nav, tsum, csum, a, b]
+    assert istate[0].tolist() == [t, 100 + until_end, k1] and state.rets[0, k] == net
+    out = buffers.out[:, 0]
+    assert (out[Out.nav], out[Out.t], out[Out.k], out[Out.reward]) == (nav, t, k1, reward)
+    assert buffers.ends[:, 0].tolist() == [term, trunc] and ended == (term or trunc)

@@ -140,7 +140,7 @@ def test_portfolio_vol_targeting_scales_weights(env):
     base, _ = RiskParity(env).predict(obs)
     scaled, _ = RiskParity(env, portfolio_vol=0.05).predict(obs)
     u = env.unwrapped
-    from trendgym.envs.market.accounting import portfolio_vol_nb
+    from trendgym.envs.portfolio.kernels import portfolio_vol_nb
 
     vol, rho = u.features.vol[u.t], float(u.features.avg_corr[u.t])
     assert portfolio_vol_nb(scaled.astype(float), vol, rho) == pytest.approx(0.05, rel=1e-5)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import trendgym  # noqa: F401  (registers the ids)
-from trendgym.envs.portfolio import PortfolioEnv
+from trendgym.envs.portfolio import INFO_KEYS, TRAINING_WINDOW, PortfolioEnv
 
 ENV_ID = "trendgym:trendgym/Portfolio-v0"
 SMALL = {"n_years": 3.0, "n_assets": 8, "warmup": 60}
@@ -39,7 +39,8 @@ def test_default_env_runs_offline_on_the_futures_preset(default_env):
     assert u.obs_layout["n_assets"] == 24 and len(u.dates) == 5220
     obs, info = default_env.reset(seed=0)
     assert obs.dtype == np.float32 and default_env.observation_space.contains(obs)
-    assert set(info) == {"nav", "date"} and info["nav"] == 1.0 and info["date"] == u.dates[u.t]
+    assert set(info) == set(INFO_KEYS) and info["nav"] == 1.0 and info["date"] == u.dates[u.t]
+    assert u.window == TRAINING_WINDOW  # synthetic data, no window=: bounded training episodes
 
 
 def test_obs_layout_contract():
@@ -151,7 +152,7 @@ def test_bad_kwargs_are_refused(kwargs, err):
 
 
 def test_full_episode_infos_and_terminal_summary():
-    env = PortfolioEnv(preset="crypto", **SMALL)
+    env = PortfolioEnv(preset="crypto", window=None, **SMALL)
     obs, info = env.reset()
     rng = np.random.default_rng(0)
     n, done, rewards = 0, False, []
@@ -270,3 +271,64 @@ def test_short_user_data_gets_a_shorter_warmup():
     assert env.t == 20 and info["date"] == idx[20]
     with pytest.raises(ValueError, match="no room"):
         PortfolioEnv(prices=prices, warmup=40)
+
+
+def _frame_of(env: PortfolioEnv) -> pd.DataFrame:
+    return env.prices.iloc[:, :3]
+
+
+def test_window_default_is_bounded_on_synthetic_data_and_whole_span_on_yours():
+    synthetic = PortfolioEnv(**SMALL)
+    first, last = synthetic._span
+    assert synthetic.window == TRAINING_WINDOW < last - first
+    for seed in range(3):
+        synthetic.reset(seed=seed)
+        assert synthetic._end - synthetic.t == TRAINING_WINDOW
+    whole = PortfolioEnv(window=None, **SMALL)  # explicit None: the whole span
+    whole.reset(seed=0)
+    assert whole.window is None and (whole.t, whole._end) == (first, last)
+    short = PortfolioEnv(n_years=1.0, n_assets=4, warmup=200)  # shorter than a training window
+    assert short.window is None
+    yours = PortfolioEnv(prices=_frame_of(synthetic), warmup=60)  # DESIGN: prices= walks it all
+    yours.reset(seed=0)
+    assert yours.window is None and (yours.t, yours._end) == yours._span
+    assert PortfolioEnv(prices=_frame_of(synthetic), warmup=60, window=30).window == 30
+
+
+def test_every_info_has_the_same_keys_and_numeric_values():
+    """Batching clients (Tianshou's buffer, TorchRL) store infos as arrays: the keys never
+    change from reset to the terminal step, and each key's values stack into one numeric
+    array (``date``: Timestamps throughout)."""
+    env = PortfolioEnv(window=15, **SMALL)
+    _, info = env.reset(seed=3)
+    infos, done = [info], False
+    while not done:
+        _, _, term, trunc, info = env.step(np.full(8, 0.1, dtype=np.float32))
+        infos.append(info)
+        done = term or trunc
+    assert len(infos) == 16
+    for i in infos:
+        assert list(i) == list(INFO_KEYS)
+    for key in INFO_KEYS:
+        column = np.array([i[key] for i in infos])
+        if key == "date":
+            assert all(isinstance(d, pd.Timestamp) for d in column)
+        else:
+            assert column.dtype.kind in "fiu", (key, column.dtype)
+    batched = np.array([tuple(i.values()) for i in infos], dtype=object)  # one row per step
+    assert batched.shape == (16, len(INFO_KEYS))
+    last = infos[-1]
+    for key in ("total_return", "sharpe", "max_drawdown", "turnover", "costs"):
+        assert math.isfinite(last[key])
+        assert all(i[key] == 0.0 for i in infos[:-1]) or key in ("turnover", "costs")
+    assert last["compliance_violations"] == 0 and last["n_steps"] == 15
+    assert [i["n_steps"] for i in infos] == list(range(16))
+    assert [i["step_turnover"] for i in infos[1:-1]] == [i["turnover"] for i in infos[1:-1]]
+
+
+def test_the_env_classes_import_from_trendgym_envs():
+    from trendgym.envs import PortfolioEnv as FromEnvs
+    from trendgym.envs import PortfolioVectorEnv
+    from trendgym.envs.portfolio.vector import PortfolioVectorEnv as FromPackage
+
+    assert FromEnvs is PortfolioEnv and PortfolioVectorEnv is FromPackage

@@ -14,34 +14,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trendgym  # noqa: F401  (registers the ids)
-from trendgym.envs.market.accounting import (
-    ROW_IMPACT,
-    ROW_RET_NEXT,
-    ROW_TRADABLE,
-    ROW_VOL,
+from trendgym.envs.portfolio import INFO_KEYS, PortfolioEnv
+from trendgym.envs.portfolio.kernels import (
     check_action_nb,
-    step_into_nb,
-)
-from trendgym.envs.portfolio import PortfolioEnv
-from trendgym.envs.vector import PortfolioVectorEnv
-from trendgym.envs.vector.portfolio_nb import (
-    D_TERMINATED,
-    D_TRUNCATED,
-    F_NAV,
-    I_END,
-    I_T,
-    N_FSTATE,
-    N_ISTATE,
-    N_OUT,
-    O_COST,
-    O_NAV,
-    O_REWARD,
-    O_TURNOVER,
     differential_sharpe_nb,
     first_refused_nb,
+    step_into_nb,
     vector_step_nb,
     vector_step_serial_nb,
 )
+from trendgym.envs.portfolio.layout import (
+    Ends,
+    FState,
+    IState,
+    MarketRow,
+    Out,
+    PortfolioData,
+    PortfolioState,
+    Resets,
+    Settings,
+    StepBuffers,
+)
+from trendgym.envs.vector import PortfolioVectorEnv
 
 SMALL = {"n_years": 3.0, "n_assets": 8, "warmup": 60}
 MODES = [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP]
@@ -56,7 +50,7 @@ VARIANTS = {
         "target_vol": 0.15,
         "max_leverage": 2.0,
     },
-    "whole_span": {"n_years": 1.0, "n_assets": 5, "warmup": 200},
+    "whole_span": {"n_years": 1.0, "n_assets": 5, "warmup": 200, "window": None},
 }
 
 
@@ -95,6 +89,14 @@ def _assert_infos_equal(mine, theirs):
             np.testing.assert_array_equal(got, want, err_msg=key)
 
 
+def _assert_same_keys_every_step(infos):
+    """Every vector info carries every single-env info key, with its mask."""
+    keys = set(infos) - {"final_obs", "_final_obs", "final_info", "_final_info"}
+    assert keys == set(INFO_KEYS) | {f"_{k}" for k in INFO_KEYS}, keys
+    if "final_info" in infos:
+        assert set(infos["final_info"]) == keys
+
+
 def _run_both(kwargs, mode, n_envs, n_steps, seed, actions, parallel=None):
     """Step the native env and a SyncVectorEnv of single envs side by side; compare everything."""
     native = PortfolioVectorEnv(n_envs, autoreset_mode=mode, parallel=parallel, **kwargs)
@@ -105,6 +107,7 @@ def _run_both(kwargs, mode, n_envs, n_steps, seed, actions, parallel=None):
     o2, i2 = sync.reset(seed=seed)
     np.testing.assert_array_equal(o1, o2)
     _assert_infos_equal(i1, i2)
+    _assert_same_keys_every_step(i1)
     n_ended = 0
     for step in range(n_steps):
         a = actions(step)
@@ -113,6 +116,7 @@ def _run_both(kwargs, mode, n_envs, n_steps, seed, actions, parallel=None):
             assert got.dtype == want.dtype
             np.testing.assert_array_equal(got, want, err_msg=f"step {step}")
         _assert_infos_equal(r1[4], r2[4])
+        _assert_same_keys_every_step(r1[4])
         n_ended += int(np.sum(r1[2] | r1[3]))
     return native, sync, n_ended
 
@@ -131,7 +135,7 @@ def test_matches_n_single_envs_bit_for_bit(variant, mode, parallel):
     )
     assert native.parallel is parallel
     assert n_ended >= n_envs  # every env went through an autoreset
-    if "window" in kwargs:
+    if kwargs.get("window") is not None:
         assert n_ended >= 2 * n_envs  # several episodes each, through autoreset
         # the seed moved the windows apart, and a seed-less reset continues each generator
         assert len(set(native.get_attr("t"))) > 1
@@ -216,11 +220,11 @@ def test_step_kernel_matches_the_single_env_kernel(
     rng = np.random.default_rng(seed)
     n_features, weight_col, n_days = 3, 1, 4
     market = np.zeros((n_days, 4, n_assets))
-    market[:, ROW_TRADABLE] = rng.random((n_days, n_assets)) < 0.75
-    market[:, ROW_RET_NEXT] = rng.normal(0.0, 0.6 if crash else 0.03, (n_days, n_assets))
-    market[:, ROW_RET_NEXT] = np.maximum(market[:, ROW_RET_NEXT], -1.0)  # -1: a wipeout
-    market[:, ROW_IMPACT] = rng.uniform(0.0, 0.02, (n_days, n_assets))
-    market[:, ROW_VOL] = rng.uniform(0.05, 0.6, (n_days, n_assets))
+    market[:, MarketRow.tradable] = rng.random((n_days, n_assets)) < 0.75
+    market[:, MarketRow.ret_next] = rng.normal(0.0, 0.6 if crash else 0.03, (n_days, n_assets))
+    market[:, MarketRow.ret_next] = np.maximum(market[:, MarketRow.ret_next], -1.0)  # -1: a wipeout
+    market[:, MarketRow.impact] = rng.uniform(0.0, 0.02, (n_days, n_assets))
+    market[:, MarketRow.vol] = rng.uniform(0.05, 0.6, (n_days, n_assets))
     avg_corr = rng.uniform(-0.2, 0.9, n_days)
     prop_cost = rng.uniform(0.0, 1e-3, n_assets)
     static_obs = rng.normal(size=(n_days, n_assets * n_features + 2)).astype(np.float32)
@@ -239,36 +243,41 @@ def test_step_kernel_matches_the_single_env_kernel(
         want.append((w, ob, net, cost, turnover))
 
     for kernel in (vector_step_serial_nb, vector_step_nb):
-        fstate = np.zeros((n_envs, N_FSTATE))
-        fstate[:, F_NAV] = 1.0
-        istate = np.zeros((n_envs, N_ISTATE), dtype=np.int64)
-        istate[:, I_T] = t
-        istate[:, I_END] = n_days - 1
+        fstate = np.zeros((n_envs, len(FState)))
+        fstate[:, FState.nav] = 1.0
+        istate = np.zeros((n_envs, len(IState)), dtype=np.int64)
+        istate[:, IState.t] = t
+        istate[:, IState.end] = n_days - 1
         weights = weights0.copy()
         rets = np.zeros((n_envs, 3))
         obs = np.zeros((n_envs, static_obs.shape[1]), np.float32)
-        step_out = np.zeros((N_OUT, n_envs))
-        ends = np.zeros((2, n_envs), dtype=bool)
+        step_out = np.zeros((len(Out), n_envs))
+        ends = np.zeros((len(Ends), n_envs), dtype=bool)
         no_reset = np.zeros(n_envs, dtype=bool)
         n_ended = kernel(
-            actions, no_reset, False, np.zeros(n_envs, np.int64), 0, n_days - 1, fstate, istate,
-            weights, rets, market, avg_corr, prop_cost, max_leverage, target_vol, static_obs,
-            n_features, weight_col, 10.0, True, 0.01, obs, obs.copy(), step_out, ends,
-            np.zeros(n_envs, np.int64), 3,
+            actions,
+            Resets(no_reset, np.zeros(n_envs, np.int64), False),
+            PortfolioState(fstate, istate, weights, rets),
+            PortfolioData(market, avg_corr, prop_cost, static_obs),
+            Settings(max_leverage, target_vol, 0.01, True, 0, n_days - 1, n_features,
+                     weight_col, 10.0),
+            obs,
+            StepBuffers(obs.copy(), step_out, ends, np.zeros(n_envs, np.int64)),
+            3,
         )  # fmt: skip
         wiped = 1.0 + np.array([net for _, _, net, _, _ in want]) <= 1e-12
         window_over = (t + 1 >= n_days - 1) & ~wiped  # the episodes end at row n_days - 1
-        np.testing.assert_array_equal(ends[D_TERMINATED], wiped)
-        np.testing.assert_array_equal(ends[D_TRUNCATED], window_over)
+        np.testing.assert_array_equal(ends[Ends.terminated], wiped)
+        np.testing.assert_array_equal(ends[Ends.truncated], window_over)
         assert n_ended == int(np.sum(wiped | window_over))
         for e, (w, ob, net, cost, turnover) in enumerate(want):
             assert np.array_equal(_bits(weights[e]), _bits(w)), (kernel, e)
             assert np.array_equal(_bits(obs[e]), _bits(ob)), (kernel, e)
             assert _bits(rets[e, :1]) == _bits(np.array([net]))
-            assert step_out[O_COST, e] == cost and step_out[O_TURNOVER, e] == turnover
+            assert step_out[Out.cost, e] == cost and step_out[Out.turnover, e] == turnover
             growth = 1.0 + net
-            assert step_out[O_NAV, e] == (0.0 if wiped[e] else growth)
-            assert step_out[O_REWARD, e] == math.log(max(growth, 1e-12))
+            assert step_out[Out.nav, e] == (0.0 if wiped[e] else growth)
+            assert step_out[Out.reward, e] == math.log(max(growth, 1e-12))
 
 
 @settings(max_examples=60, deadline=None)
@@ -361,8 +370,10 @@ def test_partial_reset_matches_single_envs():
     singles[0].reset(seed=4)
     singles[2].reset(seed=9)
     singles[1].reset(seed=None)
-    singles[1]._t0 = singles[1]._t = native.get_attr("t")[1]  # an unseeded draw: align it
-    singles[1]._end = singles[1]._t0 + 6
+    # an unseeded draw: start env 1's twin where the native env 1 started
+    start = native.get_attr("t")[1]
+    singles[1]._state.istate[0, IState.t] = start
+    singles[1]._state.istate[0, IState.end] = start + 6
     a = np.full(8, 0.1, dtype=np.float32)
     for _ in range(2):
         native.step(np.stack([a] * 3))
@@ -377,7 +388,7 @@ def test_partial_reset_matches_single_envs():
 
 
 def test_auto_kernel_choice_changes_nothing():
-    from trendgym.envs.vector.portfolio import PARALLEL_MIN_ENVS
+    from trendgym.envs.portfolio.vector import PARALLEL_MIN_ENVS
     from trendgym.envs.vector.threads import PROBE_EVERY
 
     few = PortfolioVectorEnv(PARALLEL_MIN_ENVS - 1, **SMALL)

@@ -121,7 +121,7 @@ def evaluate(run_dir: str | Path) -> pd.DataFrame:
     if config["n_stack"] != 1:
         raise ValueError("evaluate runs n_stack=1 policies (StaticTSMOM's predict has no state)")
     cut = env_kwargs.pop("end")
-    env_kwargs.pop("window", None)
+    env_kwargs["window"] = None  # each sample walked whole
     agent = load(run_dir)
     rows = {}
     for sample, span in (("in", {"end": cut}), ("out", {"start": cut})):

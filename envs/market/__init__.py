@@ -3,7 +3,6 @@
 No gymnasium, torch or SB3 here: these are plain numpy/pandas/numba building blocks.
 """
 
-from trendgym.envs.market.accounting import env_step_nb, portfolio_vol_nb, rebalance_nb
 from trendgym.envs.market.features import (
     FeatureSet,
     compute_features,
@@ -26,7 +25,6 @@ __all__ = [
     "FeatureSet",
     "MarketData",
     "compute_features",
-    "env_step_nb",
     "ewm_mean_nb",
     "generate_market",
     "history_length",
@@ -35,8 +33,6 @@ __all__ = [
     "nearest_state_distance_nb",
     "next_returns",
     "per_asset",
-    "portfolio_vol_nb",
-    "rebalance_nb",
     "survivors",
     "tradable_mask",
     "validate_prices",

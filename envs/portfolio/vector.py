@@ -10,38 +10,31 @@ import numba
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from trendgym.envs.market.accounting import ACTION_NAN
-from trendgym.envs.portfolio import WEIGHT_CLIP, PortfolioEnv, summarize_episode
-from trendgym.envs.vector.native import NativeVectorEnv
-from trendgym.envs.vector.portfolio_nb import (
-    D_TERMINATED,
-    D_TRUNCATED,
-    F_COST_SUM,
-    F_NAV,
-    F_TURNOVER_SUM,
-    I_END,
-    I_K,
-    I_T,
-    N_FSTATE,
-    N_ISTATE,
-    N_OUT,
-    O_COST,
-    O_COST_SUM,
-    O_K,
-    O_NAV,
-    O_REWARD,
-    O_T,
-    O_TURNOVER,
-    O_TURNOVER_SUM,
-    vector_reset_nb,
-    vector_step_nb,
-    vector_step_serial_nb,
+from trendgym.envs.fastcall import compiled_entry
+from trendgym.envs.portfolio.env import (
+    INFO_KEYS,
+    OPEN_EPISODE_INFO,
+    PortfolioEnv,
+    summarize_episode,
 )
+from trendgym.envs.portfolio.kernels import vector_reset_nb, vector_step_nb, vector_step_serial_nb
+from trendgym.envs.portfolio.layout import (
+    ActionCode,
+    Ends,
+    FState,
+    IState,
+    Out,
+    PortfolioState,
+    Resets,
+    StepBuffers,
+)
+from trendgym.envs.vector.native import NativeVectorEnv
 
 # below this many envs, waking the other cores costs more than it saves (benchmarks/vector.py)
 PARALLEL_MIN_ENVS = 32
 # prange hands each thread this many contiguous chunks of envs (one kernel call per chunk)
 CHUNKS_PER_THREAD = 4
+_MASK_KEYS = tuple(f"_{key}" for key in INFO_KEYS)  # Gymnasium's "this env has it" masks
 
 
 class PortfolioVectorEnv(NativeVectorEnv):
@@ -52,8 +45,8 @@ class PortfolioVectorEnv(NativeVectorEnv):
     The native vector version of ``PortfolioEnv``: the dataset, features and costs are built once
     (by one ``PortfolioEnv`` holding them, `template`) and shared; each sub-env has its own
     window start, NAV, weights and episode accumulators, all in arrays. A step is one parallel
-    numba call over the envs (``prange``: all cores), so the environment costs a fraction of a
-    microsecond per env-step. Trajectories are identical bit for bit to a ``SyncVectorEnv`` of
+    numba call over the envs (``prange``: all cores; ``PortfolioEnv.step`` runs the same kernel
+    on its one row). Trajectories are identical bit for bit to a ``SyncVectorEnv`` of
     ``PortfolioEnv``s with the same kwargs and seeds: same window draws, observations, rewards,
     terminations, truncations and infos.
 
@@ -85,9 +78,9 @@ class PortfolioVectorEnv(NativeVectorEnv):
     ``info["final_info"]``) or ``DISABLED`` (reset with ``reset_mask``; stepping an ended env
     raises ``RuntimeError``).
 
-    Infos are Gymnasium vector infos (arrays with `_key` masks): `nav`, `date` (datetime64) every
-    step; `turnover` and `costs` for stepped envs; on an episode's last step the single env's
-    terminal summary keys (`total_return`, `sharpe`, ..., `step_turnover`, `step_costs`).
+    Infos are Gymnasium vector infos (arrays with `_key` masks) of the single env's infos: every
+    key of ``INFO_KEYS`` every step, from ``reset`` on (`date` as datetime64), the summary keys
+    0 until an env's episode ends.
 
     ## Arguments
 
@@ -140,15 +133,23 @@ class PortfolioVectorEnv(NativeVectorEnv):
         first, last = template._span
         self._first, self._last = first, last
         longest = self.window if self.window is not None else last - first
-        self._fstate = np.zeros((n, N_FSTATE))
-        self._istate = np.zeros((n, N_ISTATE), dtype=np.int64)
-        self._weights = np.zeros((n, n_assets))
-        self._rets = np.full((n, longest), 0.0)  # touched now, not page by page mid-episode
+        self._state = PortfolioState(
+            fstate=np.zeros((n, len(FState))),
+            istate=np.zeros((n, len(IState)), dtype=np.int64),
+            weights=np.zeros((n, n_assets)),
+            rets=np.full((n, longest), 0.0),  # touched now, not page by page mid-episode
+        )
+        self._fstate, self._istate = self._state.fstate, self._state.istate
         self._obs = np.zeros((n, obs_dim), dtype=np.float32)
-        self._final_obs = np.zeros((n, obs_dim), dtype=np.float32)
-        self._step_out = np.zeros((N_OUT, n))  # one row per outcome (O_*), see portfolio_nb
-        self._ends = np.zeros((2, n), dtype=bool)  # terminated, truncated (D_*)
-        self._codes = np.zeros(n, dtype=np.int64)
+        self._buffers = StepBuffers(
+            final_obs=np.zeros((n, obs_dim), dtype=np.float32),
+            out=np.zeros((len(Out), n)),
+            ends=np.zeros((len(Ends), n), dtype=bool),
+            codes=np.zeros(n, dtype=np.int64),
+        )
+        self._step_out = self._buffers.out
+        # the step kernels' compiled entries per (prange, action type), see ``fastcall``
+        self._kernels: dict[tuple, Any] = {}
         self._next_start = np.full(n, first, dtype=np.int64)
         self._autoreset = np.zeros(n, dtype=bool)
         self._done = np.ones(n, dtype=bool)  # no episode yet: reset() first
@@ -156,6 +157,13 @@ class PortfolioVectorEnv(NativeVectorEnv):
         self._any_autoreset = False
         self._everyone = np.ones(n, dtype=bool)
         self._everyone.flags.writeable = False
+        # an open episode's summary values (all 0): shared read-only arrays
+        self._open_summary = {
+            key: np.full(n, OPEN_EPISODE_INFO[key])
+            for key in ("total_return", "cagr", "sharpe", "max_drawdown", "compliance_violations")
+        }
+        for value in self._open_summary.values():
+            value.flags.writeable = False
         # all-False mask, shared; never written (a read-only array would be a second numba type
         # of the kernels' `reset_first`, compiled a second time)
         self._no_reset = np.zeros(n, dtype=bool)
@@ -188,30 +196,16 @@ class PortfolioVectorEnv(NativeVectorEnv):
         obs = self._obs if not self.copy else np.empty_like(self._obs)
         if self.copy:
             obs[:] = self._obs  # rows not reset keep their current observation
-        vector_reset_nb(
-            mask,
-            starts,
-            self.window or 0,
-            self._last,
-            self._fstate,
-            self._istate,
-            self._weights,
-            self.template._static_obs,
-            obs,
-        )
+        vector_reset_nb(mask, starts, self._state, self.template._static_obs,
+                        self.template._settings, obs)  # fmt: skip
         self._obs = obs
         # new arrays, not writes: these masks may be the shared `_no_reset`
         self._autoreset = self._autoreset & ~mask
         self._any_autoreset = bool(self._autoreset.any())
         self._done = self._done & ~mask
         self._any_done = bool(self._done.any())
-        nav = self._fstate[:, F_NAV].copy()
-        infos = {
-            "nav": nav,
-            "_nav": mask.copy(),
-            "date": self._dates64[self._istate[:, I_T]],
-            "_date": mask.copy(),
-        }
+        zeros = np.zeros(self.num_envs)
+        infos = self._open_infos(mask.copy(), zeros, zeros.copy())
         return (obs.copy() if self.copy else obs), infos
 
     def step(
@@ -236,48 +230,30 @@ class PortfolioVectorEnv(NativeVectorEnv):
         same_step = mode is AutoresetMode.SAME_STEP
         obs = np.empty_like(self._obs) if self.copy else self._obs
         use_prange = self._threads.use_prange()
-        kernel = vector_step_nb if use_prange else vector_step_serial_nb
+        if not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a)
+        resets = Resets(reset_first, self._next_start, same_step)
+        t = self.template
+        args = (a, resets, self._state, t._data, t._settings, obs, self._buffers, self._n_chunks)
+        key = (use_prange, a.dtype, a.flags.writeable)
+        kernel = self._kernels.get(key)
+        if kernel is None:
+            dispatcher = vector_step_nb if use_prange else vector_step_serial_nb
+            kernel = self._kernels[key] = compiled_entry(dispatcher, args)
         start = time.perf_counter()
-        n_ended = kernel(
-            a,
-            reset_first,
-            same_step,
-            self._next_start,
-            self.window or 0,
-            self._last,
-            self._fstate,
-            self._istate,
-            self._weights,
-            self._rets,
-            self.template._market,
-            self.template._avg_corr,
-            self.template._prop_cost,
-            self.max_leverage,
-            self.target_vol or 0.0,
-            self.template._static_obs,
-            self.template._n_features,
-            self.template._weight_col,
-            WEIGHT_CLIP,
-            self.reward_kind == "log_return",
-            self.dsr_eta,
-            obs,
-            self._final_obs,
-            self._step_out,
-            self._ends,
-            self._codes,
-            self._n_chunks,
-        )
+        n_ended = kernel(*args)
         self._threads.record(use_prange, time.perf_counter() - start)
         if n_ended < 0:
-            bad = int(np.flatnonzero(self._codes)[0])
-            why = "NaN" if self._codes[bad] == ACTION_NAN else "outside [-1, 1]"
+            codes = self._buffers.codes
+            bad = int(np.flatnonzero(codes)[0])
+            why = "NaN" if codes[bad] == ActionCode.nan else "outside [-1, 1]"
             raise ValueError(f"action of env {bad} has weights {why}: {a[bad].tolist()}")
         # every row of `obs` was written: each env was stepped or reset (stepping an ended
         # env without a reset is refused above), so a fresh `np.empty` is safe
         self._obs = obs
         out = self._step_out
-        terminated = self._ends[D_TERMINATED].copy()
-        truncated = self._ends[D_TRUNCATED].copy()
+        terminated = self._buffers.ends[Ends.terminated].copy()
+        truncated = self._buffers.ends[Ends.truncated].copy()
         any_ended = n_ended > 0
         ended = terminated | truncated if any_ended else self._no_reset
         infos = self._step_infos(reset_first, any_reset_first, ended, any_ended, same_step)
@@ -290,13 +266,31 @@ class PortfolioVectorEnv(NativeVectorEnv):
         if mode is AutoresetMode.DISABLED:
             self._done = ended
             self._any_done = any_ended
-        return obs, out[O_REWARD].copy(), terminated, truncated, infos
+        return obs, out[Out.reward].copy(), terminated, truncated, infos
 
     def _refill_starts(self, used: np.ndarray) -> None:
         if self.window is None:
             return
         for i in np.flatnonzero(used):
             self._next_start[i] = self._draw_start(i)
+
+    def _open_infos(
+        self, shown: np.ndarray, turnover: np.ndarray, cost: np.ndarray
+    ) -> dict[str, Any]:
+        """Every info key (``INFO_KEYS``) for the envs in `shown`, as in an episode that has not
+        ended: the summary keys 0 (shared read-only arrays, copied before any write)."""
+        infos: dict[str, Any] = {
+            "nav": self._fstate[:, FState.nav].copy(),
+            "date": self._dates64[self._istate[:, IState.t]],
+            "turnover": turnover,
+            "costs": cost,
+            "step_turnover": turnover,  # the same arrays: `_add_summaries` copies before writing
+            "step_costs": cost,
+            **self._open_summary,
+            "n_steps": self._istate[:, IState.k].copy(),
+        }
+        infos.update(dict.fromkeys(_MASK_KEYS, shown))
+        return infos
 
     def _step_infos(
         self,
@@ -308,96 +302,74 @@ class PortfolioVectorEnv(NativeVectorEnv):
     ) -> dict[str, Any]:
         """Vector infos exactly as ``SyncVectorEnv`` would merge the single envs' infos."""
         out = self._step_out
-        everyone = self._everyone  # read-only all-True mask, shared across steps
-        infos: dict[str, Any] = {
-            "nav": self._fstate[:, F_NAV].copy(),
-            "_nav": everyone,
-            "date": self._dates64[self._istate[:, I_T]],
-            "_date": everyone,
-        }
-        # a reset env's info is the reset info (nav, date): no step keys for it
-        has_step_keys = None
+        # a reset env's info is its reset info: nothing traded
+        stepped = None
         if any_reset_first:
-            has_step_keys = ~reset_first
+            stepped = ~reset_first
         if same_step and any_ended:
-            has_step_keys = ~ended
-        if has_step_keys is None:
-            infos["turnover"] = out[O_TURNOVER].copy()
-            infos["_turnover"] = everyone
-            infos["costs"] = out[O_COST].copy()
-            infos["_costs"] = everyone
-        elif has_step_keys.any():
-            infos["turnover"] = np.where(has_step_keys, out[O_TURNOVER], 0.0)
-            infos["_turnover"] = has_step_keys
-            infos["costs"] = np.where(has_step_keys, out[O_COST], 0.0)
-            infos["_costs"] = has_step_keys.copy()
+            stepped = ~ended
+        if stepped is None:
+            turnover, cost = out[Out.turnover].copy(), out[Out.cost].copy()
+        else:
+            turnover = np.where(stepped, out[Out.turnover], 0.0)
+            cost = np.where(stepped, out[Out.cost], 0.0)
+        infos = self._open_infos(self._everyone, turnover, cost)
         if not any_ended:
             return infos
-        n = self.num_envs
         idx = np.flatnonzero(ended)
-        if same_step:
-            final = {
-                "nav": np.where(ended, out[O_NAV], 0.0),
-                "_nav": ended.copy(),
-                "date": self._dates64[out[O_T].astype(np.int64)],
-                "_date": ended.copy(),
-                "turnover": np.where(ended, out[O_TURNOVER], 0.0),
-                "_turnover": ended.copy(),
-                "costs": np.where(ended, out[O_COST], 0.0),
-                "_costs": ended.copy(),
-            }
-            self._add_summaries(final, idx, ended)
-            final_obs = np.full(n, None, dtype=object)
-            for i in idx:
-                final_obs[i] = self._final_obs[i].copy()
-            infos["final_obs"] = final_obs
-            infos["_final_obs"] = ended.copy()
-            infos["final_info"] = final
-            infos["_final_info"] = ended.copy()
-        else:
-            self._add_summaries(infos, idx, ended)
+        if not same_step:
+            self._add_summaries(infos, idx)
+            return infos
+        final: dict[str, Any] = {
+            key: np.where(ended, out[row], 0.0)
+            for key, row in (("nav", Out.nav), ("turnover", Out.turnover), ("costs", Out.cost))
+        }
+        final["date"] = self._dates64[out[Out.t].astype(np.int64)]
+        final["step_turnover"], final["step_costs"] = final["turnover"], final["costs"]
+        for key, value in self._open_summary.items():
+            final[key] = np.zeros_like(value)
+        final["n_steps"] = np.where(ended, out[Out.k], 0).astype(np.int64)
+        final.update(dict.fromkeys(_MASK_KEYS, ended))
+        self._add_summaries(final, idx)
+        final_obs = np.full(self.num_envs, None, dtype=object)
+        for i in idx:
+            final_obs[i] = self._buffers.final_obs[i].copy()
+        infos["final_obs"], infos["_final_obs"] = final_obs, ended.copy()
+        infos["final_info"], infos["_final_info"] = final, ended.copy()
         return infos
 
-    def _add_summaries(self, infos: dict[str, Any], idx: np.ndarray, ended: np.ndarray) -> None:
-        """The single env's terminal keys for the envs in `idx` (step keys move to step_*)."""
+    def _add_summaries(self, infos: dict[str, Any], idx: np.ndarray) -> None:
+        """The single env's terminal summary for the envs in `idx` (``turnover`` and ``costs``
+        become the episode's; ``step_*`` keep the step's)."""
         out = self._step_out
-        n = self.num_envs
-        infos["step_turnover"] = np.where(ended, out[O_TURNOVER], 0.0)
-        infos["_step_turnover"] = ended.copy()
-        infos["step_costs"] = np.where(ended, out[O_COST], 0.0)
-        infos["_step_costs"] = ended.copy()
+        for key in ("turnover", "costs"):  # `step_*` keep the step's values
+            infos[key] = infos[key].copy()
         for i in idx:
-            k = int(out[O_K, i])
+            k = int(out[Out.k, i])
             summary = summarize_episode(
-                self._rets[i, :k], out[O_TURNOVER_SUM, i], out[O_COST_SUM, i]
+                self._state.rets[i, :k], out[Out.turnover_sum, i], out[Out.cost_sum, i]
             )
             for key, value in summary.items():
-                if key not in infos:
-                    infos[key] = np.zeros(n, dtype=type(value))
-                    infos[f"_{key}"] = np.zeros(n, dtype=bool)
+                if not infos[key].flags.writeable:  # a shared array of the open summary
+                    infos[key] = infos[key].copy()
                 infos[key][i] = value
-                mask = infos[f"_{key}"]
-                if not mask[i]:
-                    if not mask.flags.writeable:  # the shared all-True mask is never written
-                        mask = infos[f"_{key}"] = mask.copy()
-                    mask[i] = True
 
     # ---------------------------------------------------------------- per-env access
     def per_env_attrs(self) -> dict[str, Callable[[int], Any]]:
         return {
             **super().per_env_attrs(),
-            "t": lambda i: int(self._istate[i, I_T]),
-            "nav": lambda i: float(self._fstate[i, F_NAV]),
-            "weights": lambda i: self._weights[i].copy(),
+            "t": lambda i: int(self._istate[i, IState.t]),
+            "nav": lambda i: float(self._fstate[i, FState.nav]),
+            "weights": lambda i: self._state.weights[i].copy(),
         }
 
     def episode_summaries(self) -> tuple[dict[str, Any], ...]:
         """Each env's ``episode_summary`` so far (as ``PortfolioEnv.episode_summary``)."""
         return tuple(
             summarize_episode(
-                self._rets[i, : self._istate[i, I_K]],
-                self._fstate[i, F_TURNOVER_SUM],
-                self._fstate[i, F_COST_SUM],
+                self._state.rets[i, : self._istate[i, IState.k]],
+                self._fstate[i, FState.turnover_sum],
+                self._fstate[i, FState.cost_sum],
             )
             for i in range(self.num_envs)
         )
@@ -411,4 +383,4 @@ class PortfolioVectorEnv(NativeVectorEnv):
     @property
     def episode_ends(self) -> np.ndarray:
         """Row at which each env's current episode truncates."""
-        return self._istate[:, I_END].copy()
+        return self._istate[:, IState.end].copy()

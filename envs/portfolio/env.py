@@ -11,16 +11,7 @@ import pandas as pd
 from gymnasium import spaces
 
 from trendgym.envs import rendering
-from trendgym.envs.market.accounting import (
-    ACTION_NAN,
-    ACTION_OK,
-    ACTION_UNREPORTED,
-    ROW_IMPACT,
-    ROW_RET_NEXT,
-    ROW_TRADABLE,
-    ROW_VOL,
-    env_step_nb,
-)
+from trendgym.envs.fastcall import compiled_entry
 from trendgym.envs.market.calendar import BUSINESS_DAYS_PER_YEAR, TRADING_DAYS_PER_YEAR
 from trendgym.envs.market.features import (
     ASSET_BOUNDS,
@@ -31,11 +22,36 @@ from trendgym.envs.market.features import (
 from trendgym.envs.market.generator import generate_market
 from trendgym.envs.market.loaders import load_frame, per_asset, validate_prices, validate_signal
 from trendgym.envs.market.universe import next_returns, tradable_mask
+from trendgym.envs.portfolio.kernels import env_step_nb, record_step_nb, vector_reset_nb
+from trendgym.envs.portfolio.layout import (
+    ActionCode,
+    Ends,
+    FState,
+    IState,
+    MarketRow,
+    Out,
+    PortfolioData,
+    PortfolioState,
+    Settings,
+    StepBuffers,
+)
 
 REWARDS = ("log_return", "differential_sharpe")
+# episode length on the synthetic market when `window=` is not given: a year of trading days,
+# short enough for evaluation callbacks (the whole synthetic history is ~5,000 steps)
+TRAINING_WINDOW = TRADING_DAYS_PER_YEAR
+
+
+class _NotGiven:
+    """The default of `window`: tells "not given" from an explicit None (the whole span)."""
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN: Any = _NotGiven()
 WEIGHT_CLIP = 10.0  # bound of the observed (drifted) weight; the book itself is never clipped
 DEFAULT_COSTS_BPS = 2.0
-_LOG_FLOOR = 1e-12
 
 
 class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -88,18 +104,23 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Starting State
 
-    NAV 1, all cash. Without `window`, the episode walks the whole span from `start` (or the end
-    of the `warmup`) to `end`; with `window`, the first day is drawn uniformly from
-    `reset(seed=...)`'s generator so that `window` steps fit in the span.
+    NAV 1, all cash. With `window`, the first day is drawn uniformly from `reset(seed=...)`'s
+    generator so that `window` steps fit in the span; with `window=None`, the episode walks the
+    whole span from `start` (or the end of the `warmup`) to `end`. Not given, `window` is
+    `TRAINING_WINDOW` (252) on the synthetic market (the whole span when that is shorter) and
+    None with `prices=` (your data is walked whole).
 
     ## Episode End
 
-    Truncated when the window (or the span) ends; terminated if NAV is wiped out. Every `info`
-    has `nav` and `date` (the close the observation used); `step` adds `turnover` and `costs`;
-    the last adds `total_return`, `cagr`, `sharpe` (annualised), `max_drawdown` (a positive
-    fraction), `turnover` (annualised sum |dw|), `costs` (summed, fraction of NAV),
-    `n_steps`, `compliance_violations` (0), and keeps that step's own turnover and costs
-    under `step_turnover` and `step_costs`.
+    Truncated when the window (or the span) ends; terminated if NAV is wiped out. Every `info`,
+    from `reset` on, has the same keys (`INFO_KEYS`), numbers except `date`, so batching
+    clients (Tianshou, TorchRL) can store them: `nav`; `date` (a ``pd.Timestamp``, the close the
+    observation used); `turnover` and `costs` (this step's; 0 at reset) and the same under
+    `step_turnover` and `step_costs`; `n_steps` (steps so far); `compliance_violations` (0;
+    the compliance wrapper's count); and the episode summary, 0 until the last step:
+    `total_return`, `cagr`, `sharpe` (annualised), `max_drawdown` (a positive fraction). On the
+    last step `turnover` becomes the episode's annualised sum |dw| and `costs` its summed
+    costs (fraction of NAV); `step_turnover` and `step_costs` keep that step's own.
 
     ## Arguments
 
@@ -108,7 +129,8 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
       `n_assets`), whose costs and delisting returns are used unless overridden.
     - `costs_bps=None`: proportional cost (half spread + fee) in bp, a number or per-asset mapping
       (default 2 bp for user data).
-    - `max_leverage=1.0`, `target_vol=None`, `window=None`, `start=None`, `end=None`.
+    - `max_leverage=1.0`, `target_vol=None`, `window` (see Starting State), `start=None`,
+      `end=None`.
     - `delisting_returns=None`: number or per-asset mapping (default 0: closed at last price).
     - `signals=None`: mapping name -> wide DataFrame/path aligned to the prices.
     - `impact_coef=1.0`, `participation=0.01`: square-root impact Y and trade-to-volume ratio.
@@ -130,7 +152,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         prices: Any = None,
         costs_bps: Any = None,
         max_leverage: float = 1.0,
-        window: int | None = None,
+        window: int | None = NOT_GIVEN,
         start: Any = None,
         end: Any = None,
         *,
@@ -166,54 +188,106 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         ):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        self._settings_ready = False  # from True on, setting a kernel setting rebuilds `_settings`
         self.max_leverage = float(max_leverage)
         self.target_vol = None if target_vol is None else float(target_vol)
         self.reward_kind = reward
         self.dsr_eta = float(dsr_eta)
+        self._load_data(prices, preset, n_years, n_assets, data_seed)
+        self._set_costs(costs_bps, delisting_returns)
+        self._build_market(signals, int(min_history), impact_coef, participation)
+        self._build_observation()
+        self._set_span(window, start, end, warmup)
+        n, first, last = len(self.assets), *self._span
+        self._state = PortfolioState(
+            fstate=np.zeros((1, len(FState))),
+            istate=np.zeros((1, len(IState)), dtype=np.int64),
+            weights=np.zeros((1, n)),
+            rets=np.zeros((1, last - first + 1)),
+        )
+        self._state.istate[0, IState.t] = self._state.istate[0, IState.end] = first
+        self._buffers = StepBuffers(
+            final_obs=np.zeros((1, self._static_obs.shape[1]), dtype=np.float32),
+            out=np.zeros((len(Out), 1)),
+            ends=np.zeros((len(Ends), 1), dtype=bool),
+            codes=np.zeros(1, dtype=np.int64),
+        )
+        self._obs_dim = self._static_obs.shape[1]
+        self._settings_ready = True
+        self._rebuild_settings()
+        self._done = True
+        # pre-trade checks installed by ComplianceWrapper (see `install_guard`); `guard_events`
+        # is how many interventions the last step's kernel wrote
+        self._guard: tuple | None = None
+        self.guard_events = 0
+        # the step kernel's compiled entry per action type (see ``fastcall``): the other
+        # arguments' types never change
+        self._kernels: dict[tuple, Any] = {}
 
-        # data: the user's, or the synthetic preset market
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_kernels"] = {}  # compiled entries do not pickle; found again on first step
+        return state
+
+    # ---------------------------------------------------------------- construction
+    def _load_data(
+        self, prices: Any, preset: str, n_years: float, n_assets: int | None, data_seed: int
+    ) -> None:
+        """The prices (the user's, or the synthetic `preset` market) and their default costs
+        and delisting returns."""
         if prices is None:
             data = generate_market(preset, n_years=n_years, n_assets=n_assets, seed=data_seed)
             frame = validate_prices(data.prices)
-            base_costs = data.costs_bps.to_numpy(dtype=np.float64)
-            base_dlret = data.delisting_returns
+            self._base_costs = data.costs_bps.to_numpy(dtype=np.float64)
+            self._base_dlret = data.delisting_returns
         else:
             frame = validate_prices(load_frame(prices, "prices"))
-            base_costs = np.full(frame.shape[1], DEFAULT_COSTS_BPS)
-            base_dlret = None
+            self._base_costs = np.full(frame.shape[1], DEFAULT_COSTS_BPS)
+            self._base_dlret = None
+        self._synthetic = prices is None
         self.prices = frame
         self.assets = frame.columns
         self.dates = list(frame.index)
-        cost_override = per_asset(costs_bps, frame.columns, "costs_bps", np.nan, 0.0, 1e4)
-        self.costs_bps = np.where(np.isnan(cost_override), base_costs, cost_override)
-        dlret = per_asset(base_dlret, frame.columns, "delisting_returns", 0.0, -1.0, 10.0)
+
+    def _set_costs(self, costs_bps: Any, delisting_returns: Any) -> None:
+        columns = self.assets
+        cost_override = per_asset(costs_bps, columns, "costs_bps", np.nan, 0.0, 1e4)
+        self.costs_bps = np.where(np.isnan(cost_override), self._base_costs, cost_override)
+        dlret = per_asset(self._base_dlret, columns, "delisting_returns", 0.0, -1.0, 10.0)
         if delisting_returns is not None:
             override = per_asset(
-                delisting_returns, frame.columns, "delisting_returns", np.nan, -1.0, 10.0
+                delisting_returns, columns, "delisting_returns", np.nan, -1.0, 10.0
             )
             dlret = np.where(np.isnan(override), dlret, override)
         self.delisting_returns = dlret
+
+    def _build_market(
+        self, signals: Any, min_history: int, impact_coef: float, participation: float
+    ) -> None:
+        """Everything a step reads, computed once: features and the packed market rows."""
+        frame = self.prices
         signal_arrays = {}
         for key, value in (signals or {}).items():
             if not isinstance(key, str) or key in ASSET_BOUNDS or key in ("weight", "mask"):
                 raise ValueError(f"signal name {key!r} must be a new feature name (str)")
             signal_arrays[key] = validate_signal(value, frame, key)
-
-        # everything a step needs, computed once
         values = frame.to_numpy()
         n_days, n = values.shape
-        self.tradable = tradable_mask(values, int(min_history))
+        self.tradable = tradable_mask(values, min_history)
         self.features = compute_features(values, self.tradable, signal_arrays)
         vol_daily = self.features.vol / math.sqrt(BUSINESS_DAYS_PER_YEAR)
-        market = np.zeros((n_days, 4, n))
-        market[:, ROW_TRADABLE] = self.tradable
-        market[:, ROW_RET_NEXT] = next_returns(values, self.tradable, dlret)
-        market[:, ROW_IMPACT] = impact_coef * vol_daily * math.sqrt(participation)
-        market[:, ROW_VOL] = self.features.vol
+        market = np.zeros((n_days, len(MarketRow), n))
+        market[:, MarketRow.tradable] = self.tradable
+        market[:, MarketRow.ret_next] = next_returns(values, self.tradable, self.delisting_returns)
+        market[:, MarketRow.impact] = impact_coef * vol_daily * math.sqrt(participation)
+        market[:, MarketRow.vol] = self.features.vol
         self._market = market
         self._avg_corr = self.features.avg_corr
         self._prop_cost = self.costs_bps * 1e-4
 
+    def _build_observation(self) -> None:
+        """The static part of every observation, the layout and the spaces."""
+        n_days, n = self.tradable.shape
         asset_names = [*self.features.asset_names, "weight", "mask"]
         self._n_features = len(asset_names)
         self._weight_col = asset_names.index("weight")
@@ -223,6 +297,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         self._static_obs = np.ascontiguousarray(
             np.concatenate([per_asset_obs.reshape(n_days, -1), self.features.glob], axis=1)
         )
+        self._data = PortfolioData(self._market, self._avg_corr, self._prop_cost, self._static_obs)
         self.obs_layout = {
             "n_assets": n,
             "asset_features": asset_names,
@@ -241,7 +316,9 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         )
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n,), dtype=np.float32)
 
-        # episode span
+    def _set_span(self, window: Any, start: Any, end: Any, warmup: int | None) -> None:
+        """The rows an episode may use (`_span`) and the episode length (`window`)."""
+        n_days = len(self.dates)
         if warmup is None:
             warmup = min(TRADING_DAYS_PER_YEAR, (n_days - 1) // 2)
         first = (
@@ -255,6 +332,9 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"no room for an episode: span rows {first}..{last} of {n_days} "
                 f"(warmup={warmup}, start={start!r}, end={end!r})"
             )
+        if window is NOT_GIVEN:  # training windows on synthetic data, the whole span on yours
+            fits = self._synthetic and TRAINING_WINDOW <= last - first
+            window = TRAINING_WINDOW if fits else None
         if window is not None:
             if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
                 raise ValueError(f"window must be a positive int, got {window!r}")
@@ -265,24 +345,6 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         self.window = None if window is None else int(window)
         self._span = (first, last)
 
-        self._weights = np.zeros(n)
-        self._t = first
-        self._end = last
-        self._t0 = first
-        self._nav = 1.0
-        self._k = 0
-        self._rets = np.zeros(last - first + 1)
-        self._turnover_sum = 0.0
-        self._cost_sum = 0.0
-        self._dsr_a = 0.0
-        self._dsr_b = 0.0
-        self._done = True
-        # pre-trade checks installed by ComplianceWrapper (see `install_guard`); `guard_events`
-        # is how many interventions the last step's kernel wrote
-        self._guard: tuple | None = None
-        self.guard_events = 0
-
-    # ---------------------------------------------------------------- helpers
     def _row(self, when: Any, name: str, side: str) -> int:
         try:
             stamp = pd.Timestamp(when)
@@ -290,29 +352,58 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(f"{name}={when!r} is not a date") from exc
         return int(self.prices.index.searchsorted(stamp, side=side))
 
+    # ---------------------------------------------------------------- settings and state
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in _KERNEL_SETTINGS and self.__dict__.get("_settings_ready"):
+            self._rebuild_settings()
+
+    def _rebuild_settings(self) -> None:
+        """The kernels' ``Settings``, from the current shared settings."""
+        self._settings = Settings(
+            max_leverage=float(self.max_leverage),
+            target_vol=float(self.target_vol or 0.0),
+            dsr_eta=float(self.dsr_eta),
+            log_reward=self.reward_kind == "log_return",
+            window=self.window or 0,
+            last=self._span[1],
+            n_features=self._n_features,
+            weight_col=self._weight_col,
+            weight_clip=WEIGHT_CLIP,
+        )
+
     @property
     def t(self) -> int:
         """Row of the prices that the current observation used (its close)."""
-        return self._t
+        return int(self._state.istate[0, IState.t])
+
+    @property
+    def _t(self) -> int:  # the walk-forward runner reads `_t` and `_end` of an ended episode
+        return self.t
+
+    @property
+    def _end(self) -> int:
+        """Row at which the current episode truncates."""
+        return int(self._state.istate[0, IState.end])
 
     @property
     def weights(self) -> np.ndarray:
         """Current (drifted) weights, a copy."""
-        return self._weights.copy()
+        return self._state.weights[0].copy()
 
     @property
     def nav(self) -> float:
-        return self._nav
+        return float(self._state.fstate[0, FState.nav])
 
     def install_guard(self, kernel: Any, guard: np.ndarray, events: np.ndarray) -> None:
-        """Run `kernel` instead of the plain step kernel: the same arguments plus NAV, `guard`
-        (rule parameters and state), `events` (where it writes interventions) and the
-        observation to fill; it returns the plain kernel's scalars plus the number of events.
-        ComplianceWrapper installs its checks this way, so they run inside the step's one
-        numba call."""
+        """Run `kernel` instead of the plain step kernel: ``step_into_nb``'s arguments plus NAV,
+        `guard` (rule parameters and state), `events` (where it writes interventions) and the
+        observation to fill; it returns (code, net, gross, cost, turnover, number of events).
+        ComplianceWrapper installs its checks this way, so they run inside the step's numba
+        call, before the trade."""
         if self._guard is not None:
             raise ValueError("this Portfolio-v0 already has pre-trade checks (wrapped twice?)")
-        self._guard = (kernel, guard, events, self._static_obs.shape[1], self._static_obs.dtype)
+        self._guard = (kernel, guard, events)
 
     def attach_compliance(self, engine: Any) -> None:
         """Run `engine`'s checks inside the step kernel (ComplianceWrapper's adapter protocol)."""
@@ -324,21 +415,15 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         first, last = self._span
-        if self.window is None:
-            self._t0, self._end = first, last
-        else:
-            self._t0 = int(self.np_random.integers(first, last - self.window + 1))
-            self._end = self._t0 + self.window
-        self._t = self._t0
-        self._weights[:] = 0.0
-        self._nav = 1.0
-        self._k = 0
-        self._turnover_sum = 0.0
-        self._cost_sum = 0.0
-        self._dsr_a = 0.0
-        self._dsr_b = 0.0
+        start = first
+        if self.window is not None:
+            start = int(self.np_random.integers(first, last - self.window + 1))
+        obs = np.empty((1, self._static_obs.shape[1]), dtype=np.float32)
+        starts = np.array([start], dtype=np.int64)
+        vector_reset_nb(np.ones(1, dtype=bool), starts, self._state, self._static_obs,
+                        self._settings, obs)  # fmt: skip
         self._done = False
-        return self._static_obs[self._t].copy(), {"nav": 1.0, "date": self.dates[self._t]}
+        return obs[0], self._info(1.0, start, 0.0, 0.0, 0)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._done:
@@ -350,100 +435,110 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
             if a.dtype.kind not in "fiu":
                 raise ValueError(f"action must be numeric, got dtype {a.dtype}")
             a = a.astype(np.float64)
-        t = self._t
+        obs = np.empty(self._obs_dim, dtype=np.float32)
         if self._guard is None:
-            code, net, _gross, cost, turnover, obs = env_step_nb(
-                a,
-                self._weights,
-                t,
-                self._market,
-                self._avg_corr,
-                self._prop_cost,
-                self.max_leverage,
-                self.target_vol or 0.0,
-                self._static_obs,
-                self._n_features,
-                self._weight_col,
-                WEIGHT_CLIP,
-            )
+            code = self._call_kernel(a, obs)
         else:
-            kernel, guard, events, n_obs, obs_dtype = self._guard
-            obs = np.empty(n_obs, dtype=obs_dtype)  # the kernel writes into it, allocating nothing
-            code, net, _gross, cost, turnover, self.guard_events = kernel(
-                a,
-                self._weights,
-                t,
-                self._market,
-                self._avg_corr,
-                self._prop_cost,
-                self.max_leverage,
-                self.target_vol or 0.0,
-                self._static_obs,
-                self._n_features,
-                self._weight_col,
-                WEIGHT_CLIP,
-                self._nav,
-                guard,
-                events,
-                obs,
-            )
-        if code != ACTION_OK:
-            if code == ACTION_UNREPORTED:
+            code = self._guarded_step(a, obs)
+        if code != ActionCode.ok:
+            if code == ActionCode.unreported:
                 raise RuntimeError(
                     "this env's pre-trade checks hold interventions nobody reported: "
                     "step it through its ComplianceWrapper"
                 )
-            why = "NaN" if code == ACTION_NAN else "outside [-1, 1]"
+            why = "NaN" if code == ActionCode.nan else "outside [-1, 1]"
             raise ValueError(f"action has weights {why}: {np.asarray(a).tolist()}")
-        growth = 1.0 + net
-        terminated = growth <= _LOG_FLOOR
-        self._nav = self._nav * growth if not terminated else 0.0
-        self._rets[self._k] = net
-        self._k += 1
-        self._turnover_sum += turnover
-        self._cost_sum += cost
-        self._t = t + 1
-        if self.reward_kind == "log_return":
-            reward = math.log(max(growth, _LOG_FLOOR))
-        else:
-            reward = self._differential_sharpe(net)
-        truncated = self._t >= self._end and not terminated
-        info = {"nav": self._nav, "date": self.dates[self._t], "turnover": turnover, "costs": cost}
+        out = self._buffers.out[:, 0].tolist()
+        terminated, truncated = self._buffers.ends[:, 0].tolist()
+        info = self._info(
+            out[Out.nav], int(out[Out.t]), out[Out.turnover], out[Out.cost], int(out[Out.k])
+        )
         if terminated or truncated:
             self._done = True
-            # the summary's `turnover`/`costs` are the episode's; keep this step's under step_*
-            info.update(step_turnover=turnover, step_costs=cost, **self.episode_summary())
-        return obs, reward, terminated, truncated, info
+            info.update(self.episode_summary())  # turnover and costs become the episode's
+        return obs, out[Out.reward], terminated, truncated, info
 
-    def _differential_sharpe(self, r: float) -> float:
-        """Moody & Saffell (1998): dS/d(eta) of the EWMA Sharpe, from the moments before this step."""
-        a, b, eta = self._dsr_a, self._dsr_b, self.dsr_eta
-        da, db = r - a, r * r - b
-        self._dsr_a, self._dsr_b = a + eta * da, b + eta * db
-        var = b - a * a
-        if self._k <= 1 or var <= 1e-12:
-            return 0.0
-        d = (b * da - 0.5 * a * db) / var**1.5
-        return float(d) if math.isfinite(d) else 0.0
+    def _call_kernel(self, a: np.ndarray, obs: np.ndarray) -> int:
+        """``env_step_nb`` through its compiled entry for this action type (see ``fastcall``:
+        the other arguments' types never change); the action's code."""
+        if not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a)
+        args = (a, self._state, self._data, self._settings, obs, self._buffers)
+        entry = self._kernels.get((a.dtype, a.flags.writeable))
+        if entry is None:
+            entry = self._kernels[(a.dtype, a.flags.writeable)] = compiled_entry(env_step_nb, args)
+        return entry(*args)
+
+    def _guarded_step(self, a: np.ndarray, obs: np.ndarray) -> int:
+        """Step through the installed pre-trade guard, which trades; then book the step."""
+        kernel, guard, events = self._guard
+        s = self._settings
+        code, net, _gross, cost, turnover, self.guard_events = kernel(
+            a, self._state.weights[0], self.t, self._market, self._avg_corr, self._prop_cost,
+            s.max_leverage, s.target_vol, self._static_obs, s.n_features, s.weight_col,
+            s.weight_clip, self.nav, guard, events, obs,
+        )  # fmt: skip
+        if code == ActionCode.ok:
+            record_step_nb(net, cost, turnover, self._state, s, self._buffers)
+        return code
+
+    def _info(self, nav: float, t: int, turnover: float, cost: float, k: int) -> dict[str, Any]:
+        """A step's info (see Episode End): the same keys from ``reset`` on, the summary's
+        0 until the episode ends."""
+        info = OPEN_EPISODE_INFO.copy()
+        info["nav"] = nav
+        info["date"] = self.dates[t]
+        info["turnover"] = info["step_turnover"] = turnover
+        info["costs"] = info["step_costs"] = cost
+        info["n_steps"] = k
+        return info
 
     def episode_summary(self) -> dict[str, Any]:
         """Performance of the episode so far (the terminal info's summary keys)."""
-        return summarize_episode(self._rets[: self._k], self._turnover_sum, self._cost_sum)
+        k = int(self._state.istate[0, IState.k])
+        f = self._state.fstate[0]
+        return summarize_episode(
+            self._state.rets[0, :k], f[FState.turnover_sum], f[FState.cost_sum]
+        )
 
     def render(self) -> np.ndarray | None:
         """``"rgb_array"``: a (200, 320, 3) frame: the episode's NAV path so far (top) over the
         current weights, one bar per asset, long up in green and short down in red (the largest
         weight, or an equal share of ``max_leverage`` if that is larger, reaches full height).
         None without a render mode or before the first reset."""
-        if self.render_mode is None or (self._done and self._k == 0):
+        k = int(self._state.istate[0, IState.k])
+        if self.render_mode is None or (self._done and k == 0):
             return None
         img = rendering.canvas()
-        nav = np.concatenate(([1.0], np.cumprod(1.0 + self._rets[: self._k])))
+        nav = np.concatenate(([1.0], np.cumprod(1.0 + self._state.rets[0, :k])))
         rendering.line(img, 4, 100, nav, rendering.DARK)
-        w = self._weights
+        w = self._state.weights[0]
         scale = max(float(np.abs(w).max()), self.max_leverage / w.size)
         rendering.signed_columns(img, 110, rendering.HEIGHT, w, scale)
         return img
+
+
+# every info's keys, in order, with the values of an episode that has not ended: the summary
+# keys are 0 until the last step, where ``summarize_episode`` fills them (0, not NaN: equal
+# infos must compare equal, as Gymnasium's determinism check compares them)
+OPEN_EPISODE_INFO: dict[str, Any] = {
+    "nav": 1.0,
+    "date": None,
+    "turnover": 0.0,
+    "costs": 0.0,
+    "step_turnover": 0.0,
+    "step_costs": 0.0,
+    "total_return": 0.0,
+    "cagr": 0.0,
+    "sharpe": 0.0,
+    "max_drawdown": 0.0,
+    "n_steps": 0,
+    "compliance_violations": 0,
+}
+INFO_KEYS = tuple(OPEN_EPISODE_INFO)
+
+# settings a step reads through ``Settings``: setting one rebuilds them
+_KERNEL_SETTINGS = frozenset(("max_leverage", "target_vol", "dsr_eta", "reward_kind", "window"))
 
 
 def summarize_episode(rets: np.ndarray, turnover_sum: float, cost_sum: float) -> dict[str, Any]:
