@@ -84,7 +84,7 @@ def test_prange_and_one_thread_give_the_same_trajectories(parallel):
 
 
 def test_auto_thread_choice_tries_both_kernels_and_changes_nothing(monkeypatch):
-    monkeypatch.setattr(vexec, "PARALLEL_MIN_ENVS", 3)
+    monkeypatch.setattr(ExecutionVectorEnv, "parallel_min_envs", 3)
     monkeypatch.setattr(threads, "PROBE_EVERY", 4)
     auto = ExecutionVectorEnv(3, **FAST)
     serial = ExecutionVectorEnv(3, **FAST, parallel=False)

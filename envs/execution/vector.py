@@ -8,9 +8,7 @@ from typing import Any
 
 import numba
 import numpy as np
-from gymnasium.utils import seeding
-from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
+from gymnasium.vector import AutoresetMode
 
 from trendgym.envs.execution.env import (
     ExecutionEnv,
@@ -25,8 +23,7 @@ from trendgym.envs.lob.book import grow_pool, grow_trades, id_table_size
 from trendgym.envs.lob.flow import MAX_DEPTH, N_FSTATE, N_ISTATE
 from trendgym.envs.lob.layout import STATUS, Book, FlowState
 from trendgym.envs.lob.retry import run_to_done
-from trendgym.envs.vector.native import autoreset_mode_of, per_env_seeds
-from trendgym.envs.vector.threads import KernelChoice
+from trendgym.envs.vector.native import NativeVectorEnv
 
 PRANGE_CHUNK = 4  # envs per prange work item
 PARALLEL_MIN_ENVS = 64  # below this, waking a busy second core costs more than it saves
@@ -38,7 +35,7 @@ TRADE_ROOM = 256  # initial trade buffer per book
 _WINDOW_PAD = 64  # ticks kept free on both sides of a recentred book
 
 
-class ExecutionVectorEnv(VectorEnv):
+class ExecutionVectorEnv(NativeVectorEnv):
     """`num_envs` independent Execution-v0 episodes, each on its own book, stepped in one numba call.
 
     ## Description
@@ -93,6 +90,13 @@ class ExecutionVectorEnv(VectorEnv):
     * v0: first release.
     """
 
+    single_env = ExecutionEnv
+    parallel_min_envs = PARALLEL_MIN_ENVS
+    compliance_refusal = (
+        "compliance= hooks every order in Python: use gymnasium.make_vec(..., "
+        "vectorization_mode='sync') for a compliance-wrapped vector env"
+    )
+
     def __init__(
         self,
         num_envs: int,
@@ -101,29 +105,8 @@ class ExecutionVectorEnv(VectorEnv):
         parallel: bool | None = None,
         **env_kwargs: Any,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
-            raise TypeError(f"num_envs must be an int, got {type(num_envs).__name__}")
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        if env_kwargs.pop("compliance", None) is not None:
-            raise ValueError(
-                "compliance= hooks every order in Python: use gymnasium.make_vec(..., "
-                "vectorization_mode='sync') for a compliance-wrapped vector env"
-            )
-        if env_kwargs.get("render_mode") is not None:
-            raise ValueError("the native vector env does not render: use render_mode=None")
-        t = ExecutionEnv(**env_kwargs)  # validates the kwargs
-        self.template = t
-        self.num_envs = n = int(num_envs)
-        self.metadata = {"render_modes": [], "autoreset_mode": autoreset_mode_of(autoreset_mode)}
-        self.render_mode = None
-        self.parallel = parallel
-        self._threads = KernelChoice(parallel, n, PARALLEL_MIN_ENVS)
-        self.kernel_steps = self._threads.steps
-        self.single_observation_space = t.observation_space
-        self.single_action_space = t.action_space
-        self.observation_space = batch_space(self.single_observation_space, n)
-        self.action_space = batch_space(self.single_action_space, n)
+        super().__init__(num_envs, env_kwargs, autoreset_mode=autoreset_mode, parallel=parallel)
+        t, n = self.template, self.num_envs
         self.horizon, self.tick_size = t.horizon, t.tick_size
         self._warm_steps = t.n_warm
         self.cfg, self.preset_params = t.cfg, t.preset_params
@@ -149,7 +132,6 @@ class ExecutionVectorEnv(VectorEnv):
         self.ei, self.ef = self._ep.ei, self._ep.ef
         self._status = np.zeros(n, dtype=np.int64)
         self.episodes = np.zeros(n, dtype=np.int64)
-        self._generators: list[np.random.Generator | None] = [None] * n
         self._autoreset = np.zeros(n, dtype=bool)
         self._started = np.zeros(n, dtype=bool)
         self._done = np.zeros(n, dtype=bool)
@@ -283,21 +265,10 @@ class ExecutionVectorEnv(VectorEnv):
         seed: int | Sequence[int | None] | None = None,
         options: dict[str, Any] | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        seeds = per_env_seeds(seed, self.num_envs)
-        mask = np.ones(self.num_envs, dtype=bool)
-        if options and "reset_mask" in options:
-            mask = np.asarray(options["reset_mask"])
-            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
-                raise ValueError(
-                    f"reset_mask must be a bool array of shape ({self.num_envs},), got {mask!r}"
-                )
-            if not mask.any():
-                raise ValueError("reset_mask resets no env")
-        for i in np.flatnonzero(mask):
-            # as gym.Env.reset: a seed reseeds; no seed keeps the generator (made once if none)
-            if seeds[i] is not None or self._generators[i] is None:
-                self._generators[i], _ = seeding.np_random(seeds[i])
-                self._draw_next(int(i))
+        mask = self.reset_mask_of(options)
+        for i, fresh in enumerate(self.seed_envs(seed, mask)):
+            if fresh:  # a new generator: its next episode is drawn from it again
+                self._draw_next(i)
         self.ei[:, EI.phase] = PHASE.idle
         self.ei[mask, EI.phase] = PHASE.reset
         self._run(False)
@@ -379,9 +350,9 @@ class ExecutionVectorEnv(VectorEnv):
         return infos
 
     # ---------------------------------------------------------------- per-env access
-    def get_attr(self, name: str) -> tuple[Any, ...]:
-        """One value per env: episode state (`remaining`, `side`, `quantity`, `preset`, ...) or a
-        shared setting of the template env."""
+    def per_env_attrs(self) -> dict[str, Any]:
+        """Per-env episode state for ``get_attr`` (`remaining`, `side`, `quantity`, `preset`, ...)."""
+        ei, ef = self.ei, self.ef
         ints = {"remaining": EI.remaining, "side": EI.side, "quantity": EI.qty, "t": EI.t}
         floats = {
             "urgency": EF.urgency,
@@ -391,33 +362,9 @@ class ExecutionVectorEnv(VectorEnv):
             "shortfall": EF.shortfall,
             "step_volume": EF.step_volume,
         }
-        if name in ints:
-            return tuple(int(v) for v in self.ei[:, ints[name]])
-        if name in floats:
-            return tuple(float(v) for v in self.ef[:, floats[name]])
-        if name == "preset":
-            return tuple(PRESET_NAMES[int(p)] for p in self.ei[:, EI.preset])
-        if name == "episodes":
-            return tuple(int(e) for e in self.episodes)
-        if name == "np_random":
-            return tuple(self._generators)
-        return (getattr(self.template, name),) * self.num_envs  # AttributeError names it
-
-    def set_attr(self, name: str, values: Any) -> None:
-        raise ValueError(
-            f"cannot set {name!r}: the native execution env's settings are fixed at construction"
-        )
-
-    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
-        if name == "render":
-            return (None,) * self.num_envs
-        value = self.get_attr(name)[0]
-        if callable(value):
-            raise ValueError(
-                f"{name!r} cannot be called per env on {type(self).__name__}: its "
-                "sub-envs are rows of arrays (use step/reset on the vector env)"
-            )
-        return self.get_attr(name)
-
-    def render(self) -> None:
-        return None
+        attrs = super().per_env_attrs()
+        attrs.update({name: (lambda i, c=c: int(ei[i, c])) for name, c in ints.items()})
+        attrs.update({name: (lambda i, c=c: float(ef[i, c])) for name, c in floats.items()})
+        attrs["preset"] = lambda i: PRESET_NAMES[int(ei[i, EI.preset])]
+        attrs["episodes"] = lambda i: int(self.episodes[i])
+        return attrs

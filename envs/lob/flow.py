@@ -325,7 +325,7 @@ def _side_queues_nb(levels, base, ref, side, params, out_q):
 def _rescan_nb(levels, base, ref, side, params, q, resumed, rate_kept):
     """`_side_queues_nb` into `q`; when `resumed` and `q` still holds exactly these counts,
     the cancellation rate carried over from the interrupted call (`rate_kept`) is kept, so
-    a NEED_* return never changes a trajectory (an incremental sum can differ from a fresh
+    a stop for room never changes a trajectory (an incremental sum can differ from a fresh
     one in the last bit)."""
     same = True
     step = -1 if side == k.BUY else 1
@@ -417,12 +417,13 @@ def _cancel_arrival_nb(book, rng, params, side, v, ref, q, far):
 def flow_run_nb(book, trades, n_trades, flow, t_end, out_msgs):
     """Simulate background events until the clock passes `t_end`.
 
-    Returns (n_trades, status, n_events): STATUS.done, or STATUS.need_window / STATUS.need_slot / STATUS.need_trade_room
-    when the caller must grow the book or the trade buffer before continuing (checked before any random draw, so the
-    trajectory never depends on array sizes). Each event is written to `out_msgs` when it
+    Returns (n_trades, status, n_events): ``STATUS.done``, or the room the caller must grow
+    (``need_window``, ``need_slot``, ``need_trade_room``) before calling again; checked before
+    any random draw, so the trajectory never depends on array sizes. `book` is a
+    ``layout.Book``, `flow` a ``layout.FlowState``. Each event is written to `out_msgs` when it
     has room (pass an empty array not to record). Keeps the book uncrossed: limits are placed
-    strictly behind the opposite best. `q_bid`/`q_ask` are scratch (MAX_DEPTH,) int64 arrays
-    (from a NEED_* return to the next call they carry the near queues over).
+    strictly behind the opposite best. The flow's `q_bid`/`q_ask` are scratch (MAX_DEPTH,)
+    int64 arrays (from a stop for room to the resumed call they carry the near queues over).
 
     Speed: the near queues (orders at distances 1..MAX_DEPTH) and their cancellation rates
     are counted once per call and then updated event by event (a limit adds an order, a
