@@ -79,13 +79,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
-def run(args: argparse.Namespace) -> int:
-    from trendgym.evaluate.report import evaluate_agent
+def preflight(args: argparse.Namespace) -> None:
+    """Refuse what would fail after training, before it starts; creates nothing.
 
+    The env id and kwargs (the env is built once), the report folder and the ledger (not SQLite,
+    corrupt, foreign, another schema version, read-only): each a one-line ValueError.
+    """
+    from trendgym.train.preflight import check_writable_dir, probe_env
+
+    for flag, value in (("--folds", args.folds), ("--timesteps", args.timesteps)):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     if not isinstance(args.grid, list) or not all(isinstance(g, dict) for g in args.grid):
         raise ValueError(f"--grid must be a JSON list of objects, got {args.grid!r}")
+    check_writable_dir(args.out, "--out")
+    probe_env(args.env_id, args.env_kwargs)
+    from trendgym.evaluate.ledger import check_ledger
+
+    check_ledger(args.ledger)
+
+
+def run(args: argparse.Namespace) -> int:
+    preflight(args)
+    from trendgym.evaluate.report import evaluate_agent
+
     report = evaluate_agent(
         args.env_id,
         args.algo,

@@ -290,3 +290,10 @@ def test_script_bad_argument_is_one_line_exit_2(tmp_path, argv, words):
     for word in words:
         assert word in done.stderr, (word, done.stderr)
     assert not (tmp_path / "runs").exists()
+
+
+def test_api_run_refuses_bad_env_kwargs_before_writing(tmp_path):
+    """Without the plan (no probe), the envs themselves are built before anything is written."""
+    with pytest.raises(TypeError, match="bogus"):
+        train(_config(tmp_path / "run", env_kwargs={"bogus": 1}))
+    assert not (tmp_path / "run").exists()

@@ -178,3 +178,20 @@ def test_kill_9_during_appends_loses_no_committed_row(tmp_path):
     assert len(trials) <= len(acknowledged) + 1  # at most the one in flight beyond them
     for seed, returns in zip(trials["seed"], trials["oos_returns"], strict=True):
         np.testing.assert_array_equal(returns, np.full(500, seed * 1e-4))  # no torn row
+
+
+def test_evaluate_refuses_a_corrupt_ledger_before_training(tmp_path):
+    path = _filled_ledger(tmp_path / "ledger.sqlite", 20)
+    _corrupt_mid_file(path)
+    before = _digest(path)
+    done = subprocess.run(
+        [sys.executable, "-m", "trendgym.train.cli", "evaluate", "--env", "trendgym/Portfolio-v0"]
+        + ["--ledger", str(path), "--out", str(tmp_path / "report")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "is corrupt" in done.stderr and str(path) in done.stderr
+    assert _digest(path) == before
+    assert not (tmp_path / "report").exists()

@@ -225,23 +225,23 @@ class EnvFactory:
         return BlindObservation(env) if self.blind else env
 
 
-def make_vec_env(config: TrainConfig, monitor_file: str | None = None) -> VecEnv:
-    """``n_envs`` copies of the env, in subprocesses when ``n_envs > 1`` (unless ``vec_env="dummy"``),
-    or with ``vec_env="native"`` one batched env stepping them all in this process."""
+def _envs(config: TrainConfig) -> VecEnv:
     if config.vec_env == "native":
         from trendgym.envs.sb3_vec import make_sb3_vec_env
 
-        native = make_sb3_vec_env(
-            config.env_id, config.n_envs, seed=config.seed, **config.env_kwargs
-        )
-        return VecMonitor(native, filename=monitor_file)
+        return make_sb3_vec_env(config.env_id, config.n_envs, seed=config.seed, **config.env_kwargs)
     use_subproc = config.vec_env == "subproc" or (config.vec_env == "auto" and config.n_envs > 1)
     factories = [
         EnvFactory(config.env_id, config.env_kwargs, worker=use_subproc, blind=config.blind)
         for _ in range(config.n_envs)
     ]
-    venv: VecEnv = SubprocVecEnv(factories) if use_subproc else DummyVecEnv(factories)
-    return VecMonitor(venv, filename=monitor_file)
+    return SubprocVecEnv(factories) if use_subproc else DummyVecEnv(factories)
+
+
+def make_vec_env(config: TrainConfig, monitor_file: str | None = None) -> VecEnv:
+    """``n_envs`` copies of the env, in subprocesses when ``n_envs > 1`` (unless ``vec_env="dummy"``),
+    or with ``vec_env="native"`` one batched env stepping them all in this process."""
+    return VecMonitor(_envs(config), filename=monitor_file)
 
 
 def save_checkpoint(model: BaseAlgorithm, run_dir: Path) -> Path:
@@ -424,12 +424,17 @@ def run(
     run directory without a checkpoint is started afresh, with or without ``resume``.
     """
     run_dir = config.run_dir
-    probe, state, _ = check_run(config.env_id, config.env_kwargs, run_dir, config.resume)
+    announce = config.progress_bar if announce is None else announce
+    # the probe (one more env, a few timed steps) only feeds the plan; without it the envs
+    # below are still built before anything is written
+    probe, state, _ = check_run(
+        config.env_id, config.env_kwargs, run_dir, config.resume, probe=announce
+    )
     start_step, start_dir = 0, None
     if state == "resume":
         _check_resumable(read_config(run_dir), config)
         start_step, start_dir = list_checkpoints(run_dir)[-1]
-    if config.progress_bar if announce is None else announce:
+    if probe is not None:
         plan = plan_text(
             env_id=config.env_id,
             algo=config.algo,
@@ -441,14 +446,14 @@ def run(
             start=start_step,
         )
         print(plan, file=sys.stderr, flush=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "monitor").mkdir(exist_ok=True)
-    versions = package_versions()
-    (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_json(), indent=2) + "\n")
-    (run_dir / VERSIONS_FILE).write_text(json.dumps(versions, indent=2) + "\n")
-
-    venv: VecEnv = make_vec_env(config, str(run_dir / "monitor" / f"from_{start_step:012d}"))
+    venv: VecEnv = _envs(config)  # an env refusing its kwargs stops us before any write
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "monitor").mkdir(exist_ok=True)
+        versions = package_versions()
+        (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_json(), indent=2) + "\n")
+        (run_dir / VERSIONS_FILE).write_text(json.dumps(versions, indent=2) + "\n")
+        venv = VecMonitor(venv, filename=str(run_dir / "monitor" / f"from_{start_step:012d}"))
         layout = obs_layout_of(venv)
         if config.norm_obs or config.norm_reward:
             saved_stats = None if start_dir is None else start_dir / VECNORMALIZE_FILE

@@ -186,13 +186,22 @@ def run_dir_state(run_dir: str | Path, resume: bool) -> tuple[str, int]:
 
 
 def check_run(
-    env_id: str, env_kwargs: dict[str, Any], run_dir: str | Path, resume: bool
-) -> tuple[EnvProbe, str, int]:
-    """All cheap checks of a training run, in the order a user fixes them; creates nothing."""
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    run_dir: str | Path,
+    resume: bool,
+    probe: bool = True,
+) -> tuple[EnvProbe | None, str, int]:
+    """All cheap checks of a training run, in the order a user fixes them; creates nothing.
+
+    ``probe=False`` checks the env id but does not build the env (the caller builds it anyway).
+    """
     check_writable_dir(run_dir, "--out")
     state, start = run_dir_state(run_dir, resume)
-    probe = probe_env(env_id, env_kwargs)
-    return probe, state, start
+    if not probe:
+        check_env_id(env_id)
+        return None, state, start
+    return probe_env(env_id, env_kwargs), state, start
 
 
 def _duration(seconds: float) -> str:
