@@ -338,7 +338,9 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         run the pre-trade hook when a batch waits for it."""
         if (self.pre_trade is not None) != self._hooked or self._stale():
             self._bind()
-        run_to_done(self._call, self._make_room)
+        status = self._kernel(*self._args)
+        if status != STATUS.done:
+            run_to_done(self._call, self._make_room, status)
 
     def _call(self) -> int:
         return self._kernel(*self._args)

@@ -115,17 +115,29 @@ class OrderBook:
         self.meta[k.UNINDEXED_BACKGROUND] = not self.index_background
         self.owner_stats = np.zeros((k.MAX_OWNERS, k.N_OWNER_STATS), dtype=np.int64)
         self._trades = np.empty(256, dtype=TRADE_DTYPE)
+        self._state = None
 
     @property
     def state(self) -> Book:
-        """The arrays kernels take: orders, levels, keys, slots, meta, owner_stats."""
-        return Book(self.orders, self.levels, self.keys, self.slots, self.meta, self.owner_stats)
+        """The arrays kernels take: orders, levels, keys, slots, meta, owner_stats (built again
+        only after a method here replaced an array: the flow asks for it every env step)."""
+        if self._state is None:
+            self._state = Book(
+                self.orders, self.levels, self.keys, self.slots, self.meta, self.owner_stats
+            )
+        return self._state
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_state"] = None  # rebuilt from the unpickled arrays
+        return state
 
     def _snapshot(self) -> Book:
         return Book(*(a.copy() for a in self.state))
 
     def _restore(self, snap: Book) -> None:
         (self.orders, self.levels, self.keys, self.slots, self.meta, self.owner_stats) = snap
+        self._state = None
 
     def reserve(
         self, new_orders: int, price_lo: int | None = None, price_hi: int | None = None
@@ -145,6 +157,7 @@ class OrderBook:
         self.keys = np.full(id_table_size(capacity), k.EMPTY_KEY, dtype=np.int64)
         self.slots = np.full(self.keys.shape[0], -1, dtype=np.int64)
         k.rehash_nb(self.orders, self.keys, self.slots, self.meta)
+        self._state = None
 
     def _cover_prices(self, lo: int, hi: int) -> None:
         base, n = int(self.meta[k.BASE]), self.levels.shape[0]
@@ -169,6 +182,7 @@ class OrderBook:
         if window_set:
             levels[base - new_base : base - new_base + n] = self.levels
         self.levels = levels
+        self._state = None
         self.meta[k.BASE] = new_base
 
     # ------------------------------------------------------------------------ batch API

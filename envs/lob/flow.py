@@ -696,6 +696,9 @@ class OrderFlow:
         self._trades = np.empty(1024, dtype=k.TRADE_DTYPE)
         self._q_bid = np.zeros(MAX_DEPTH, dtype=np.int64)
         self._q_ask = np.zeros(MAX_DEPTH, dtype=np.int64)
+        self._flow = FlowState(
+            self.xrng, self.p, self.fstate, self.istate, self._q_bid, self._q_ask
+        )
 
     @property
     def time(self) -> float:
@@ -731,38 +734,39 @@ class OrderFlow:
 
     @property
     def state(self) -> FlowState:
-        """The flow's arrays as ``flow_run_nb`` takes them."""
-        return FlowState(self.xrng, self.p, self.fstate, self.istate, self._q_bid, self._q_ask)
+        """The flow's arrays as ``flow_run_nb`` takes them (updated in place, never replaced)."""
+        return self._flow
 
     def run(self, seconds: float) -> np.ndarray:
         if not seconds >= 0:
             raise ValueError(f"seconds must be >= 0, got {seconds}")
-        book, record = self.book, self.record
-        t_end = self.fstate.item(FS.time) + seconds
-        flow = self.state
-        n_trades = 0
+        self._t_end = self.fstate.item(FS.time) + seconds
+        self._n_trades = 0
         self.n_messages = 0
+        status = self._call()
+        if status != STATUS.done:
+            run_to_done(self._call, self._make_room, status)
+        return self._trades[: self._n_trades]
 
-        def call() -> int:
-            nonlocal n_trades
-            out = self.messages[self.n_messages :] if record else self.messages
-            args = (book.state, self._trades, n_trades, flow, t_end, out)
-            n_trades, status, n_ev = (_FLOW_ENTRY or _flow_entry(args))(*args)
-            if record:
-                self.n_messages = min(record, self.n_messages + n_ev)
-            return status
+    def _call(self) -> int:
+        """One call of the flow kernel from where the last one stopped; returns its status."""
+        record = self.record
+        out = self.messages[self.n_messages :] if record else self.messages
+        args = (self.book.state, self._trades, self._n_trades, self._flow, self._t_end, out)
+        self._n_trades, status, n_ev = (_FLOW_ENTRY or _flow_entry(args))(*args)
+        if record:
+            self.n_messages = min(record, self.n_messages + n_ev)
+        return status
 
-        def make_room(status: int) -> None:
-            if status == STATUS.need_trade_room:
-                needed = n_trades + k.trade_room_needed_nb(book.meta)
-                self._trades = grow_trades(self._trades, n_trades, needed)
-            elif status == STATUS.need_slot:
-                book.reserve(book.orders.shape[0])  # double the pool
-            else:
-                book.reserve(0, *flow_price_span(book.meta, self.istate))
-
-        run_to_done(call, make_room)
-        return self._trades[:n_trades]
+    def _make_room(self, status: int) -> None:
+        book, n_trades = self.book, self._n_trades
+        if status == STATUS.need_trade_room:
+            needed = n_trades + k.trade_room_needed_nb(book.meta)
+            self._trades = grow_trades(self._trades, n_trades, needed)
+        elif status == STATUS.need_slot:
+            book.reserve(book.orders.shape[0])  # double the pool
+        else:
+            book.reserve(0, *flow_price_span(book.meta, self.istate))
 
     def take_ofi(self) -> float:
         ofi = float(self.fstate[FS.ofi])

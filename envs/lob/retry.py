@@ -13,10 +13,15 @@ from collections.abc import Callable
 from trendgym.envs.lob.layout import STATUS
 
 
-def run_to_done(call: Callable[[], int], make_room: Callable[[int], None]) -> None:
+def run_to_done(
+    call: Callable[[], int], make_room: Callable[[int], None], status: int | None = None
+) -> None:
     """Call `call()` until it returns ``STATUS.done``; after any other status, `make_room(status)`
-    grows what the kernel asked for (or raises when it cannot) before the next call."""
-    status = call()
+    grows what the kernel asked for (or raises when it cannot) before the next call. `status`:
+    that of a first call the caller already made (callers on a hot path make it themselves
+    and come here only when it stopped)."""
+    if status is None:
+        status = call()
     while status != STATUS.done:
         make_room(status)
         status = call()
