@@ -205,7 +205,7 @@ def test_ppo_portfolio_has_positive_out_of_sample_sharpe_fast():
         ppo_portfolio.PORTFOLIO_ID, args.timesteps, env_kwargs, args.norm_reward, layout
     )
     held_out = {k: v for k, v in env_kwargs.items() if k not in ("end", "window")}
-    env = gym.make(ppo_portfolio.PORTFOLIO_ID, **held_out, start=cut)
+    env = gym.make(ppo_portfolio.PORTFOLIO_ID, **held_out, start=cut, window=None)  # all of it
     info = run_episode(env, agent)
     print(f"out-of-sample Sharpe {info['sharpe']:.3f}")
     assert info["sharpe"] > 0.0, info
