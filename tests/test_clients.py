@@ -117,8 +117,8 @@ def _numeric(value) -> bool:
             "trendgym/Portfolio-v0",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="needs Portfolio-v0's same-keys numeric infos (issue 15's portfolio "
-                "work); strict: remove this mark when it lands",
+                reason="Portfolio-v0's infos have the same keys now, but 'date' is a pandas "
+                "Timestamp, not a number; strict: remove this mark when it is numeric",
             ),
         ),
     ],
