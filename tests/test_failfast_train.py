@@ -197,7 +197,7 @@ CLI = ["-m", "trendgym.train.cli", "train", "--env", "Pendulum-v1", "--checkpoin
     [
         (signal.SIGINT, 1, False),
         (signal.SIGTERM, 1, False),
-        pytest.param(signal.SIGINT, 2, True, marks=pytest.mark.expensive),
+        (signal.SIGINT, 2, True),
     ],
     ids=["sigint", "sigterm", "ctrl-c-subproc-envs"],
 )
@@ -239,7 +239,6 @@ def test_signal_saves_a_checkpoint_and_resume_finishes(tmp_path, sig, n_envs, wh
     assert [json.loads(s)["status"] for s in sessions] == ["interrupted", "completed"]
 
 
-@pytest.mark.expensive
 def test_script_interrupt_is_one_line(tmp_path):
     script = [
         "-m",
@@ -265,16 +264,8 @@ def test_script_interrupt_is_one_line(tmp_path):
     "argv,words",
     [
         (["--env-kwargs", '{"urgency": 5}'], ["urgency must be in [0, 1]", "5"]),
-        pytest.param(
-            ["--timesteps", "lots"],
-            ["--timesteps", "invalid int value", "'lots'"],
-            marks=pytest.mark.expensive,  # each row starts a process that imports torch
-        ),
-        pytest.param(
-            ["--timesteps", "0"],
-            ["timesteps must be a positive int, got 0"],
-            marks=pytest.mark.expensive,
-        ),
+        (["--timesteps", "lots"], ["--timesteps", "invalid int value", "'lots'"]),
+        (["--timesteps", "0"], ["timesteps must be a positive int, got 0"]),
     ],
 )
 def test_script_bad_argument_is_one_line_exit_2(tmp_path, argv, words):
