@@ -12,17 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {text!r} ({err.msg})") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
-    return value
+from trendgym.train.preflight import json_object
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,9 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers", type=int, default=None, help="local worker processes (0: in process)"
     )
-    p.add_argument("--env-kwargs", type=_json_object, default={}, metavar="JSON")
+    p.add_argument("--env-kwargs", type=json_object, default={}, metavar="JSON")
     p.add_argument(
-        "--model-kwargs", type=_json_object, default={}, metavar="JSON", help="SB3 keywords"
+        "--model-kwargs", type=json_object, default={}, metavar="JSON", help="SB3 keywords"
     )
     p.add_argument(
         "--grid",

@@ -7,22 +7,11 @@ Subcommands live in :data:`COMMANDS` (name -> help, argument adder, runner); add
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from trendgym.train.preflight import OneLineParser as _Parser
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {text!r} ({err.msg})") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
-    return value
+from trendgym.train.preflight import json_object
 
 
 def _positive_int(text: str) -> int:
@@ -71,15 +60,15 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
         choices=["default", "none", "mlp", "lstm", "attention"],
         help="features extractor (default: the env id's default)",
     )
-    p.add_argument("--extractor-kwargs", type=_json_object, default={}, metavar="JSON")
+    p.add_argument("--extractor-kwargs", type=json_object, default={}, metavar="JSON")
     p.add_argument(
         "--n-stack", type=_positive_int, default=1, help="frames stacked into each observation"
     )
     p.add_argument(
-        "--env-kwargs", type=_json_object, default={}, metavar="JSON", help="gymnasium.make kwargs"
+        "--env-kwargs", type=json_object, default={}, metavar="JSON", help="gymnasium.make kwargs"
     )
     p.add_argument(
-        "--model-kwargs", type=_json_object, default={}, metavar="JSON", help="SB3 keywords"
+        "--model-kwargs", type=json_object, default={}, metavar="JSON", help="SB3 keywords"
     )
     p.add_argument(
         "--no-norm-obs", dest="norm_obs", action="store_false", help="disable VecNormalize on obs"

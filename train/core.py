@@ -64,7 +64,13 @@ from trendgym.agents.sb3 import (
     obs_layout_of,
 )
 from trendgym.envs.blind import BlindObservation
-from trendgym.train.preflight import OneLineParser, check_run, default_run_dir, plan_text
+from trendgym.train.preflight import (
+    OneLineParser,
+    check_run,
+    default_run_dir,
+    json_object,
+    plan_text,
+)
 
 # Fields that may change between a run and its resumption; everything else must match.
 _RESUMABLE_CHANGES = frozenset(
@@ -564,16 +570,6 @@ def train(
     return result.run_dir
 
 
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {text!r} ({err.msg})") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
-    return value
-
-
 def _script_parser(cls: type) -> argparse.ArgumentParser:
     parser = OneLineParser(
         description=(cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else None
@@ -584,7 +580,7 @@ def _script_parser(cls: type) -> argparse.ArgumentParser:
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         elif isinstance(default, dict):
-            parser.add_argument(flag, type=_json_object, default=default, help="JSON object")
+            parser.add_argument(flag, type=json_object, default=default, help="JSON object")
         elif default is None:
             parser.add_argument(flag, default=None)
         else:

@@ -32,6 +32,17 @@ _LEARNER_SECONDS_PER_STEP = {"ppo": 6e-4, "a2c": 5e-4, "sac": 5e-3}
 _PROBE_STEPS, _PROBE_SECONDS = 200, 0.5
 
 
+def json_object(text: str) -> dict[str, Any]:
+    """argparse type of the ``--*-kwargs`` flags: a JSON object, or a one-line usage error."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {text!r} ({err.msg})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (the full usage is one ``--help`` away)."""
 

@@ -69,17 +69,10 @@ def run_walk_forward(
     if isinstance(ledger, str | os.PathLike):
         ledger = Ledger(ledger)
     scenarios = [cost_label(m) for m in config.cost_multipliers]
-    index = pd.Index([i for p in plans for i in p.period_index])
-    if domain.periods_per_year is not None:
-        index = pd.DatetimeIndex(index)
+    index = oos_index(domain, plans)
     if baselines is None and (run_baselines or domain.paired):
         baselines = baseline_returns(config, domain, plans, scenarios, index)
-    hurdle_name, hurdle = None, None
-    if domain.paired:
-        one = cost_label(1.0)
-        hurdle_name = best_by_mean(baselines, one)
-        stitched = baselines[hurdle_name][one].to_numpy()
-        hurdle = {p.fold: stitched[s] for p, s in zip(plans, fold_slices(plans), strict=True)}
+    hurdle_name, hurdle = paired_hurdle(domain, plans, baselines)
     jobs = trial_jobs(config, plans, model_dir)
     stream = ray_backend(jobs, ray_address) if ray_address else local_backend(jobs, workers)
     outcomes: list[TrialOutcome] = []
@@ -100,7 +93,43 @@ def run_walk_forward(
     finally:
         bar.close()
     outcomes.sort(key=lambda o: o.key)
+    return finish_result(
+        config, domain, plans, outcomes, baselines or {}, (ledger, ids), started, hurdle_name
+    )
 
+
+def oos_index(domain: Domain, plans: Sequence[FoldPlan]) -> pd.Index:
+    """The stitched OOS periods: dates for a dated domain, episode seeds otherwise."""
+    index = pd.Index([i for p in plans for i in p.period_index])
+    return pd.DatetimeIndex(index) if domain.periods_per_year is not None else index
+
+
+def paired_hurdle(
+    domain: Domain, plans: Sequence[FoldPlan], baselines: dict[str, dict[str, pd.Series]] | None
+) -> tuple[str | None, dict[int, np.ndarray] | None]:
+    """A paired domain's hurdle: the baseline with the best mean at 1x costs, per fold."""
+    if not domain.paired:
+        return None, None
+    one = cost_label(1.0)
+    name = best_by_mean(baselines, one)
+    stitched = baselines[name][one].to_numpy()
+    return name, {p.fold: stitched[s] for p, s in zip(plans, fold_slices(plans), strict=True)}
+
+
+def finish_result(
+    config: WalkForwardConfig,
+    domain: Domain,
+    plans: Sequence[FoldPlan],
+    outcomes: list[TrialOutcome],
+    baselines: dict[str, dict[str, pd.Series]],
+    ledger_and_ids: tuple[Ledger | None, list[int]],
+    started: float,
+    hurdle_name: str | None,
+) -> WalkForwardResult:
+    """Select each fold's agent on validation and stitch everything into one result."""
+    ledger, ids = ledger_and_ids
+    scenarios = [cost_label(m) for m in config.cost_multipliers]
+    index = oos_index(domain, plans)
     selected = select_per_fold(plans, outcomes, by_mean=domain.paired)
     agent_returns = {
         s: pd.Series(
@@ -112,11 +141,11 @@ def run_walk_forward(
         config=config,
         domain=domain.name,
         periods_per_year=domain.periods_per_year,
-        folds=plans,
+        folds=list(plans),
         trials=outcomes,
         selected=selected,
         agent_returns=agent_returns,
-        baseline_returns=baselines or {},
+        baseline_returns=baselines,
         trial_returns=stitch_trials(config, plans, outcomes, scenarios, index),
         ledger_path=None if ledger is None else str(ledger.path),
         ledger_ids=ids,

@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from trendgym.evaluate.ledger import Ledger
@@ -21,12 +20,12 @@ from trendgym.evaluate.walkforward.config import WalkForwardConfig, cost_label
 from trendgym.evaluate.walkforward.domain import domain_for, episodes_returns, make_env
 from trendgym.evaluate.walkforward.loop import (
     baseline_returns,
-    fold_slices,
-    select_per_fold,
-    stitch_trials,
+    finish_result,
+    oos_index,
+    paired_hurdle,
     trial_jobs,
 )
-from trendgym.evaluate.walkforward.results import WalkForwardResult, best_by_mean, ledger_records
+from trendgym.evaluate.walkforward.results import WalkForwardResult, ledger_records
 from trendgym.evaluate.walkforward.trial import TrialOutcome
 
 __all__ = ["run_policy_search"]
@@ -56,16 +55,10 @@ def run_policy_search(
     domain = domain_for(config.env_id)
     plans = domain.plan(config)
     scenarios = [cost_label(m) for m in config.cost_multipliers]
-    index = pd.Index([i for p in plans for i in p.period_index])
-    if domain.periods_per_year is not None:
-        index = pd.DatetimeIndex(index)
+    index = oos_index(domain, plans)
     if baselines is None:
         baselines = baseline_returns(config, domain, plans, scenarios, index)
-    hurdle_name, hurdle = None, None
-    if domain.paired:
-        hurdle_name = best_by_mean(baselines, cost_label(1.0))
-        stitched = baselines[hurdle_name][cost_label(1.0)].to_numpy()
-        hurdle = {p.fold: stitched[s] for p, s in zip(plans, fold_slices(plans), strict=True)}
+    hurdle_name, hurdle = paired_hurdle(domain, plans, baselines)
     outcomes = []
     for job in trial_jobs(config, plans):
         job = replace(job, hparams={"policy": names[job.seed]})
@@ -85,26 +78,6 @@ def run_policy_search(
             outcomes, config, by_fold, domain.periods_per_year, hurdle, hurdle_name
         )
         ids = ledger.append_many(records)
-    selected = select_per_fold(plans, outcomes, by_mean=domain.paired)
-    agent_returns = {
-        s: pd.Series(
-            np.concatenate([selected[p.fold].returns[s] for p in plans]), index=index, name="agent"
-        )
-        for s in scenarios
-    }
-    return WalkForwardResult(
-        config=config,
-        domain=domain.name,
-        periods_per_year=domain.periods_per_year,
-        folds=plans,
-        trials=outcomes,
-        selected=selected,
-        agent_returns=agent_returns,
-        baseline_returns=baselines,
-        trial_returns=stitch_trials(config, plans, outcomes, scenarios, index),
-        ledger_path=None if ledger is None else str(ledger.path),
-        ledger_ids=ids,
-        wall_seconds=time.perf_counter() - started,
-        paired=domain.paired,
-        hurdle=hurdle_name,
+    return finish_result(
+        config, domain, plans, outcomes, baselines, (ledger, ids), started, hurdle_name
     )
