@@ -10,12 +10,14 @@ import numpy as np
 from gymnasium import spaces
 
 from trendgym.envs import rendering
+from trendgym.envs.checks import check_number
 from trendgym.envs.execution import orders
 from trendgym.envs.execution.layout import (
     CFG,
     EF,
     EI,
     FLOW_PHASES,
+    MAX_COMPLETION_SECONDS,
     MSG_SLOTS,
     N_ORDER_TYPES,
     N_RAW,
@@ -216,7 +218,8 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Arguments
 
     ``side=None`` ("buy" | "sell" | None: drawn), ``quantity=None`` (lots; None: drawn from
-    ``quantity_range=(20, 100)``), ``horizon=40``, ``step_seconds=2.5``, ``preset=None``
+    ``quantity_range=(20, 100)``; refused above ``fillable_bound``, more than the book can
+    fill before the forced completion gives up), ``horizon=40``, ``step_seconds=2.5``, ``preset=None``
     (``"calm" | "volatile" | "trending" | "crypto"``; None: drawn), ``urgency=None`` (in
     [0, 1]; None: drawn uniformly), ``max_drift=0.3`` (drift at urgency 1), ``latency=0.0``
     (seconds between decision and arrival of the agent's messages), ``fee_bps=0.3`` (on every
@@ -525,42 +528,58 @@ ExecutionEnv.__doc__ = ExecutionEnv.__doc__.replace(
 
 
 def _check_kwargs(kw: dict[str, Any], render_modes: list[str]) -> None:
-    """ValueError naming the first invalid ``ExecutionEnv`` argument."""
+    """TypeError or ValueError naming the first invalid ``ExecutionEnv`` argument."""
     side, preset, quantity, urgency = kw["side"], kw["preset"], kw["quantity"], kw["urgency"]
     if side is not None and side not in _SIDES:
         raise ValueError(f"side must be 'buy', 'sell' or None, got {side!r}")
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)} or None, got {preset!r}")
-    if quantity is not None and (not isinstance(quantity, (int, np.integer)) or quantity <= 0):
-        raise ValueError(f"quantity must be a positive integer (lots), got {quantity!r}")
-    lo, hi = kw["quantity_range"]
-    if not 0 < lo <= hi:
-        raise ValueError(
-            f"quantity_range must satisfy 0 < low <= high, got {kw['quantity_range']!r}"
-        )
-    if urgency is not None and not 0.0 <= urgency <= 1.0:
-        raise ValueError(f"urgency must be in [0, 1] or None, got {urgency!r}")
-    checks = {
-        "horizon": kw["horizon"] >= 1,
-        "step_seconds": kw["step_seconds"] > 0,
-        "max_drift": 0 <= kw["max_drift"] <= 0.9,
-        "latency": 0 <= kw["latency"] < kw["step_seconds"],
-        "fee_bps": kw["fee_bps"] >= 0,
-        "risk_aversion": kw["risk_aversion"] >= 0,
-        "warmup_seconds": kw["warmup_seconds"] >= kw["step_seconds"],
-        "tick_size": kw["tick_size"] > 0,
-        "start_price": kw["start_price"] > 100,
-    }
-    for name, ok in checks.items():
-        if not ok:
+    check_number("horizon", kw["horizon"], lo=1, integer=True)
+    check_number("step_seconds", kw["step_seconds"], lo=0.0, open_lo=True)
+    if urgency is not None:
+        check_number("urgency", urgency, lo=0.0, hi=1.0)
+    check_number("max_drift", kw["max_drift"], lo=0.0, hi=0.9)
+    check_number("latency", kw["latency"], lo=0.0, hi=kw["step_seconds"], open_hi=True)
+    check_number("fee_bps", kw["fee_bps"], lo=0.0)
+    check_number("risk_aversion", kw["risk_aversion"], lo=0.0)
+    check_number("warmup_seconds", kw["warmup_seconds"], lo=kw["step_seconds"])
+    check_number("tick_size", kw["tick_size"], lo=0.0, open_lo=True)
+    check_number("start_price", kw["start_price"], lo=100, open_lo=True, integer=True)
+    qrange = kw["quantity_range"]
+    if not isinstance(qrange, (tuple, list)) or len(qrange) != 2:
+        raise TypeError(f"quantity_range must be a (low, high) pair of ints, got {qrange!r}")
+    check_number("quantity_range low", qrange[0], lo=1, integer=True)
+    check_number("quantity_range high", qrange[1], lo=qrange[0], integer=True)
+    if quantity is not None:
+        check_number("quantity", quantity, lo=1, integer=True)
+    seconds = kw["warmup_seconds"] + kw["horizon"] * kw["step_seconds"] + MAX_COMPLETION_SECONDS
+    most = fillable_bound(seconds, [preset] if preset else list(PRESETS))
+    for name, lots in (("quantity", quantity), ("quantity_range high", qrange[1])):
+        if lots is not None and lots > most:
             raise ValueError(
-                f"invalid {name}={kw[name]!r}"
-                + (" (must be < step_seconds)" if name == "latency" else "")
+                f"{name}={lots!r} is more than the book can fill: at most {most} lots reach "
+                f"one side in the episode's {seconds:g} s (warm-up, horizon and the forced "
+                f"completion's {MAX_COMPLETION_SECONDS} s), even at burst rates"
             )
     if kw["render_mode"] is not None and kw["render_mode"] not in render_modes:
         raise ValueError(
             f"render_mode must be None, 'ansi' or 'rgb_array', got {kw['render_mode']!r}"
         )
+
+
+def fillable_bound(seconds: float, presets: list[str]) -> int:
+    """More lots than an episode's book can ever fill on one side: the seeded depth plus the
+    expected volume of limit orders the flow adds to that side in `seconds` (warm-up, every
+    decision and the forced completion's whole give-up time), as if every second were a burst
+    second, for the most liquid of `presets`. Background market orders and cancels only take
+    from that volume, so a parent order above it runs the forced completion out of time."""
+    most = 0.0
+    for name in presets:
+        p = PRESETS[name]
+        seeded = p.initial_depth * MAX_DEPTH * p.limit_size
+        added = sum(p.limit_rates) * p.limit_size * p.burst_scale * seconds
+        most = max(most, seeded + added)
+    return int(most)
 
 
 def needed_prices(

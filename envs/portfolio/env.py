@@ -11,6 +11,7 @@ import pandas as pd
 from gymnasium import spaces
 
 from trendgym.envs import rendering
+from trendgym.envs.checks import check_number
 from trendgym.envs.fastcall import compiled_entry
 from trendgym.envs.market.calendar import BUSINESS_DAYS_PER_YEAR, TRADING_DAYS_PER_YEAR
 from trendgym.envs.market.features import (
@@ -174,20 +175,21 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
-        _check_number("max_leverage", max_leverage, lo=0.0, open_lo=True)
-        _check_number("impact_coef", impact_coef, lo=0.0)
-        _check_number("participation", participation, lo=0.0)
-        _check_number("dsr_eta", dsr_eta, lo=0.0, hi=1.0, open_lo=True)
+        check_number("max_leverage", max_leverage, lo=0.0, open_lo=True)
+        check_number("impact_coef", impact_coef, lo=0.0)
+        check_number("participation", participation, lo=0.0)
+        check_number("dsr_eta", dsr_eta, lo=0.0, hi=1.0, open_lo=True)
         if target_vol is not None:
-            _check_number("target_vol", target_vol, lo=0.0, open_lo=True)
+            check_number("target_vol", target_vol, lo=0.0, open_lo=True)
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
-        for name, value in (
-            ("warmup", 0 if warmup is None else warmup),
-            ("min_history", min_history),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        check_number("data_seed", data_seed, lo=0, integer=True)
+        check_number("n_years", n_years, lo=0.0, open_lo=True)
+        if n_assets is not None:
+            check_number("n_assets", n_assets, lo=1, integer=True)
+        if warmup is not None:
+            check_number("warmup", warmup, lo=0, integer=True)
+        check_number("min_history", min_history, lo=0, integer=True)
         self._settings_ready = False  # from True on, setting a kernel setting rebuilds `_settings`
         self.max_leverage = float(max_leverage)
         self.target_vol = None if target_vol is None else float(target_vol)
@@ -562,13 +564,3 @@ def summarize_episode(rets: np.ndarray, turnover_sum: float, cost_sum: float) ->
         "n_steps": n,
         "compliance_violations": 0,
     }
-
-
-def _check_number(
-    name: str, value: Any, lo: float, hi: float = math.inf, open_lo: bool = False
-) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    v = float(value)
-    if not math.isfinite(v) or v < lo or (open_lo and v == lo) or v > hi:
-        raise ValueError(f"{name}={value!r} is out of range")
