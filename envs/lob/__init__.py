@@ -2,6 +2,7 @@
 Databento MBO) rebuilt into it (no gym, torch or SB3 here)."""
 
 from trendgym.envs.lob.book import OrderBook, as_messages, empty_messages
+from trendgym.envs.lob.calibrate import Calibration, calibrate_flow
 from trendgym.envs.lob.dbn import read_dbn, write_dbn
 from trendgym.envs.lob.kernels import (
     BUY,
@@ -20,6 +21,8 @@ from trendgym.envs.lob.tape import EVENT, TAPE_DTYPE, MessageTape
 
 __all__ = [
     "BUY",
+    "Calibration",
+    "calibrate_flow",
     "CANCEL",
     "LIMIT",
     "MARKET",
