@@ -14,6 +14,7 @@ from trendgym.envs.lob.calibrate import (
 )
 from trendgym.envs.lob.flow import FlowParams, OrderFlow, flow_params
 from trendgym.envs.lob.tape import empty_tape
+from trendgym.envs.lob.tape_facts import compare_facts, tape_facts
 
 # the calm preset without its activity bursts, which calibration averages into every rate
 TRUE = flow_params("calm", burst_scale=1.0)
@@ -129,3 +130,31 @@ def test_bad_tapes_are_refused():
     tape["time"] = 1.0
     with pytest.raises(ValueError, match="spans no time"):
         calibrate_flow(MessageTape(tape))
+
+
+def test_tape_facts_of_a_hand_built_book():
+    tape = empty_tape(4)
+    tape["time"] = [0.0, 0.0, 1.5, 3.0]
+    tape["event"] = [EVENT.new, EVENT.new, EVENT.new, EVENT.new]
+    tape["direction"] = [1, -1, 1, -1]
+    tape["price"] = [9900, 10200, 9800, 10100]
+    tape["size"] = [4, 6, 1, 1]
+    tape["order_id"] = [1, 2, 3, 4]
+    facts = tape_facts(MessageTape(tape, tick=100))
+    # samples at 1, 2, 3 s: spreads 3, 3, 2 ticks; level 1 lots (4+6)/2, (4+6)/2, (4+1)/2;
+    # level 2 (0+0)/2, (1+0)/2, (1+6)/2
+    assert facts["spread_mean_ticks"] == pytest.approx(8 / 3)
+    assert facts["spread_median_ticks"] == 3
+    assert facts["depth_level_1"] == pytest.approx((5 + 5 + 2.5) / 3)
+    assert facts["depth_level_2"] == pytest.approx((0 + 0.5 + 3.5) / 3)
+    assert facts["messages_per_second"] == pytest.approx(4 / 3)
+    with pytest.raises(ValueError, match="sample"):
+        tape_facts(MessageTape(tape, tick=100), sample=0.0)
+
+
+def test_calibrated_simulation_matches_the_tapes_facts(hour):
+    facts = compare_facts(hour, seed=4, seconds=1800.0)
+    for name in ("spread_mean_ticks", "depth_level_1", "depth_level_3", "messages_per_second"):
+        real, sim = facts[name]
+        assert abs(sim / real - 1) < 0.15, (name, real, sim)
+    assert np.isfinite(facts["kurtosis_1min"]).all()

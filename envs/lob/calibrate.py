@@ -33,7 +33,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import optimize
 
 from trendgym.envs.lob.flow import MAX_DEPTH, FlowParams
 from trendgym.envs.lob.kernels import kernel
@@ -240,6 +239,8 @@ def fit_hawkes(
 ) -> tuple[float, float, float, float]:
     """(mu_buy, mu_sell, alpha, beta): maximum likelihood, each side its own baseline and
     both the same exponential kernel."""
+    from scipy import optimize  # only a fit needs it: importing the book stays light
+
     span = t1 - t0
 
     def unpack(x):
