@@ -158,3 +158,11 @@ def test_calibrated_simulation_matches_the_tapes_facts(hour):
         real, sim = facts[name]
         assert abs(sim / real - 1) < 0.15, (name, real, sim)
     assert np.isfinite(facts["kurtosis_1min"]).all()
+
+
+def test_messages_on_orders_from_before_the_tape_are_counted(hour):
+    m = hour.messages
+    cut = MessageTape(m[m["time"] > m["time"][0]].copy(), tick=hour.tick)  # no resting orders
+    fit = calibrate_flow(cut, hawkes=False)
+    assert fit.unknown_ids > 0
+    assert _rel(fit.limit_rates[0], TRUE.limit_rates[0]) < 0.10
