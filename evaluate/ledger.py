@@ -25,7 +25,6 @@ import math
 import os
 import sqlite3
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,6 +44,7 @@ from trendgym.evaluate.stats import (
     return_moments,
     sharpe_ratio,
 )
+from trendgym.train.preflight import can_create_in
 
 __all__ = ["DEFAULT_LEDGER_PATH", "Ledger", "TrialRecord", "check_ledger", "code_version"]
 
@@ -188,24 +188,13 @@ def _json_default(obj: object) -> object:
     raise TypeError(f"object of type {type(obj).__name__} is not JSON-serialisable")
 
 
-def _can_create_in(directory: Path) -> bool:
-    """Probe by creating and removing a file: permission bits lie to root and on read-only mounts."""
-    try:
-        fd, name = tempfile.mkstemp(dir=directory, prefix=".ledger-write-check-")
-    except OSError:
-        return False
-    os.close(fd)
-    os.unlink(name)
-    return True
-
-
 def _check_writable(path: Path) -> None:
     existing = path.parent
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
     if not existing.is_dir():
         raise ValueError(f"ledger {str(path)!r}: {str(existing)!r} is not a directory")
-    if not _can_create_in(existing):  # SQLite's journal files live beside the ledger
+    if not can_create_in(existing):  # SQLite's journal files live beside the ledger
         raise ValueError(f"ledger {str(path)!r}: directory {str(existing)!r} is read-only")
     if path.exists():
         try:

@@ -149,7 +149,7 @@ def default_run_dir(env_id: str, algo: str, seed: int) -> Path:
     return Path("runs") / f"{slug}-{algo}-s{seed}"
 
 
-def _writable_dir(path: Path) -> bool:
+def can_create_in(path: Path) -> bool:
     """True when a file can be created in the directory ``path`` (probed: root ignores modes)."""
     try:
         fd, name = tempfile.mkstemp(dir=path, prefix=".trendgym-write-check-")
@@ -174,7 +174,7 @@ def check_writable_dir(path: str | Path, flag: str) -> None:
         raise ValueError(
             f"{flag}: cannot create {str(path)!r}: {str(existing)!r} is not a directory"
         )
-    if not _writable_dir(existing):
+    if not can_create_in(existing):
         raise ValueError(f"{flag}: cannot write in {str(existing.resolve())!r} (read-only)")
 
 
