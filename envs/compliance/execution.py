@@ -35,6 +35,7 @@ from trendgym.envs.compliance.rules import (
 )
 from trendgym.envs.fastcall import compiled_entry
 from trendgym.envs.lob import kernels as k
+from trendgym.envs.lob.layout import STATUS
 
 KIND_NAMES = {k.LIMIT: "limit", k.MARKET: "market", k.MODIFY: "modify"}
 ACTION_NAMES = {nb.BLOCK: "block", nb.CLIP: "clip", nb.PENALIZE: "penalize", nb.CANCEL: "cancel"}
@@ -265,11 +266,11 @@ class ExecutionCompliance(ExecutionSteps):
                 self._pre_trade = compiled_entry(kernel, args)
             kernel = self._pre_trade
         while True:
-            n, n_records = kernel(
+            status, n, n_records = kernel(
                 msgs, b.orders, b.levels, b.keys, b.slots, b.meta, b.owner_stats, pending,
                 self.fbuf, self.ibuf,
             )  # fmt: skip
-            if n != nb.NEED_ROOM:
+            if status == STATUS.done:
                 break
             self._allocate(2 * max(self.live.shape[0], msgs.shape[0]), self.fills.shape[0])
         if n_records:

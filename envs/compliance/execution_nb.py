@@ -31,6 +31,7 @@ from numba import njit
 
 from trendgym.envs.execution import AGENT
 from trendgym.envs.lob import kernels as k
+from trendgym.envs.lob.layout import STATUS
 
 kernel = njit(cache=True, _nrt=False)
 
@@ -141,7 +142,6 @@ N_COLS = 17
     WHY_BREACHES,
 ) = range(13)
 SUFFIX_CLIPPED_TO_NOTHING, SUFFIX_NOT_CLIPPABLE = 100, 200  # added to C_WHY
-NEED_ROOM = -1  # pre_trade_nb's answer when a buffer may overflow: grow them, call again
 RECORDS_PER_MESSAGE = 16  # every rule once, a trip and a kill block, with room to spare
 TRIG_LOSS, TRIG_DRAWDOWN = 0, 1
 
@@ -677,9 +677,9 @@ def pre_trade_nb(
     ibuf,
 ):
     """Check a batch of new orders and modifies; compact the allowed ones (shrunk or repriced
-    as the rules say) to the front of `msgs`. Returns (how many, records written), or
-    (NEED_ROOM, 0) with nothing touched when a buffer could overflow. Records start afresh at
-    row 0 on each call."""
+    as the rules say) to the front of `msgs`. Returns (``STATUS.done``, how many, records
+    written), or (``STATUS.need_check_room``, 0, 0) with nothing touched when a buffer could
+    overflow. Records start afresh at row 0 on each call."""
     params, fstate, records, istate, live, dup, sent, fills, ids = views_nb(fbuf, ibuf)
     n = msgs.shape[0]
     if (
@@ -689,7 +689,7 @@ def pre_trade_nb(
         or n * RECORDS_PER_MESSAGE > records.shape[0]
         or n * 3 * (live.shape[0] + 1) > ids.shape[0]
     ):
-        return NEED_ROOM, 0
+        return STATUS.need_check_room, 0, 0
     istate[I_N_RECORDS] = 0
     istate[I_N_IDS] = 0
     if istate[I_N_LIVE] > 0:
@@ -736,4 +736,4 @@ def pre_trade_nb(
             if out != i:
                 msgs[out] = msg
             out += 1
-    return out, istate[I_N_RECORDS]
+    return STATUS.done, out, istate[I_N_RECORDS]

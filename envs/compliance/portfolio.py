@@ -35,13 +35,8 @@ from trendgym.envs.compliance.rules import (
     Throttle,
     WashTrade,
 )
-from trendgym.envs.market.accounting import (
-    ACTION_OK,
-    ACTION_UNREPORTED,
-    ROW_TRADABLE,
-    check_action_nb,
-    step_into_nb,
-)
+from trendgym.envs.portfolio.kernels import check_action_nb, step_into_nb
+from trendgym.envs.portfolio.layout import ActionCode, MarketRow
 
 # rule slots of the kernel, in the order it checks them
 R_RESTRICTED, R_WASH, R_SIZE, R_TURNOVER, R_THROTTLE, R_POSITION, R_GROSS, R_NET, R_KILL = range(9)
@@ -357,21 +352,21 @@ def guarded_step_nb(
 
     Returns (code, net, gross, cost, turnover, n_events): the events are appended after those
     not reported yet, and n_events counts them all (the wrapper reports them and sets the
-    pending count back to 0). A refused action (NaN or outside [-1, 1]; ACTION_UNREPORTED
+    pending count back to 0). A refused action (NaN or outside [-1, 1]; ``ActionCode.unreported``
     when the buffer is full of unreported events, i.e. the env was stepped without its
     wrapper) changes nothing, the rules' state included. Counts the step's interventions by
     rules other than the kill switch as breaches and advances the step."""
     code = check_action_nb(action)
-    if code != ACTION_OK:
+    if code != ActionCode.ok:
         return code, 0.0, 0.0, 0.0, 0.0, 0
     n = weights.shape[0]
     first = int(guard[S_PENDING])
     if first + 4 * n + 8 > events.shape[0]:  # never overwrite what nobody reported
-        return ACTION_UNREPORTED, 0.0, 0.0, 0.0, 0.0, first
+        return ActionCode.unreported, 0.0, 0.0, 0.0, 0.0, first
     guard[G_PARAMS + P_NAV] = nav
     ne = kill_test_nb(guard, nav, events, first)
     ne, changed = check_weights_nb(
-        action, weights, market[t, ROW_TRADABLE], max_leverage, guard, events, ne
+        action, weights, market[t, MarketRow.tradable], max_leverage, guard, events, ne
     )
     for j in range(first, ne):
         if events[j, 0] != R_KILL:

@@ -32,11 +32,13 @@ def block_layout(name: str, widths: dict[str, int]) -> tuple[Any, int]:
 
 
 # What a kernel that can stop early returns: done, or what its caller must do before calling
-# again (grow the price window / the order pool / the trade buffer; run the pre-trade hook).
-# DUPLICATE_ID and INVALID_MESSAGE refuse a batch; STUCK: a book stayed empty too long.
+# again (grow the price window / the order pool / the trade buffer; run the pre-trade hook;
+# grow the pre-trade checks' own buffers). DUPLICATE_ID and INVALID_MESSAGE refuse a batch;
+# STUCK: a book stayed empty too long.
 STATUS = layout(
     "Status",
-    "done need_window need_slot need_trade_room duplicate_id invalid_message stuck need_hook",
+    "done need_window need_slot need_trade_room duplicate_id invalid_message stuck need_hook"
+    " need_check_room",
 )
 NEEDS_ROOM = (STATUS.need_window, STATUS.need_slot, STATUS.need_trade_room)
 
