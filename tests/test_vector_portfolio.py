@@ -19,7 +19,7 @@ from trendgym.envs.portfolio.kernels import (
     check_action_nb,
     differential_sharpe_nb,
     first_refused_nb,
-    step_into_nb,
+    trade_nb,
     vector_step_nb,
     vector_step_serial_nb,
 )
@@ -215,7 +215,7 @@ def _bits(x):
 def test_step_kernel_matches_the_single_env_kernel(
     seed, n_envs, n_assets, target_vol, max_leverage, crash
 ):
-    """One batched step, both drivers, against ``step_into_nb`` (the single env's core) per env:
+    """One batched step, both drivers, against ``trade_nb`` (the single env's core) per env:
     same weights, observation, net return, costs and turnover, bit for bit."""
     rng = np.random.default_rng(seed)
     n_features, weight_col, n_days = 3, 1, 4
@@ -236,9 +236,12 @@ def test_step_kernel_matches_the_single_env_kernel(
     want = []
     for e in range(n_envs):
         w, ob = weights0[e].copy(), np.empty(static_obs.shape[1], np.float32)
-        net, _gross, cost, turnover = step_into_nb(
-            actions[e].astype(np.float64), w, t[e], market, avg_corr, prop_cost, max_leverage,
-            target_vol, static_obs, n_features, weight_col, 10.0, ob,
+        net, _gross, cost, turnover = trade_nb(
+            actions[e].astype(np.float64), w, t[e],
+            PortfolioData(market, avg_corr, prop_cost, static_obs),
+            Settings(max_leverage, target_vol, 0.01, True, 0, n_days - 1, n_features,
+                     weight_col, 10.0),
+            ob,
         )  # fmt: skip
         want.append((w, ob, net, cost, turnover))
 

@@ -248,9 +248,7 @@ class ExecutionCompliance(ExecutionSteps):
         """Kill switch: cancel every resting agent order, refuse every later one this episode."""
         self.kill_reason = why
         b = env.book
-        n = nb.trip_cancel_nb(
-            b.orders, b.levels, b.keys, b.slots, b.meta, self.fbuf, self.ibuf, env.own_id
-        )
+        n = nb.trip_cancel_nb(b.state, self.fbuf, self.ibuf, env.own_id)
         cancelled = self.ids[:n].tolist()
         self.record(self.kill, "trip", {"trigger": why}, {"cancelled_orders": cancelled}, why)
 
@@ -261,15 +259,11 @@ class ExecutionCompliance(ExecutionSteps):
         kernel = nb.pre_trade_nb
         if msgs.flags.c_contiguous and pending.flags.c_contiguous:  # the env's own buffers
             if self._pre_trade is None:
-                args = (msgs, b.orders, b.levels, b.keys, b.slots, b.meta, b.owner_stats,
-                        pending, self.fbuf, self.ibuf)  # fmt: skip
+                args = (msgs, b.state, pending, self.fbuf, self.ibuf)
                 self._pre_trade = compiled_entry(kernel, args)
             kernel = self._pre_trade
         while True:
-            status, n, n_records = kernel(
-                msgs, b.orders, b.levels, b.keys, b.slots, b.meta, b.owner_stats, pending,
-                self.fbuf, self.ibuf,
-            )  # fmt: skip
+            status, n, n_records = kernel(msgs, b.state, pending, self.fbuf, self.ibuf)
             if status == STATUS.done:
                 break
             self._allocate(2 * max(self.live.shape[0], msgs.shape[0]), self.fills.shape[0])

@@ -26,6 +26,8 @@ does with a cancel message), so that a cancel and the checks after it see the sa
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -156,6 +158,20 @@ def buffer_sizes(
     return floats, ints
 
 
+class Checks(NamedTuple):
+    """The named arrays of the checks (views into the two buffers), one argument for a kernel."""
+
+    params: np.ndarray
+    fstate: np.ndarray
+    records: np.ndarray
+    istate: np.ndarray
+    live: np.ndarray
+    dup: np.ndarray
+    sent: np.ndarray
+    fills: np.ndarray
+    ids: np.ndarray
+
+
 @kernel
 def views_nb(fbuf, ibuf):
     """The named arrays inside the two buffers (one argument each for a kernel call, where
@@ -181,7 +197,7 @@ def views_nb(fbuf, ibuf):
     fills = ibuf[o : o + 3 * rows].reshape((rows, 3))
     o += 3 * rows
     ids = ibuf[o : o + ibuf[I_IDS_LEN]]
-    return params, fstate, records, istate, live, dup, sent, fills, ids
+    return Checks(params, fstate, records, istate, live, dup, sent, fills, ids)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -249,21 +265,23 @@ def _pending_nb(pending, oid):
 
 
 @kernel
-def cancel_resting_nb(orders, levels, keys, slots, meta, live, istate, own_id, side, ids):
+def cancel_resting_nb(book, c, own_id, side):
     """Cancel the agent's tracked live orders of `side` (0: all, and the env's own child too)
-    straight on the book, lowest id first; appends their ids to `ids`, returns how many."""
+    straight on the book, lowest id first; appends their ids to `c.ids`, returns how many."""
+    orders, levels, keys, slots, meta, _ = book
+    live, istate, ids = c.live, c.istate, c.ids
     refresh_live_nb(orders, keys, slots, live, istate)
     n = istate[I_N_LIVE]
     start = istate[I_N_IDS]
     # candidates: the tracked ids (and the env's child when cancelling all), sorted
-    c = start
+    end = start
     for j in range(n):
-        ids[c] = live[j, 0]
-        c += 1
+        ids[end] = live[j, 0]
+        end += 1
     if side == 0 and own_id != k.EMPTY_KEY and _live_index_nb(live, n, own_id) < 0:
-        ids[c] = own_id
-        c += 1
-    for a in range(start + 1, c):  # insertion sort: a handful of ids
+        ids[end] = own_id
+        end += 1
+    for a in range(start + 1, end):  # insertion sort: a handful of ids
         x = ids[a]
         b = a - 1
         while b >= start and ids[b] > x:
@@ -271,7 +289,7 @@ def cancel_resting_nb(orders, levels, keys, slots, meta, live, istate, own_id, s
             b -= 1
         ids[b + 1] = x
     done = start
-    for a in range(start, c):
+    for a in range(start, end):
         oid = ids[a]
         j = _live_index_nb(live, istate[I_N_LIVE], oid)
         if side != 0 and (j < 0 or live[j, 1] != side):
@@ -288,10 +306,11 @@ def cancel_resting_nb(orders, levels, keys, slots, meta, live, istate, own_id, s
 
 
 @kernel
-def _breach_nb(orders, levels, keys, slots, meta, params, istate, live, records, ids):
+def _breach_nb(book, c):
     """An intervention by a rule other than the kill switch: count it; trip the switch when
     the count reaches ``max_breaches`` (cancel everything resting, record the trip). The env's
     child order is among the tracked ones: it reaches the book only through the hook."""
+    params, istate, records = c.params, c.istate, c.records
     istate[I_BREACHES] += 1
     if (
         params[R_KILL] != OFF
@@ -301,7 +320,7 @@ def _breach_nb(orders, levels, keys, slots, meta, params, istate, live, records,
     ):
         istate[I_KILLED] = 1
         start = istate[I_N_IDS]
-        n = cancel_resting_nb(orders, levels, keys, slots, meta, live, istate, k.EMPTY_KEY, 0, ids)
+        n = cancel_resting_nb(book, c, k.EMPTY_KEY, 0)
         r = _record_nb(records, istate, R_KILL, TRIP, 0, 0, 0, 0, 0, WHY_BREACHES)
         records[r, C_V1] = istate[I_BREACHES]
         records[r, C_IDS] = start
@@ -310,13 +329,13 @@ def _breach_nb(orders, levels, keys, slots, meta, params, istate, live, records,
 
 # ------------------------------------------------------------------------------ per step
 @kernel
-def trip_cancel_nb(orders, levels, keys, slots, meta, fbuf, ibuf, own_id):
+def trip_cancel_nb(book, fbuf, ibuf, own_id):
     """The kill switch trips: cancel every tracked order and the env's own child; their ids
     are the first entries of `ids`, returns how many."""
-    params, fstate, records, istate, live, dup, sent, fills, ids = views_nb(fbuf, ibuf)
-    istate[I_KILLED] = 1
-    istate[I_N_IDS] = 0
-    return cancel_resting_nb(orders, levels, keys, slots, meta, live, istate, own_id, 0, ids)
+    c = views_nb(fbuf, ibuf)
+    c.istate[I_KILLED] = 1
+    c.istate[I_N_IDS] = 0
+    return cancel_resting_nb(book, c, own_id, 0)
 
 
 @kernel
@@ -324,7 +343,7 @@ def begin_step_nb(owner_stats, meta, fbuf, ibuf, step, shortfall):
     """Bookkeeping before the env acts: interval volume (the quantity traded on the book
     since the last step began: the env's ``market_qty`` change), fill snapshot, kill-switch
     test. Returns the kill switch's trigger (TRIG_*) when it must trip now, else -1."""
-    params, fstate, records, istate, live, dup, sent, fills, ids = views_nb(fbuf, ibuf)
+    params, fstate, _, istate, _, _, _, fills, _ = views_nb(fbuf, ibuf)
     istate[I_STEP] = step
     traded = meta[k.TRADED_QTY]
     if step > 0:
@@ -375,266 +394,310 @@ def _hit_nb(records, istate, rule, mode, kind, side, price, qty, oid, clip_qty, 
     return r, True
 
 
+# Each rule's check on one message: returns (drop, qty, price), the message as it goes on
+# (shrunk or repriced when the rule clips it); `c` is the checks' ``Checks``.
 @kernel
-def _check_nb(
-    orders,
-    levels,
-    keys,
-    slots,
-    meta,
-    owner_stats,
-    pending,
-    params,
-    fstate,
-    istate,
-    live,
-    dup,
-    sent,
-    fills,
-    records,
-    ids,
-    kind,
-    side,
-    price,
-    qty,
-    oid,
-):
-    """Every rule on one message; returns (qty, price) to send, qty 0 to drop it."""
-    step = istate[I_STEP]
-    # restricted list
+def _restricted_nb(book, c, kind, side, price, qty, oid):
+    """Restricted list: the side is on it."""
+    params = c.params
     m = params[R_RESTRICTED]
     if m != OFF and (params[P_BUY_RESTRICTED] if side == 1 else params[P_SELL_RESTRICTED]) > 0:
         r, drop = _hit_nb(
-            records, istate, R_RESTRICTED, m, kind, side, price, qty, oid, -1, WHY_RESTRICTED
+            c.records, c.istate, R_RESTRICTED, m, kind, side, price, qty, oid, -1, WHY_RESTRICTED
         )
-        _breach_nb(orders, levels, keys, slots, meta, params, istate, live, records, ids)
-        if drop:
-            return 0, price
-    # duplicate orders
+        _breach_nb(book, c)
+        return drop, qty, price
+    return False, qty, price
+
+
+@kernel
+def _duplicate_nb(book, c, kind, side, price, qty, oid):
+    """Duplicate orders: the same kind, side, price and qty sent within the window."""
+    params, istate, dup = c.params, c.istate, c.dup
     m = params[R_DUPLICATE]
-    if m != OFF and kind != k.MODIFY:
-        rows = dup.shape[0]
-        while istate[I_DUP_N] > 0 and dup[istate[I_DUP_HEAD], 0] < step - params[P_DUP_WINDOW]:
-            istate[I_DUP_HEAD] = (istate[I_DUP_HEAD] + 1) % rows
-            istate[I_DUP_N] -= 1
-        found = False
-        for a in range(istate[I_DUP_N]):
-            d = dup[(istate[I_DUP_HEAD] + a) % rows]
-            if d[1] == kind and d[2] == side and d[3] == price and d[4] == qty:
-                found = True
-                break
-        if found:
-            r, drop = _hit_nb(
-                records, istate, R_DUPLICATE, m, kind, side, price, qty, oid, -1, WHY_DUPLICATE
-            )
-            _breach_nb(orders, levels, keys, slots, meta, params, istate, live, records, ids)
-            if drop:
-                return 0, price
-    # price collar: limits, and modifies that reprice
+    if m == OFF or kind == k.MODIFY:
+        return False, qty, price
+    rows = dup.shape[0]
+    step = istate[I_STEP]
+    while istate[I_DUP_N] > 0 and dup[istate[I_DUP_HEAD], 0] < step - params[P_DUP_WINDOW]:
+        istate[I_DUP_HEAD] = (istate[I_DUP_HEAD] + 1) % rows
+        istate[I_DUP_N] -= 1
+    found = False
+    for a in range(istate[I_DUP_N]):
+        d = dup[(istate[I_DUP_HEAD] + a) % rows]
+        if d[1] == kind and d[2] == side and d[3] == price and d[4] == qty:
+            found = True
+            break
+    if not found:
+        return False, qty, price
+    r, drop = _hit_nb(
+        c.records, istate, R_DUPLICATE, m, kind, side, price, qty, oid, -1, WHY_DUPLICATE
+    )
+    _breach_nb(book, c)
+    return drop, qty, price
+
+
+@kernel
+def _collar_nb(book, c, kind, side, price, qty, oid):
+    """Price collar: limits, and modifies that reprice, too far from the mid."""
+    params, meta, records = c.params, book.meta, c.records
     m = params[R_COLLAR]
-    if m != OFF and price > 0:
-        bid, ask = meta[k.BEST_BID], meta[k.BEST_ASK]
-        if bid != 0 and ask != 0:
-            mid = 0.5 * (bid + ask)
-            band = params[P_COLLAR_PCT] * mid if params[P_COLLAR_PCT] >= 0 else np.inf
-            if params[P_COLLAR_SPREADS] >= 0:
-                band = min(band, params[P_COLLAR_SPREADS] * (ask - bid))
-            if abs(price - mid) > band:
-                edge = int(np.floor(mid + band)) if price > mid else int(np.ceil(mid - band))
-                # clipping may only make a price less aggressive: a passive price far from
-                # the mid is refused, never pulled toward the market
-                clip_qty = qty if side * (edge - price) < 0 else -1
-                r, drop = _hit_nb(
-                    records, istate, R_COLLAR, m, kind, side, price, qty, oid, clip_qty, WHY_COLLAR
-                )
-                if not drop and m == CLIP:
-                    records[r, C_DONE_PRICE] = edge
-                records[r, C_V1] = mid
-                records[r, C_V2] = band
-                _breach_nb(orders, levels, keys, slots, meta, params, istate, live, records, ids)
-                if drop:
-                    return 0, price
-                if m == CLIP:
-                    price = edge
-    # self-trade prevention
+    if m == OFF or price <= 0:
+        return False, qty, price
+    bid, ask = meta[k.BEST_BID], meta[k.BEST_ASK]
+    if bid == 0 or ask == 0:
+        return False, qty, price
+    mid = 0.5 * (bid + ask)
+    band = params[P_COLLAR_PCT] * mid if params[P_COLLAR_PCT] >= 0 else np.inf
+    if params[P_COLLAR_SPREADS] >= 0:
+        band = min(band, params[P_COLLAR_SPREADS] * (ask - bid))
+    if not abs(price - mid) > band:
+        return False, qty, price
+    edge = int(np.floor(mid + band)) if price > mid else int(np.ceil(mid - band))
+    # clipping may only make a price less aggressive: a passive price far from
+    # the mid is refused, never pulled toward the market
+    clip_qty = qty if side * (edge - price) < 0 else -1
+    r, drop = _hit_nb(
+        records, c.istate, R_COLLAR, m, kind, side, price, qty, oid, clip_qty, WHY_COLLAR
+    )
+    if not drop and m == CLIP:
+        records[r, C_DONE_PRICE] = edge
+    records[r, C_V1] = mid
+    records[r, C_V2] = band
+    _breach_nb(book, c)
+    if drop:
+        return True, qty, price
+    return False, qty, (edge if m == CLIP else price)
+
+
+@kernel
+def _stp_nb(book, pending, c, kind, side, price, qty, oid):
+    """Self-trade prevention: the message would cross the agent's own resting orders (those
+    `pending` does not cancel)."""
+    params, istate, live, ids, records = c.params, c.istate, c.live, c.ids, c.records
     m = params[R_STP]
-    if m != OFF and istate[I_N_LIVE] > 0 and (kind != k.MODIFY or price > 0):
-        start = istate[I_N_IDS]
-        c = start
-        for j in range(istate[I_N_LIVE]):
-            o = live[j, 0]
-            p = live[j, 2]
-            if (
-                o != oid
-                and live[j, 1] == -side
-                and not _pending_nb(pending, o)
-                and (kind == k.MARKET or (side == 1 and price >= p) or (side == -1 and price <= p))
-            ):
-                ids[c] = o
-                c += 1
-        if c > start:
-            istate[I_N_IDS] = c
-            if m == PENALIZE:
-                r, drop = _hit_nb(
-                    records, istate, R_STP, m, kind, side, price, qty, oid, -1, WHY_STP
-                )
-                records[r, C_IDS] = start
-                records[r, C_N_IDS] = c - start
-            else:
-                policy = params[P_STP_POLICY]
-                n_cancelled = 0
-                if policy != STP_NEWEST:
-                    n_cancelled = cancel_resting_nb(
-                        orders, levels, keys, slots, meta, live, istate, k.EMPTY_KEY, -side, ids
-                    )
-                drop = policy != STP_OLDEST
-                r = _record_nb(
-                    records,
-                    istate,
-                    R_STP,
-                    BLOCK if drop else CANCEL,
-                    kind,
-                    side,
-                    price,
-                    qty,
-                    oid,
-                    WHY_STP,
-                )
-                records[r, C_DONE_QTY] = 0 if drop else qty
-                records[r, C_IDS] = start
-                records[r, C_N_IDS] = c - start
-                records[r, C_CANCELLED] = c
-                records[r, C_N_CANCELLED] = n_cancelled
-            _breach_nb(orders, levels, keys, slots, meta, params, istate, live, records, ids)
-            if drop:
-                return 0, price
-    # wash trades: offsetting the agent's opposite fills of the window
-    m = params[R_WASH]
-    if m != OFF and istate[I_FILLS_N] > 0:
-        first = fills[istate[I_FILLS_HEAD]]
-        if side == 1:
-            opposite = owner_stats[AGENT, k.SOLD_QTY] - first[2]
-        else:
-            opposite = owner_stats[AGENT, k.BOUGHT_QTY] - first[1]
-        if min(qty, opposite) >= params[P_WASH_MIN]:
-            r, drop = _hit_nb(records, istate, R_WASH, m, kind, side, price, qty, oid, -1, WHY_WASH)
-            records[r, C_V1] = opposite
-            _breach_nb(orders, levels, keys, slots, meta, params, istate, live, records, ids)
-            if drop:
-                return 0, price
-    # order size: quantity, then notional
-    m = params[R_SIZE]
-    if m != OFF:
-        if params[P_MAX_QTY] >= 0 and qty > params[P_MAX_QTY]:
-            cap = int(params[P_MAX_QTY])
-            r, drop = _hit_nb(
-                records, istate, R_SIZE, m, kind, side, price, qty, oid, cap, WHY_MAX_QTY
-            )
-            _breach_nb(orders, levels, keys, slots, meta, params, istate, live, records, ids)
-            if drop:
-                return 0, price
-            if m == CLIP:
-                qty = cap
-        if params[P_MAX_NOTIONAL] >= 0:
-            px = price
-            if px <= 0 and kind == k.MODIFY:
-                j = _live_index_nb(live, istate[I_N_LIVE], oid)
-                px = live[j, 2] if j >= 0 else 0
-            if px <= 0:  # a market order walks from the far touch
-                px = meta[k.BEST_ASK] if side == 1 else meta[k.BEST_BID]
-                if px == 0:
-                    px = int(params[P_ARRIVAL])
-            unit = px * params[P_TICK_SIZE]
-            if qty * unit > params[P_MAX_NOTIONAL]:
-                cap = int(params[P_MAX_NOTIONAL] // unit)
-                r, drop = _hit_nb(
-                    records, istate, R_SIZE, m, kind, side, price, qty, oid, cap, WHY_NOTIONAL
-                )
-                records[r, C_V1] = qty * unit
-                _breach_nb(orders, levels, keys, slots, meta, params, istate, live, records, ids)
-                if drop:
-                    return 0, price
-                if m == CLIP:
-                    qty = cap
-    # participation: what takes liquidity (market orders, marketable limits) only
-    m = params[R_PARTICIPATION]
-    if m != OFF:
-        takes = kind == k.MARKET
-        if not takes and kind != k.MODIFY and price > 0:
-            far = meta[k.BEST_ASK] if side == 1 else meta[k.BEST_BID]
-            takes = far > 0 and (price >= far if side == 1 else price <= far)
-        if takes:
-            cap = int(params[P_MAX_RATE] * fstate[F_INTERVAL_VOLUME])
-            if qty > cap:
-                r, drop = _hit_nb(
-                    records,
-                    istate,
-                    R_PARTICIPATION,
-                    m,
-                    kind,
-                    side,
-                    price,
-                    qty,
-                    oid,
-                    cap,
-                    WHY_PARTICIPATION,
-                )
-                records[r, C_V1] = fstate[F_INTERVAL_VOLUME]
-                _breach_nb(orders, levels, keys, slots, meta, params, istate, live, records, ids)
-                if drop:
-                    return 0, price
-                if m == CLIP:
-                    qty = cap
-    # position: filled plus resting plus this order, within the limit
-    m = params[R_POSITION]
-    if m != OFF:
-        limit = (
-            int(params[P_MAX_POSITION]) if params[P_MAX_POSITION] >= 0 else int(params[P_QUANTITY])
-        )
-        net = owner_stats[AGENT, k.BOUGHT_QTY] - owner_stats[AGENT, k.SOLD_QTY]
-        resting = 0
-        for j in range(istate[I_N_LIVE]):
-            o = live[j, 0]
-            if o != oid and live[j, 1] == side and live[j, 3] >= 0 and not _pending_nb(pending, o):
-                resting += live[j, 3]
-        cap = limit - side * net - resting  # most this order may add on its side
-        if qty > cap:
-            cap = max(cap, 0)
-            r, drop = _hit_nb(
-                records, istate, R_POSITION, m, kind, side, price, qty, oid, cap, WHY_POSITION
-            )
-            records[r, C_V1] = net
-            records[r, C_V2] = resting
-            records[r, C_V3] = limit
-            _breach_nb(orders, levels, keys, slots, meta, params, istate, live, records, ids)
-            if drop:
-                return 0, price
-            if m == CLIP:
-                qty = cap
-    # throttle: message rate over the window, and the order-to-trade ratio
-    m = params[R_THROTTLE]
-    if m != OFF:
-        rows = sent.shape[0]
-        while (
-            istate[I_SENT_N] > 0 and sent[istate[I_SENT_HEAD]] <= step - params[P_THROTTLE_WINDOW]
+    if m == OFF or istate[I_N_LIVE] <= 0 or (kind == k.MODIFY and price <= 0):
+        return False, qty, price
+    start = istate[I_N_IDS]
+    end = start
+    for j in range(istate[I_N_LIVE]):
+        o = live[j, 0]
+        p = live[j, 2]
+        if (
+            o != oid
+            and live[j, 1] == -side
+            and not _pending_nb(pending, o)
+            and (kind == k.MARKET or (side == 1 and price >= p) or (side == -1 and price <= p))
         ):
-            istate[I_SENT_HEAD] = (istate[I_SENT_HEAD] + 1) % rows
-            istate[I_SENT_N] -= 1
-        why = -1
-        value = 0.0
-        if istate[I_SENT_N] + 1 > params[P_MAX_MESSAGES]:
-            why, value = WHY_RATE, float(istate[I_SENT_N] + 1)
-        elif params[P_MAX_OTR] >= 0 and istate[I_ORDERED] + qty >= params[P_MIN_VOLUME]:
-            filled = max(owner_stats[AGENT, k.BOUGHT_QTY] + owner_stats[AGENT, k.SOLD_QTY], 1)
-            ratio = (istate[I_ORDERED] + qty) / filled
-            if ratio > params[P_MAX_OTR]:
-                why, value = WHY_ORDER_TO_TRADE, ratio
-        if why >= 0:
-            r, drop = _hit_nb(records, istate, R_THROTTLE, m, kind, side, price, qty, oid, -1, why)
-            records[r, C_V1] = value
-            _breach_nb(orders, levels, keys, slots, meta, params, istate, live, records, ids)
+            ids[end] = o
+            end += 1
+    if end == start:
+        return False, qty, price
+    istate[I_N_IDS] = end
+    if m == PENALIZE:
+        r, drop = _hit_nb(records, istate, R_STP, m, kind, side, price, qty, oid, -1, WHY_STP)
+        records[r, C_IDS] = start
+        records[r, C_N_IDS] = end - start
+    else:
+        policy = params[P_STP_POLICY]
+        n_cancelled = 0
+        if policy != STP_NEWEST:
+            n_cancelled = cancel_resting_nb(book, c, k.EMPTY_KEY, -side)
+        drop = policy != STP_OLDEST
+        action = BLOCK if drop else CANCEL
+        r = _record_nb(records, istate, R_STP, action, kind, side, price, qty, oid, WHY_STP)
+        records[r, C_DONE_QTY] = 0 if drop else qty
+        records[r, C_IDS] = start
+        records[r, C_N_IDS] = end - start
+        records[r, C_CANCELLED] = end
+        records[r, C_N_CANCELLED] = n_cancelled
+    _breach_nb(book, c)
+    return drop, qty, price
+
+
+@kernel
+def _wash_nb(book, c, kind, side, price, qty, oid):
+    """Wash trades: offsetting the agent's opposite fills of the window."""
+    params, istate, owner_stats = c.params, c.istate, book.owner_stats
+    m = params[R_WASH]
+    if m == OFF or istate[I_FILLS_N] <= 0:
+        return False, qty, price
+    first = c.fills[istate[I_FILLS_HEAD]]
+    if side == 1:
+        opposite = owner_stats[AGENT, k.SOLD_QTY] - first[2]
+    else:
+        opposite = owner_stats[AGENT, k.BOUGHT_QTY] - first[1]
+    if not min(qty, opposite) >= params[P_WASH_MIN]:
+        return False, qty, price
+    r, drop = _hit_nb(c.records, istate, R_WASH, m, kind, side, price, qty, oid, -1, WHY_WASH)
+    c.records[r, C_V1] = opposite
+    _breach_nb(book, c)
+    return drop, qty, price
+
+
+@kernel
+def _size_nb(book, c, kind, side, price, qty, oid):
+    """Order size: quantity, then notional."""
+    params, istate, records, meta = c.params, c.istate, c.records, book.meta
+    m = params[R_SIZE]
+    if m == OFF:
+        return False, qty, price
+    if params[P_MAX_QTY] >= 0 and qty > params[P_MAX_QTY]:
+        cap = int(params[P_MAX_QTY])
+        r, drop = _hit_nb(records, istate, R_SIZE, m, kind, side, price, qty, oid, cap, WHY_MAX_QTY)
+        _breach_nb(book, c)
+        if drop:
+            return True, qty, price
+        if m == CLIP:
+            qty = cap
+    if params[P_MAX_NOTIONAL] >= 0:
+        px = price
+        if px <= 0 and kind == k.MODIFY:
+            j = _live_index_nb(c.live, istate[I_N_LIVE], oid)
+            px = c.live[j, 2] if j >= 0 else 0
+        if px <= 0:  # a market order walks from the far touch
+            px = meta[k.BEST_ASK] if side == 1 else meta[k.BEST_BID]
+            if px == 0:
+                px = int(params[P_ARRIVAL])
+        unit = px * params[P_TICK_SIZE]
+        if qty * unit > params[P_MAX_NOTIONAL]:
+            cap = int(params[P_MAX_NOTIONAL] // unit)
+            r, drop = _hit_nb(
+                records, istate, R_SIZE, m, kind, side, price, qty, oid, cap, WHY_NOTIONAL
+            )
+            records[r, C_V1] = qty * unit
+            _breach_nb(book, c)
             if drop:
-                return 0, price
+                return True, qty, price
+            if m == CLIP:
+                qty = cap
+    return False, qty, price
+
+
+@kernel
+def _participation_nb(book, c, kind, side, price, qty, oid):
+    """Participation: what takes liquidity (market orders, marketable limits) only, within a
+    fraction of the last interval's volume."""
+    params, fstate, meta = c.params, c.fstate, book.meta
+    m = params[R_PARTICIPATION]
+    if m == OFF:
+        return False, qty, price
+    takes = kind == k.MARKET
+    if not takes and kind != k.MODIFY and price > 0:
+        far = meta[k.BEST_ASK] if side == 1 else meta[k.BEST_BID]
+        takes = far > 0 and (price >= far if side == 1 else price <= far)
+    if not takes:
+        return False, qty, price
+    cap = int(params[P_MAX_RATE] * fstate[F_INTERVAL_VOLUME])
+    if not qty > cap:
+        return False, qty, price
+    why = WHY_PARTICIPATION
+    r, drop = _hit_nb(
+        c.records, c.istate, R_PARTICIPATION, m, kind, side, price, qty, oid, cap, why
+    )
+    c.records[r, C_V1] = fstate[F_INTERVAL_VOLUME]
+    _breach_nb(book, c)
+    if drop:
+        return True, qty, price
+    return False, (cap if m == CLIP else qty), price
+
+
+@kernel
+def _position_nb(book, pending, c, kind, side, price, qty, oid):
+    """Position: filled plus resting (what `pending` does not cancel) plus this order, within
+    the limit."""
+    params, istate, live, records, owner_stats = (
+        c.params,
+        c.istate,
+        c.live,
+        c.records,
+        book.owner_stats,
+    )
+    m = params[R_POSITION]
+    if m == OFF:
+        return False, qty, price
+    limit = int(params[P_MAX_POSITION]) if params[P_MAX_POSITION] >= 0 else int(params[P_QUANTITY])
+    net = owner_stats[AGENT, k.BOUGHT_QTY] - owner_stats[AGENT, k.SOLD_QTY]
+    resting = 0
+    for j in range(istate[I_N_LIVE]):
+        o = live[j, 0]
+        if o != oid and live[j, 1] == side and live[j, 3] >= 0 and not _pending_nb(pending, o):
+            resting += live[j, 3]
+    cap = limit - side * net - resting  # most this order may add on its side
+    if not qty > cap:
+        return False, qty, price
+    cap = max(cap, 0)
+    r, drop = _hit_nb(
+        records, istate, R_POSITION, m, kind, side, price, qty, oid, cap, WHY_POSITION
+    )
+    records[r, C_V1] = net
+    records[r, C_V2] = resting
+    records[r, C_V3] = limit
+    _breach_nb(book, c)
+    if drop:
+        return True, qty, price
+    return False, (cap if m == CLIP else qty), price
+
+
+@kernel
+def _throttle_nb(book, c, kind, side, price, qty, oid):
+    """Throttle: message rate over the window, and the order-to-trade ratio."""
+    params, istate, sent, owner_stats = c.params, c.istate, c.sent, book.owner_stats
+    m = params[R_THROTTLE]
+    if m == OFF:
+        return False, qty, price
+    rows = sent.shape[0]
+    step = istate[I_STEP]
+    while istate[I_SENT_N] > 0 and sent[istate[I_SENT_HEAD]] <= step - params[P_THROTTLE_WINDOW]:
+        istate[I_SENT_HEAD] = (istate[I_SENT_HEAD] + 1) % rows
+        istate[I_SENT_N] -= 1
+    why = -1
+    value = 0.0
+    if istate[I_SENT_N] + 1 > params[P_MAX_MESSAGES]:
+        why, value = WHY_RATE, float(istate[I_SENT_N] + 1)
+    elif params[P_MAX_OTR] >= 0 and istate[I_ORDERED] + qty >= params[P_MIN_VOLUME]:
+        filled = max(owner_stats[AGENT, k.BOUGHT_QTY] + owner_stats[AGENT, k.SOLD_QTY], 1)
+        ratio = (istate[I_ORDERED] + qty) / filled
+        if ratio > params[P_MAX_OTR]:
+            why, value = WHY_ORDER_TO_TRADE, ratio
+    if why < 0:
+        return False, qty, price
+    r, drop = _hit_nb(c.records, istate, R_THROTTLE, m, kind, side, price, qty, oid, -1, why)
+    c.records[r, C_V1] = value
+    _breach_nb(book, c)
+    return drop, qty, price
+
+
+@kernel
+def _check_nb(book, pending, c, kind, side, price, qty, oid):
+    """Every rule on one message, in order; returns (qty, price) to send, qty 0 to drop it."""
+    drop, qty, price = _restricted_nb(book, c, kind, side, price, qty, oid)
+    if drop:
+        return 0, price
+    drop, qty, price = _duplicate_nb(book, c, kind, side, price, qty, oid)
+    if drop:
+        return 0, price
+    drop, qty, price = _collar_nb(book, c, kind, side, price, qty, oid)
+    if drop:
+        return 0, price
+    drop, qty, price = _stp_nb(book, pending, c, kind, side, price, qty, oid)
+    if drop:
+        return 0, price
+    drop, qty, price = _wash_nb(book, c, kind, side, price, qty, oid)
+    if drop:
+        return 0, price
+    drop, qty, price = _size_nb(book, c, kind, side, price, qty, oid)
+    if drop:
+        return 0, price
+    drop, qty, price = _participation_nb(book, c, kind, side, price, qty, oid)
+    if drop:
+        return 0, price
+    drop, qty, price = _position_nb(book, pending, c, kind, side, price, qty, oid)
+    if drop:
+        return 0, price
+    drop, qty, price = _throttle_nb(book, c, kind, side, price, qty, oid)
+    if drop:
+        return 0, price
     return qty, price
 
 
@@ -664,23 +727,22 @@ def _sent_nb(params, istate, live, dup, sent, kind, side, price, qty, oid):
 
 
 @kernel
-def pre_trade_nb(
-    msgs,
-    orders,
-    levels,
-    keys,
-    slots,
-    meta,
-    owner_stats,
-    pending,
-    fbuf,
-    ibuf,
-):
+def pre_trade_nb(msgs, book, pending, fbuf, ibuf):
     """Check a batch of new orders and modifies; compact the allowed ones (shrunk or repriced
     as the rules say) to the front of `msgs`. Returns (``STATUS.done``, how many, records
     written), or (``STATUS.need_check_room``, 0, 0) with nothing touched when a buffer could
     overflow. Records start afresh at row 0 on each call."""
-    params, fstate, records, istate, live, dup, sent, fills, ids = views_nb(fbuf, ibuf)
+    c = views_nb(fbuf, ibuf)
+    params, records, istate, live, dup, sent, ids = (
+        c.params,
+        c.records,
+        c.istate,
+        c.live,
+        c.dup,
+        c.sent,
+        c.ids,
+    )
+    orders, keys, slots = book.orders, book.keys, book.slots
     n = msgs.shape[0]
     if (
         istate[I_N_LIVE] + n > live.shape[0]
@@ -707,10 +769,7 @@ def pre_trade_nb(
         send_qty, send_price = 0, price
         killed = istate[I_KILLED] != 0
         if not killed:
-            send_qty, send_price = _check_nb(
-                orders, levels, keys, slots, meta, owner_stats, pending, params,
-                fstate, istate, live, dup, sent, fills, records, ids, kind, side, price, qty, oid,
-            )  # fmt: skip
+            send_qty, send_price = _check_nb(book, pending, c, kind, side, price, qty, oid)
             killed = istate[I_KILLED] != 0 and send_qty > 0
         if killed:  # the switch is (or just got) tripped: nothing more reaches the book
             _record_nb(records, istate, R_KILL, BLOCK, kind, side, price, qty, oid, WHY_KILLED)

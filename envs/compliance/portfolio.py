@@ -35,8 +35,8 @@ from trendgym.envs.compliance.rules import (
     Throttle,
     WashTrade,
 )
-from trendgym.envs.portfolio.kernels import check_action_nb, step_into_nb
-from trendgym.envs.portfolio.layout import ActionCode, MarketRow
+from trendgym.envs.portfolio.kernels import check_action_nb, record_nb, trade_nb
+from trendgym.envs.portfolio.layout import ActionCode, FState, IState, MarketRow
 
 # rule slots of the kernel, in the order it checks them
 R_RESTRICTED, R_WASH, R_SIZE, R_TURNOVER, R_THROTTLE, R_POSITION, R_GROSS, R_NET, R_KILL = range(9)
@@ -143,6 +143,213 @@ def kill_test_nb(guard, nav, events, ne):
 
 
 @kernel
+def _rings_nb(guard, n):
+    """The guard's wash ring (one row of weight changes per step) and throttle ring (one
+    order count per step), views."""
+    wash_rows = int(guard[G_WASH_ROWS])
+    throttle_rows = int(guard[G_THROTTLE_ROWS])
+    ring = HEADER + 3 * n
+    wash_hist = guard[ring : ring + wash_rows * n].reshape((wash_rows, n))
+    throttle_hist = guard[ring + wash_rows * n : ring + wash_rows * n + throttle_rows]
+    return wash_hist, throttle_hist
+
+
+@kernel
+def _restricted_nb(m, no_buy, no_sell, out, w_now, events, ne):
+    """Restricted list: a buy of a no-buy asset or a sale of a no-sell one. Returns (n_events,
+    changed)."""
+    changed = False
+    for i in range(out.shape[0]):
+        dw = out[i] - w_now[i]
+        if (no_buy[i] != 0.0 and dw > EPS) or (no_sell[i] != 0.0 and dw < -EPS):
+            asked = out[i]
+            if m == BLOCK:
+                out[i] = w_now[i]
+                changed = True
+            ne = _event_nb(events, w_now, ne, R_RESTRICTED, i, asked, out[i], m)
+    return ne, changed
+
+
+@kernel
+def _wash_nb(m, wash_min, wash_hist, wash_slot, out, w_now, events, ne):
+    """Wash trades: a change offsetting the ring's opposite changes of the window."""
+    changed = False
+    for i in range(out.shape[0]):
+        dw = out[i] - w_now[i]
+        if abs(dw) <= EPS:
+            continue
+        opposite = 0.0
+        for r in range(wash_hist.shape[0]):  # adding 0.0 instead of branching: the
+            x = wash_hist[r, i]  # signs are random, a branch mispredicts half the time
+            opposite += abs(x) if (x * dw < 0.0) & (r != wash_slot) else 0.0
+        if min(abs(dw), opposite) >= wash_min - TOL:
+            asked = out[i]
+            if m == BLOCK:
+                out[i] = w_now[i]
+                changed = True
+            ne = _event_nb(events, w_now, ne, R_WASH, i, asked, out[i], m)
+    return ne, changed
+
+
+@kernel
+def _size_nb(m, cap, out, w_now, events, ne):
+    """Order notional: a weight change above `cap` (max_notional / NAV)."""
+    changed = False
+    for i in range(out.shape[0]):
+        dw = out[i] - w_now[i]
+        if abs(dw) > cap + TOL:
+            asked = out[i]
+            if m == BLOCK:
+                out[i] = w_now[i]
+            elif m == CLIP:
+                out[i] = w_now[i] + (cap if dw > 0 else -cap)
+            changed = changed or m != PENALIZE
+            ne = _event_nb(events, w_now, ne, R_SIZE, i, asked, out[i], m)
+    return ne, changed
+
+
+@kernel
+def _turnover_nb(m, cap, out, w_now, tradable, events, ne):
+    """Turnover: the sum of the weight changes above `cap`."""
+    n = out.shape[0]
+    turnover = 0.0
+    for i in range(n):
+        turnover += abs(out[i] - w_now[i])
+    if not turnover > cap + TOL:
+        return ne, False
+    done = turnover
+    if m == BLOCK:
+        for i in range(n):
+            out[i] = w_now[i] if tradable[i] else 0.0
+        done = 0.0
+    elif m == CLIP:
+        f = cap / turnover
+        for i in range(n):
+            out[i] = w_now[i] + (out[i] - w_now[i]) * f
+        done = cap
+    ne = _event_nb(events, w_now, ne, R_TURNOVER, -1, turnover, done, m)
+    return ne, m != PENALIZE
+
+
+@kernel
+def _throttle_nb(m, max_messages, throttle_hist, throttle_slot, out, w_now, tradable, events, ne):
+    """Throttle: this step's orders (assets whose weight changes) and the window's before it
+    above `max_messages`."""
+    n = out.shape[0]
+    orders = 0
+    for i in range(n):
+        if abs(out[i] - w_now[i]) > EPS:
+            orders += 1
+    before = 0.0
+    for r in range(throttle_hist.shape[0]):
+        if r != throttle_slot:
+            before += throttle_hist[r]
+    if not (orders > 0 and before + orders > max_messages + 0.5):
+        return ne, False
+    if m == BLOCK:
+        for i in range(n):
+            out[i] = w_now[i] if tradable[i] else 0.0
+    done = 0.0 if m == BLOCK else float(orders)
+    ne = _event_nb(events, w_now, ne, R_THROTTLE, -1, float(orders), done, m)
+    return ne, m == BLOCK
+
+
+@kernel
+def _position_nb(m, cap, out, w_now, events, ne):
+    """Position limit: a weight beyond ±`cap`."""
+    changed = False
+    for i in range(out.shape[0]):
+        if abs(out[i]) > cap + TOL:
+            asked = out[i]
+            if m == CLIP:
+                out[i] = cap if out[i] > 0 else -cap
+            elif m == BLOCK:  # refused: keep the current weight, reduced inside the limit
+                out[i] = min(max(w_now[i], -cap), cap)
+            changed = changed or m != PENALIZE
+            ne = _event_nb(events, w_now, ne, R_POSITION, i, asked, out[i], m)
+    return ne, changed
+
+
+@kernel
+def _hard_nb(modes, rule):
+    """Whether `rule` changes the weights (blocks or clips) rather than only reporting."""
+    return modes[rule] == BLOCK or modes[rule] == CLIP
+
+
+@kernel
+def _exposure_nb(rule, p, modes, params, out, w_now, tradable, events, ne):
+    """Gross (`rule` R_GROSS) or net (R_NET) exposure beyond its limit ``params[p]``."""
+    n = out.shape[0]
+    m = modes[rule]
+    if m == OFF or params[p] <= 0.0:
+        return ne, False
+    value = 0.0
+    for i in range(n):
+        value += abs(out[i]) if rule == R_GROSS else out[i]
+    value = abs(value)
+    if not value > params[p] + TOL:
+        return ne, False
+    if m == BLOCK:  # the rebalance is refused; a drifted book is scaled inside
+        pos_cap = params[P_MAX_POSITION] if _hard_nb(modes, R_POSITION) else 1e300
+        for i in range(n):
+            out[i] = min(max(w_now[i], -pos_cap), pos_cap) if tradable[i] else 0.0
+    if m != PENALIZE:
+        hard_gross = params[P_MAX_GROSS] if _hard_nb(modes, R_GROSS) else 0.0
+        hard_net = params[P_MAX_NET] if _hard_nb(modes, R_NET) else 0.0
+        _scale_exposure_nb(out, hard_gross, hard_net)
+    after = 0.0
+    for i in range(n):
+        after += abs(out[i]) if rule == R_GROSS else out[i]
+    ne = _event_nb(events, w_now, ne, rule, -1, value, abs(after), m)
+    return ne, m != PENALIZE
+
+
+@kernel
+def _rules_nb(guard, out, w_now, tradable, events, ne):
+    """Every rule but the kill switch on `out`, in order: the flow rules, then the state
+    rules. Returns (n_events, changed)."""
+    n = out.shape[0]
+    modes = guard[G_MODES : G_MODES + N_SLOTS]
+    params = guard[G_PARAMS : G_PARAMS + N_PARAMS]
+    wash_hist, throttle_hist = _rings_nb(guard, n)
+    step = int(guard[S_STEP])
+    changed = False
+    if modes[R_RESTRICTED] != OFF:
+        no_buy = guard[HEADER : HEADER + n]
+        no_sell = guard[HEADER + n : HEADER + 2 * n]
+        ne, c = _restricted_nb(modes[R_RESTRICTED], no_buy, no_sell, out, w_now, events, ne)
+        changed = changed or c
+    if modes[R_WASH] != OFF:
+        slot = step % wash_hist.shape[0]
+        wash_min = params[P_WASH_MIN]
+        ne, c = _wash_nb(modes[R_WASH], wash_min, wash_hist, slot, out, w_now, events, ne)
+        changed = changed or c
+    if modes[R_SIZE] != OFF:
+        cap = params[P_MAX_NOTIONAL] / params[P_NAV]
+        ne, c = _size_nb(modes[R_SIZE], cap, out, w_now, events, ne)
+        changed = changed or c
+    if modes[R_TURNOVER] != OFF:
+        cap = params[P_MAX_TURNOVER]
+        ne, c = _turnover_nb(modes[R_TURNOVER], cap, out, w_now, tradable, events, ne)
+        changed = changed or c
+    if modes[R_THROTTLE] != OFF:
+        slot = step % throttle_hist.shape[0]
+        ne, c = _throttle_nb(
+            modes[R_THROTTLE], params[P_MAX_MESSAGES], throttle_hist, slot, out, w_now,
+            tradable, events, ne,
+        )  # fmt: skip
+        changed = changed or c
+    if modes[R_POSITION] != OFF:
+        cap = params[P_MAX_POSITION]
+        ne, c = _position_nb(modes[R_POSITION], cap, out, w_now, events, ne)
+        changed = changed or c
+    for rule, p in ((R_GROSS, P_MAX_GROSS), (R_NET, P_MAX_NET)):
+        ne, c = _exposure_nb(rule, p, modes, params, out, w_now, tradable, events, ne)
+        changed = changed or c
+    return ne, changed
+
+
+@kernel
 def check_weights_nb(action, w_now, tradable, max_leverage, guard, events, ne):
     """Apply the rules to the weights `action` would execute; write the weights to send into
     the guard's `out` and the interventions into `events` rows from `ne` on ([slot, asset
@@ -150,20 +357,7 @@ def check_weights_nb(action, w_now, tradable, max_leverage, guard, events, ne):
     executed changes in the guard's wash / throttle rings. Returns (n_events, changed): when
     not changed, `out` equals what `action` executes. `action` must be valid (in [-1, 1])."""
     n = action.shape[0]
-    modes = guard[G_MODES : G_MODES + N_SLOTS]
-    params = guard[G_PARAMS : G_PARAMS + N_PARAMS]
-    no_buy = guard[HEADER : HEADER + n]
-    no_sell = guard[HEADER + n : HEADER + 2 * n]
     out = guard[HEADER + 2 * n : HEADER + 3 * n]
-    wash_rows = int(guard[G_WASH_ROWS])
-    throttle_rows = int(guard[G_THROTTLE_ROWS])
-    ring = HEADER + 3 * n
-    wash_hist = guard[ring : ring + wash_rows * n].reshape((wash_rows, n))
-    throttle_hist = guard[ring + wash_rows * n : ring + wash_rows * n + throttle_rows]
-    step = int(guard[S_STEP])
-    wash_slot = step % wash_rows
-    throttle_slot = step % throttle_rows
-    killed = guard[S_KILLED] != 0.0
     gross = 0.0
     for i in range(n):
         if tradable[i]:
@@ -171,8 +365,7 @@ def check_weights_nb(action, w_now, tradable, max_leverage, guard, events, ne):
     scale = 1.0 if gross <= max_leverage else max_leverage / gross
     for i in range(n):
         out[i] = action[i] * scale if tradable[i] else 0.0
-    changed = False
-    if killed:
+    if guard[S_KILLED] != 0.0:  # every trade is refused
         turnover = 0.0
         for i in range(n):
             turnover += abs(out[i] - w_now[i])
@@ -181,134 +374,7 @@ def check_weights_nb(action, w_now, tradable, max_leverage, guard, events, ne):
             ne = _event_nb(events, w_now, ne, R_KILL, -1, turnover, 0.0, BLOCK)
         changed = True
     else:
-        m = modes[R_RESTRICTED]
-        if m != OFF:
-            for i in range(n):
-                dw = out[i] - w_now[i]
-                if (no_buy[i] != 0.0 and dw > EPS) or (no_sell[i] != 0.0 and dw < -EPS):
-                    asked = out[i]
-                    if m == BLOCK:
-                        out[i] = w_now[i]
-                        changed = True
-                    ne = _event_nb(events, w_now, ne, R_RESTRICTED, i, asked, out[i], m)
-        m = modes[R_WASH]
-        if m != OFF:
-            for i in range(n):
-                dw = out[i] - w_now[i]
-                if abs(dw) <= EPS:
-                    continue
-                opposite = 0.0
-                for r in range(wash_hist.shape[0]):  # adding 0.0 instead of branching: the
-                    x = wash_hist[r, i]  # signs are random, a branch mispredicts half the time
-                    opposite += abs(x) if (x * dw < 0.0) & (r != wash_slot) else 0.0
-                if min(abs(dw), opposite) >= params[P_WASH_MIN] - TOL:
-                    asked = out[i]
-                    if m == BLOCK:
-                        out[i] = w_now[i]
-                        changed = True
-                    ne = _event_nb(events, w_now, ne, R_WASH, i, asked, out[i], m)
-        m = modes[R_SIZE]
-        if m != OFF:
-            cap = params[P_MAX_NOTIONAL] / params[P_NAV]
-            for i in range(n):
-                dw = out[i] - w_now[i]
-                if abs(dw) > cap + TOL:
-                    asked = out[i]
-                    if m == BLOCK:
-                        out[i] = w_now[i]
-                    elif m == CLIP:
-                        out[i] = w_now[i] + (cap if dw > 0 else -cap)
-                    changed = changed or m != PENALIZE
-                    ne = _event_nb(events, w_now, ne, R_SIZE, i, asked, out[i], m)
-        m = modes[R_TURNOVER]
-        if m != OFF:
-            turnover = 0.0
-            for i in range(n):
-                turnover += abs(out[i] - w_now[i])
-            cap = params[P_MAX_TURNOVER]
-            if turnover > cap + TOL:
-                done = turnover
-                if m == BLOCK:
-                    for i in range(n):
-                        out[i] = w_now[i] if tradable[i] else 0.0
-                    done = 0.0
-                elif m == CLIP:
-                    f = cap / turnover
-                    for i in range(n):
-                        out[i] = w_now[i] + (out[i] - w_now[i]) * f
-                    done = cap
-                changed = changed or m != PENALIZE
-                ne = _event_nb(events, w_now, ne, R_TURNOVER, -1, turnover, done, m)
-        m = modes[R_THROTTLE]
-        if m != OFF:
-            orders = 0
-            for i in range(n):
-                if abs(out[i] - w_now[i]) > EPS:
-                    orders += 1
-            before = 0.0
-            for r in range(throttle_hist.shape[0]):
-                if r != throttle_slot:
-                    before += throttle_hist[r]
-            if orders > 0 and before + orders > params[P_MAX_MESSAGES] + 0.5:
-                if m == BLOCK:
-                    for i in range(n):
-                        out[i] = w_now[i] if tradable[i] else 0.0
-                    changed = True
-                ne = _event_nb(
-                    events,
-                    w_now,
-                    ne,
-                    R_THROTTLE,
-                    -1,
-                    float(orders),
-                    0.0 if m == BLOCK else float(orders),
-                    m,
-                )
-        m = modes[R_POSITION]
-        if m != OFF:
-            cap = params[P_MAX_POSITION]
-            for i in range(n):
-                if abs(out[i]) > cap + TOL:
-                    asked = out[i]
-                    if m == CLIP:
-                        out[i] = cap if out[i] > 0 else -cap
-                    elif m == BLOCK:  # refused: keep the current weight, reduced inside the limit
-                        out[i] = min(max(w_now[i], -cap), cap)
-                    changed = changed or m != PENALIZE
-                    ne = _event_nb(events, w_now, ne, R_POSITION, i, asked, out[i], m)
-        for rule, p in ((R_GROSS, P_MAX_GROSS), (R_NET, P_MAX_NET)):
-            m = modes[rule]
-            if m == OFF or params[p] <= 0.0:
-                continue
-            value = 0.0
-            for i in range(n):
-                value += abs(out[i]) if rule == R_GROSS else out[i]
-            value = abs(value)
-            cap = params[p]
-            if value > cap + TOL:
-                if m == BLOCK:  # the rebalance is refused; a drifted book is scaled inside
-                    pos_cap = (
-                        params[P_MAX_POSITION]
-                        if modes[R_POSITION] == BLOCK or modes[R_POSITION] == CLIP
-                        else 1e300
-                    )
-                    for i in range(n):
-                        out[i] = min(max(w_now[i], -pos_cap), pos_cap) if tradable[i] else 0.0
-                if m != PENALIZE:
-                    hard_gross = (
-                        params[P_MAX_GROSS]
-                        if modes[R_GROSS] == BLOCK or modes[R_GROSS] == CLIP
-                        else 0.0
-                    )
-                    hard_net = (
-                        params[P_MAX_NET] if modes[R_NET] == BLOCK or modes[R_NET] == CLIP else 0.0
-                    )
-                    _scale_exposure_nb(out, hard_gross, hard_net)
-                    changed = True
-                after = 0.0
-                for i in range(n):
-                    after += abs(out[i]) if rule == R_GROSS else out[i]
-                ne = _event_nb(events, w_now, ne, rule, -1, value, abs(after), m)
+        ne, changed = _rules_nb(guard, out, w_now, tradable, events, ne)
     if changed:  # what the env will execute: inside [-1, 1] and under max_leverage
         g = 0.0
         for i in range(n):
@@ -317,56 +383,46 @@ def check_weights_nb(action, w_now, tradable, max_leverage, guard, events, ne):
         if g > max_leverage:
             for i in range(n):
                 out[i] *= max_leverage / g
+    wash_hist, throttle_hist = _rings_nb(guard, n)
+    step = int(guard[S_STEP])
+    wash_slot = step % wash_hist.shape[0]
     count = 0.0
     for i in range(n):
         dw = out[i] - w_now[i]
         wash_hist[wash_slot, i] = dw
         if abs(dw) > EPS:
             count += 1.0
-    throttle_hist[throttle_slot] = count
+    throttle_hist[step % throttle_hist.shape[0]] = count
     return ne, changed
 
 
 @kernel
-def guarded_step_nb(
-    action,
-    weights,
-    t,
-    market,
-    avg_corr,
-    prop_cost,
-    max_leverage,
-    target_vol,
-    static_obs,
-    n_features,
-    weight_col,
-    weight_clip,
-    nav,
-    guard,
-    events,
-    obs,
-):
-    """`env_step_nb` with the rules in front: validate, kill-switch test, check the weights,
+def guarded_step_nb(action, state, data, settings, obs, buffers, guard, events):
+    """``env_step_nb`` with the rules in front: validate, kill-switch test, check the weights,
     trade the checked ones (the agent's own when nothing changed them), write the observation
-    of t+1 into `obs`; allocates nothing.
+    of t+1 into `obs` and book the step; allocates nothing.
 
-    Returns (code, net, gross, cost, turnover, n_events): the events are appended after those
-    not reported yet, and n_events counts them all (the wrapper reports them and sets the
-    pending count back to 0). A refused action (NaN or outside [-1, 1]; ``ActionCode.unreported``
-    when the buffer is full of unreported events, i.e. the env was stepped without its
-    wrapper) changes nothing, the rules' state included. Counts the step's interventions by
-    rules other than the kill switch as breaches and advances the step."""
+    Returns (code, n_events): the events are appended after those not reported yet, and
+    n_events counts them all (the wrapper reports them and sets the pending count back to 0).
+    A refused action (NaN or outside [-1, 1]; ``ActionCode.unreported`` when the buffer is
+    full of unreported events, i.e. the env was stepped without its wrapper) changes nothing,
+    the rules' state included. Counts the step's interventions by rules other than the kill
+    switch as breaches and advances the step."""
     code = check_action_nb(action)
     if code != ActionCode.ok:
-        return code, 0.0, 0.0, 0.0, 0.0, 0
+        return code, 0
+    weights = state.weights[0]
     n = weights.shape[0]
     first = int(guard[S_PENDING])
     if first + 4 * n + 8 > events.shape[0]:  # never overwrite what nobody reported
-        return ActionCode.unreported, 0.0, 0.0, 0.0, 0.0, first
+        return ActionCode.unreported, first
+    nav = state.fstate[0, FState.nav]
+    t = state.istate[0, IState.t]
     guard[G_PARAMS + P_NAV] = nav
     ne = kill_test_nb(guard, nav, events, first)
+    tradable = data.market[t, MarketRow.tradable]
     ne, changed = check_weights_nb(
-        action, weights, market[t, MarketRow.tradable], max_leverage, guard, events, ne
+        action, weights, tradable, settings.max_leverage, guard, events, ne
     )
     for j in range(first, ne):
         if events[j, 0] != R_KILL:
@@ -377,22 +433,9 @@ def guarded_step_nb(
     if not changed:  # trade the agent's own action, as the plain kernel would (float64 of it)
         for i in range(n):
             out[i] = action[i]
-    net, gross, cost, turnover = step_into_nb(
-        out,
-        weights,
-        t,
-        market,
-        avg_corr,
-        prop_cost,
-        max_leverage,
-        target_vol,
-        static_obs,
-        n_features,
-        weight_col,
-        weight_clip,
-        obs,
-    )
-    return code, net, gross, cost, turnover, ne
+    net, _gross, cost, turnover = trade_nb(out, weights, t, data, settings, obs)
+    record_nb(0, net, cost, turnover, state, settings, buffers)
+    return code, ne
 
 
 class PortfolioCompliance:

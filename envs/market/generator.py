@@ -23,6 +23,7 @@ Everything flows from one ``np.random.Generator(seed)``: same seed, same market,
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -129,107 +130,95 @@ def _inflation_spell(rng: np.random.Generator, n_days: int) -> np.ndarray:
     return flag
 
 
+class _AssetClass(NamedTuple):
+    """An asset class's parameters (see ``_Spec`` for their units)."""
+
+    prefix: str  # of its assets' names
+    vol: float
+    cost_bps: float
+    equity_beta: float
+    crisis_beta: float
+    bond_beta: float
+    crisis_drift: float
+    premium: float
+
+
+_CLASSES = {
+    "equity": _AssetClass("EQ", 0.18, 1.0, 0.8, 0.9, 0.0, -1.5, 0.3),
+    "bond": _AssetClass("BD", 0.06, 0.5, 0.0, 0.0, 0.8, 0.0, 0.3),
+    "fx": _AssetClass("FX", 0.09, 1.0, 0.15, 0.4, 0.0, -0.5, 0.0),
+    "commodity": _AssetClass("CM", 0.25, 2.0, 0.3, 0.6, 0.0, -1.0, 0.1),
+    "stock": _AssetClass("STK", 0.30, 5.0, 0.55, 0.75, 0.0, -1.5, 0.4),
+    "crypto": _AssetClass("CX", 0.65, 15.0, 0.1, 0.6, 0.0, -2.0, 0.6),
+    "carbon": _AssetClass("CO2", 0.40, 8.0, 0.15, 0.4, 0.0, -1.0, 0.2),
+    "rw": _AssetClass("RW", 0.15, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    "trend": _AssetClass("TR", 0.15, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+}
+
+
+class _Preset(NamedTuple):
+    asset_class: str  # "" for futures: four classes (``_futures_classes``)
+    n_assets: int  # default universe size
+    trend_strength: float
+    tail_df: float
+    trend_phi: float = 0.998
+
+
+_PRESETS = {
+    "futures": _Preset("", 24, 1.3, np.inf),
+    "equities": _Preset("stock", 60, 0.5, 5.0),
+    "crypto": _Preset("crypto", 12, 1.0, 4.0),
+    # most of carbon's drift comes from policy regimes, added separately
+    "carbon": _Preset("carbon", 5, 0.3, 4.0),
+    "random_walk": _Preset("rw", 24, 0.0, np.inf),
+    "planted_trend": _Preset("trend", 8, PLANTED_TREND_STRENGTH, np.inf, PLANTED_TREND_PHI),
+}
+
+
+def _futures_classes(n_assets: int | None) -> list[str]:
+    """Equal numbers of equity, bond, FX and commodity futures (the remainder commodities)."""
+    per = max(1, (n_assets or 24) // 4)
+    classes = ["equity"] * per + ["bond"] * per + ["fx"] * per + ["commodity"] * per
+    extra = (n_assets or 4 * per) - len(classes)
+    classes += ["commodity"] * extra
+    return classes[: n_assets or len(classes)]  # fewer than 4: one per class, in order
+
+
 def _spec(preset: str, n_assets: int | None, rng: np.random.Generator) -> _Spec:
-    if preset == "futures":
-        per = max(1, (n_assets or 24) // 4)
-        classes = ["equity"] * per + ["bond"] * per + ["fx"] * per + ["commodity"] * per
-        extra = (n_assets or 4 * per) - len(classes)
-        classes += ["commodity"] * extra
-        classes = classes[: n_assets or len(classes)]  # fewer than 4: one per class, in order
-        prefix = {"equity": "EQ", "bond": "BD", "fx": "FX", "commodity": "CM"}
-        base_vol = {"equity": 0.18, "bond": 0.06, "fx": 0.09, "commodity": 0.25}
-        cost = {"equity": 1.0, "bond": 0.5, "fx": 1.0, "commodity": 2.0}
-        eq_beta = {"equity": 0.8, "bond": 0.0, "fx": 0.15, "commodity": 0.3}
-        cr_beta = {"equity": 0.9, "bond": 0.0, "fx": 0.4, "commodity": 0.6}
-        bd_beta = {"equity": 0.0, "bond": 0.8, "fx": 0.0, "commodity": 0.0}
-        cr_drift = {"equity": -1.5, "bond": 0.0, "fx": -0.5, "commodity": -1.0}
-        premium = {"equity": 0.3, "bond": 0.3, "fx": 0.0, "commodity": 0.1}
-        strength = 1.3
-        df = np.inf
-    elif preset == "equities":
-        classes = ["stock"] * (n_assets or 60)
-        prefix = {"stock": "STK"}
-        base_vol = {"stock": 0.30}
-        cost = {"stock": 5.0}
-        eq_beta = {"stock": 0.55}
-        cr_beta = {"stock": 0.75}
-        bd_beta = {"stock": 0.0}
-        cr_drift = {"stock": -1.5}
-        premium = {"stock": 0.4}
-        strength = 0.5
-        df = 5.0
-    elif preset == "crypto":
-        classes = ["crypto"] * (n_assets or 12)
-        prefix = {"crypto": "CX"}
-        base_vol = {"crypto": 0.65}
-        cost = {"crypto": 15.0}
-        eq_beta = {"crypto": 0.1}
-        cr_beta = {"crypto": 0.6}
-        bd_beta = {"crypto": 0.0}
-        cr_drift = {"crypto": -2.0}
-        premium = {"crypto": 0.6}
-        strength = 1.0
-        df = 4.0
-    elif preset == "carbon":
-        classes = ["carbon"] * (n_assets or 5)
-        prefix = {"carbon": "CO2"}
-        base_vol = {"carbon": 0.40}
-        cost = {"carbon": 8.0}
-        eq_beta = {"carbon": 0.15}
-        cr_beta = {"carbon": 0.4}
-        bd_beta = {"carbon": 0.0}
-        cr_drift = {"carbon": -1.0}
-        premium = {"carbon": 0.2}
-        strength = 0.3  # most of carbon's drift comes from policy regimes, added separately
-        df = 4.0
-    elif preset == "random_walk":
-        classes = ["rw"] * (n_assets or 24)
-        prefix = {"rw": "RW"}
-        base_vol = {"rw": 0.15}
-        cost = {"rw": 1.0}
-        eq_beta = cr_beta = bd_beta = {"rw": 0.0}
-        cr_drift = {"rw": 0.0}
-        premium = {"rw": 0.0}
-        strength = 0.0
-        df = np.inf
-    elif preset == "planted_trend":
-        classes = ["trend"] * (n_assets or 8)
-        prefix = {"trend": "TR"}
-        base_vol = {"trend": 0.15}
-        cost = {"trend": 1.0}
-        eq_beta = cr_beta = bd_beta = {"trend": 0.0}
-        cr_drift = {"trend": 0.0}
-        premium = {"trend": 0.0}
-        strength = PLANTED_TREND_STRENGTH
-        df = np.inf
-        phi = PLANTED_TREND_PHI
-    else:
+    if preset not in _PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS}")
+    pre = _PRESETS[preset]
+    if pre.asset_class:
+        classes = [pre.asset_class] * (n_assets or pre.n_assets)
+    else:
+        classes = _futures_classes(n_assets)
     n = len(classes)
     if n < 1:
         raise ValueError(f"n_assets must be >= 1, got {n_assets}")
-    if preset != "planted_trend":
-        phi = 0.998
     counters: dict[str, int] = {}
     names = []
     for c in classes:
         counters[c] = counters.get(c, 0) + 1
-        names.append(f"{prefix[c]}{counters[c]:02d}")
+        names.append(f"{_CLASSES[c].prefix}{counters[c]:02d}")
     null = preset in ("random_walk", "planted_trend")
     jitter = rng.uniform(0.8, 1.25, n) if not null else np.ones(n)
+
+    def column(field: str) -> np.ndarray:
+        return np.array([getattr(_CLASSES[c], field) for c in classes])
+
     return _Spec(
         names=names,
         asset_class=classes,
-        vol=np.array([base_vol[c] for c in classes]) * jitter,
-        costs_bps=np.array([cost[c] for c in classes]) * (jitter if preset == "crypto" else 1.0),
-        equity_beta=np.array([eq_beta[c] for c in classes]),
-        crisis_beta=np.array([cr_beta[c] for c in classes]),
-        bond_beta=np.array([bd_beta[c] for c in classes]),
-        trend_strength=np.full(n, strength),
-        crisis_drift=np.array([cr_drift[c] for c in classes]),
-        premium=np.array([premium[c] for c in classes]),
-        tail_df=df,
-        trend_phi=phi,
+        vol=column("vol") * jitter,
+        costs_bps=column("cost_bps") * (jitter if preset == "crypto" else 1.0),
+        equity_beta=column("equity_beta"),
+        crisis_beta=column("crisis_beta"),
+        bond_beta=column("bond_beta"),
+        trend_strength=np.full(n, pre.trend_strength),
+        crisis_drift=column("crisis_drift"),
+        premium=column("premium"),
+        tail_df=pre.tail_df,
+        trend_phi=pre.trend_phi,
     )
 
 
@@ -238,6 +227,21 @@ def _shocks(rng: np.random.Generator, shape: tuple[int, int], df: float) -> np.n
     if np.isinf(df):
         return rng.standard_normal(shape)
     return rng.standard_t(df, shape) / np.sqrt(df / (df - 2.0))
+
+
+def _check_args(preset: Any, n_years: float, n_assets: Any, trend_strength: Any) -> None:
+    if not isinstance(preset, str):
+        raise TypeError(f"preset must be a str, got {type(preset).__name__}")
+    if not np.isfinite(n_years) or n_years <= 0:
+        raise ValueError(f"n_years must be positive, got {n_years}")
+    if n_assets is not None and (int(n_assets) != n_assets or n_assets < 1):
+        raise ValueError(f"n_assets must be a positive integer, got {n_assets}")
+    if trend_strength is not None and (
+        isinstance(trend_strength, bool)
+        or not isinstance(trend_strength, int | float | np.integer | np.floating)
+        or not (np.isfinite(trend_strength) and trend_strength >= 0)
+    ):
+        raise ValueError(f"trend_strength must be a finite number >= 0, got {trend_strength!r}")
 
 
 def generate_market(
@@ -268,47 +272,70 @@ def generate_market(
         (futures 1.3, equities 0.5, crypto 1.0, carbon 0.3, random_walk 0, planted_trend 3).
         The same seed with and without it draws the same shocks.
     """
-    if not isinstance(preset, str):
-        raise TypeError(f"preset must be a str, got {type(preset).__name__}")
-    if not np.isfinite(n_years) or n_years <= 0:
-        raise ValueError(f"n_years must be positive, got {n_years}")
-    if n_assets is not None and (int(n_assets) != n_assets or n_assets < 1):
-        raise ValueError(f"n_assets must be a positive integer, got {n_assets}")
-    if trend_strength is not None and (
-        isinstance(trend_strength, bool)
-        or not isinstance(trend_strength, int | float | np.integer | np.floating)
-        or not (np.isfinite(trend_strength) and trend_strength >= 0)
-    ):
-        raise ValueError(f"trend_strength must be a finite number >= 0, got {trend_strength!r}")
+    _check_args(preset, n_years, n_assets, trend_strength)
     rng = np.random.default_rng(seed)
     spec = _spec(preset, n_assets, rng)
     if trend_strength is not None:
         spec = replace(spec, trend_strength=np.full(len(spec.names), float(trend_strength)))
     n_days = max(int(round(n_years * PERIODS_PER_YEAR)), 30)
-    n = len(spec.names)
 
     null = preset in ("random_walk", "planted_trend")  # one calm regime, no inflation spell
     regime = np.zeros(n_days, dtype=np.int8) if null else _regime_path(rng, n_days)
     inflation = np.zeros(n_days, dtype=bool) if null else _inflation_spell(rng, n_days)
     stock_bond_corr = np.where(inflation, 0.5, -0.3)
+    shock, eta = _factor_shocks(rng, spec, regime, stock_bond_corr)
+    drift, jumps = _drifts(rng, spec, preset, regime, inflation)
+    log_ret = _log_returns(rng, spec, regime, shock, eta, drift, jumps)
 
+    n = len(spec.names)
+    start_price = np.round(rng.uniform(20.0, 200.0, n), 2)
+    log_price = np.log(start_price) + np.cumsum(log_ret, axis=0)
+    prices = np.exp(log_price)
+
+    delisting_returns = np.full(n, np.nan)
+    if preset in ("equities", "crypto"):
+        _list_and_delist(rng, prices, log_ret, delisting_returns, preset)
+
+    index = pd.bdate_range(start, periods=n_days, name="date")
+    return MarketData(
+        prices=pd.DataFrame(prices, index=index, columns=spec.names),
+        delisting_returns=pd.Series(delisting_returns, index=spec.names, name="delisting_return"),
+        costs_bps=pd.Series(spec.costs_bps, index=spec.names, name="costs_bps"),
+        asset_class=pd.Series(spec.asset_class, index=spec.names, name="asset_class"),
+        regimes=pd.DataFrame(
+            {"regime": np.array(REGIMES)[regime], "stock_bond_corr": stock_bond_corr}, index=index
+        ),
+    )
+
+
+def _factor_shocks(
+    rng: np.random.Generator, spec: _Spec, regime: np.ndarray, stock_bond_corr: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Daily unit shocks of every asset (hidden equity and bond factors plus idiosyncratic
+    noise), and the innovations of the latent trend drifts."""
+    n_days, n = regime.shape[0], len(spec.names)
     # hidden factors: equity (e), bond (b); bonds hedge equities except in the inflation spell
     z_e = rng.standard_normal(n_days)
     z_b = stock_bond_corr * z_e + np.sqrt(1.0 - stock_bond_corr**2) * rng.standard_normal(n_days)
     idio = _shocks(rng, (n_days, n), spec.tail_df)
     eta = rng.standard_normal((n_days, n))  # innovations of the latent trend drifts
-
-    sigma_d = spec.vol / np.sqrt(PERIODS_PER_YEAR)
     crisis = regime == 2
     beta_e = np.where(crisis[:, None], spec.crisis_beta, spec.equity_beta)
     beta_b = np.broadcast_to(spec.bond_beta, (n_days, n))
     # correlation spike: in crises the common factor takes over the idiosyncratic part
     common_var = np.clip(beta_e**2 + beta_b**2, 0.0, 0.95)
     shock = beta_e * z_e[:, None] + beta_b * z_b[:, None] + np.sqrt(1.0 - common_var) * idio
-    vol_t = sigma_d * _VOL_MULT[regime][:, None]
+    return shock, eta
 
-    # regime drifts (daily, in units of vol): crises hit risky assets and lift bonds,
-    # except in the inflation spell, where bonds fall with stocks
+
+def _drifts(
+    rng: np.random.Generator, spec: _Spec, preset: str, regime: np.ndarray, inflation: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Regime drifts (daily, in units of vol) and jumps (log returns): crises hit risky assets
+    and lift bonds, except in the inflation spell, where bonds fall with stocks; carbon adds
+    policy regimes and jumps."""
+    n_days, n = regime.shape[0], len(spec.names)
+    crisis = regime == 2
     drift = np.where(crisis[:, None], spec.crisis_drift, spec.premium) / np.sqrt(PERIODS_PER_YEAR)
     bond_sign = np.where(inflation, -1.0, 1.0)[:, None]
     is_bond = np.array([c == "bond" for c in spec.asset_class])
@@ -316,18 +343,29 @@ def generate_market(
         crisis[:, None] & is_bond, 1.0 * bond_sign / np.sqrt(PERIODS_PER_YEAR), 0.0
     )
     drift = drift + np.where(inflation[:, None] & is_bond, -1.0 / np.sqrt(PERIODS_PER_YEAR), 0.0)
-    if preset == "carbon":
-        # policy regimes: the drift jumps to a new level at Poisson policy events (~ every 1.5 y)
-        events = rng.random(n_days) < 1.0 / (1.5 * PERIODS_PER_YEAR)
-        levels = rng.normal(0.0, 1.2, size=(int(events.sum()) + 1, n)) / np.sqrt(PERIODS_PER_YEAR)
-        drift = drift + levels[np.cumsum(events)]
-        jumps = (rng.random((n_days, n)) < 6.0 / PERIODS_PER_YEAR) * rng.normal(
-            0.0, 0.08, (n_days, n)
-        )
-    else:
-        jumps = np.zeros((n_days, n))
+    if preset != "carbon":
+        return drift, np.zeros((n_days, n))
+    # policy regimes: the drift jumps to a new level at Poisson policy events (~ every 1.5 y)
+    events = rng.random(n_days) < 1.0 / (1.5 * PERIODS_PER_YEAR)
+    levels = rng.normal(0.0, 1.2, size=(int(events.sum()) + 1, n)) / np.sqrt(PERIODS_PER_YEAR)
+    drift = drift + levels[np.cumsum(events)]
+    jumps = (rng.random((n_days, n)) < 6.0 / PERIODS_PER_YEAR) * rng.normal(0.0, 0.08, (n_days, n))
+    return drift, jumps
 
-    # latent trends: slow AR(1) drifts; they fade fast in chop (mean-reverting spells)
+
+def _log_returns(
+    rng: np.random.Generator,
+    spec: _Spec,
+    regime: np.ndarray,
+    shock: np.ndarray,
+    eta: np.ndarray,
+    drift: np.ndarray,
+    jumps: np.ndarray,
+) -> np.ndarray:
+    """Daily log returns: the latent trends (slow AR(1) drifts that fade fast in chop) plus
+    the regime drifts, the momentum crash of the rebound, chop's mean reversion and jumps."""
+    n_days, n = shock.shape
+    vol_t = spec.vol / np.sqrt(PERIODS_PER_YEAR) * _VOL_MULT[regime][:, None]
     phi = np.where(regime == 1, 0.98, spec.trend_phi)
     inject = np.where(regime == 1, 0.0, np.sqrt(1.0 - spec.trend_phi**2))
     # a latent drift of 1 (in vol units per year) gives an annual Sharpe of `trend_strength`
@@ -355,25 +393,7 @@ def generate_market(
         trailing += x
         if len(window) > PERIODS_PER_YEAR:
             trailing -= window.pop(0)
-
-    start_price = np.round(rng.uniform(20.0, 200.0, n), 2)
-    log_price = np.log(start_price) + np.cumsum(log_ret, axis=0)
-    prices = np.exp(log_price)
-
-    delisting_returns = np.full(n, np.nan)
-    if preset in ("equities", "crypto"):
-        _list_and_delist(rng, prices, log_ret, delisting_returns, preset)
-
-    index = pd.bdate_range(start, periods=n_days, name="date")
-    return MarketData(
-        prices=pd.DataFrame(prices, index=index, columns=spec.names),
-        delisting_returns=pd.Series(delisting_returns, index=spec.names, name="delisting_return"),
-        costs_bps=pd.Series(spec.costs_bps, index=spec.names, name="costs_bps"),
-        asset_class=pd.Series(spec.asset_class, index=spec.names, name="asset_class"),
-        regimes=pd.DataFrame(
-            {"regime": np.array(REGIMES)[regime], "stock_bond_corr": stock_bond_corr}, index=index
-        ),
-    )
+    return log_ret
 
 
 def _list_and_delist(

@@ -23,7 +23,7 @@ from trendgym.envs.market.features import (
 from trendgym.envs.market.generator import generate_market
 from trendgym.envs.market.loaders import load_frame, per_asset, validate_prices, validate_signal
 from trendgym.envs.market.universe import next_returns, tradable_mask
-from trendgym.envs.portfolio.kernels import env_step_nb, record_step_nb, vector_reset_nb
+from trendgym.envs.portfolio.kernels import env_step_nb, vector_reset_nb
 from trendgym.envs.portfolio.layout import (
     ActionCode,
     Ends,
@@ -398,9 +398,9 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         return float(self._state.fstate[0, FState.nav])
 
     def install_guard(self, kernel: Any, guard: np.ndarray, events: np.ndarray) -> None:
-        """Run `kernel` instead of the plain step kernel: ``step_into_nb``'s arguments plus NAV,
-        `guard` (rule parameters and state), `events` (where it writes interventions) and the
-        observation to fill; it returns (code, net, gross, cost, turnover, number of events).
+        """Run `kernel` instead of the plain step kernel: ``env_step_nb``'s arguments plus
+        `guard` (rule parameters and state) and `events` (where it writes interventions); it
+        returns (code, number of events).
         ComplianceWrapper installs its checks this way, so they run inside the step's numba
         call, before the trade."""
         if self._guard is not None:
@@ -472,16 +472,11 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         return entry(*args)
 
     def _guarded_step(self, a: np.ndarray, obs: np.ndarray) -> int:
-        """Step through the installed pre-trade guard, which trades; then book the step."""
+        """Step through the installed pre-trade guard, which checks, trades and books the step."""
         kernel, guard, events = self._guard
-        s = self._settings
-        code, net, _gross, cost, turnover, self.guard_events = kernel(
-            a, self._state.weights[0], self.t, self._market, self._avg_corr, self._prop_cost,
-            s.max_leverage, s.target_vol, self._static_obs, s.n_features, s.weight_col,
-            s.weight_clip, self.nav, guard, events, obs,
-        )  # fmt: skip
-        if code == ActionCode.ok:
-            record_step_nb(net, cost, turnover, self._state, s, self._buffers)
+        code, self.guard_events = kernel(
+            a, self._state, self._data, self._settings, obs, self._buffers, guard, events
+        )
         return code
 
     def _info(self, nav: float, t: int, turnover: float, cost: float, k: int) -> dict[str, Any]:

@@ -162,41 +162,6 @@ def trade_nb(target, weights, t, data, settings, obs):
     return net, gross, cost, turnover
 
 
-@njit(cache=True)
-def step_into_nb(
-    target,
-    weights,
-    t,
-    market,
-    avg_corr,
-    prop_cost,
-    max_leverage,
-    target_vol,
-    static_obs,
-    n_features,
-    weight_col,
-    weight_clip,
-    obs,
-):
-    """``trade_nb`` with its arrays spelled out, for the compliance guard's kernel (which
-    calls it by this signature). Returns (net, gross, cost, turnover); allocates nothing."""
-    net, gross, cost, turnover = rebalance_nb(
-        target,
-        weights,
-        market[t, MarketRow.tradable],
-        market[t, MarketRow.ret_next],
-        market[t + 1, MarketRow.tradable],
-        prop_cost,
-        market[t, MarketRow.impact],
-        market[t, MarketRow.vol],
-        avg_corr[t],
-        max_leverage,
-        target_vol,
-    )
-    observe_nb(t + 1, weights, static_obs, n_features, weight_col, weight_clip, obs)
-    return net, gross, cost, turnover
-
-
 @row_kernel
 def differential_sharpe_nb(r, a, b, k, eta):
     """Moody & Saffell's differential Sharpe of return `r` from the moments `a`, `b` before it.
@@ -255,12 +220,6 @@ def record_nb(e, net, cost, turnover, state, settings, buffers):
     buffers.ends[Ends.terminated, e] = term
     buffers.ends[Ends.truncated, e] = trunc
     return term or trunc
-
-
-@njit(cache=True)
-def record_step_nb(net, cost, turnover, state, settings, buffers):
-    """``record_nb`` for a single env's one row, after a step traded by a pre-trade guard."""
-    return record_nb(0, net, cost, turnover, state, settings, buffers)
 
 
 @row_kernel
