@@ -18,7 +18,16 @@ Events are simulated exactly (Gillespie) with rates held between events, every r
 from one xoshiro stream seeded by the caller's ``np.random.Generator`` (waiting times and
 sizes from an exact ziggurat exponential, see ``rng.py``). The kernel keeps the near queues'
 counts and cancellation rates up to date event by event instead of rescanning the book per
-event; ``flow_run_nb``'s docstring lists what it does for speed.
+event.
+
+Speed of ``flow_run_nb``: the near queues (orders at distances 1..MAX_DEPTH) and their
+cancellation rates are counted once per call and then updated event by event (a limit adds an
+order, a cancel removes one); a side is recounted only when its reference quote moves or a
+market order eats into it. The clock, Hawkes state and quotes stay in local variables until
+the call returns. The event (kind and side) is one of six cases picked by counting thresholds
+rather than by nested branches, and limits and cancels inline their book operation once per
+side, so the side is a constant there. Its helpers are inlined (``inline_kernel``), so
+splitting it into phases costs nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal, localcontext
+from typing import NamedTuple
 
 import numpy as np
 
@@ -413,83 +423,289 @@ def _cancel_arrival_nb(book, rng, params, side, v, ref, q, far):
     return k.CANCEL, price, oid, d
 
 
+class _Rates(NamedTuple):
+    """The flow's parameters as one call of ``flow_run_nb`` uses them."""
+
+    lam_total: float  # limit arrival rate per side, all distances
+    mu_buy: float  # market order rates before bursts and excitation
+    mu_sell: float
+    alpha: float  # Hawkes jump and decay
+    beta: float
+    theta_far: float
+    burst_scale: float
+    burst_on: float
+    burst_off: float
+    log_q_limit: float  # geometric size constants (``_log_q_nb``)
+    log_q_market: float
+    market_mean: float
+    market_tail: float
+
+
+@inline_kernel
+def _rates_nb(params, fstate):
+    """The call's ``_Rates``; refreshes the cumulative limit rates in `fstate`."""
+    lam_total = 0.0
+    for i in range(MAX_DEPTH):
+        lam_total += params[PARAM.lam + i]
+        fstate[FS.limit_cum + i] = lam_total
+    mu, drift = params[PARAM.mu], params[PARAM.drift]
+    # (excitation is never negative, so clamping these keeps every market rate >= 0)
+    return _Rates(
+        lam_total,
+        max(0.0, mu * (1.0 + drift)),
+        max(0.0, mu * (1.0 - drift)),
+        params[PARAM.alpha],
+        params[PARAM.beta],
+        params[PARAM.theta_far],
+        params[PARAM.burst_scale],
+        params[PARAM.burst_on],
+        params[PARAM.burst_off],
+        _log_q_nb(params[PARAM.limit_size]),
+        _log_q_nb(params[PARAM.market_size]),
+        params[PARAM.market_size],
+        params[PARAM.market_tail],
+    )
+
+
+@inline_kernel
+def _room_nb(levels, meta, trades, n_trades, bid, ask):
+    """``STATUS.done`` when the next event surely fits, else the room to grow first."""
+    if meta[k.FREE_HEAD] < 0:
+        return STATUS.need_slot
+    if trades.shape[0] - n_trades < k.trade_room_needed_nb(meta):
+        return STATUS.need_trade_room
+    # any new order lands in [ask - MAX_DEPTH, bid + MAX_DEPTH]; far cancels walk further
+    base = meta[k.BASE]
+    if max(1, ask - MAX_DEPTH - 1) < base or bid + MAX_DEPTH + 1 - base >= levels.shape[0]:
+        return STATUS.need_window
+    return STATUS.done
+
+
+@inline_kernel
+def _event_rates_nb(r, burst, exc_buy, exc_sell, rate_b, rate_a, far_bid, far_ask):
+    """This event's rates: (1 / speed, limit rate per side, market buy, market sell, cancel
+    bid, cancel ask, total). A burst speeds up the base rates; Hawkes excitation stays in real
+    time (stationary)."""
+    speed = r.burst_scale if burst > 0.0 else 1.0
+    inv_speed = 1.0 / r.burst_scale if burst > 0.0 else 1.0
+    switch = r.burst_off if burst > 0.0 else r.burst_on
+    lim = speed * r.lam_total  # per side
+    m_buy = speed * r.mu_buy + exc_buy
+    m_sell = speed * r.mu_sell + exc_sell
+    c_bid = speed * (rate_b + r.theta_far * far_bid)
+    c_ask = speed * (rate_a + r.theta_far * far_ask)
+    # the excitation, which the previous event's decay has just produced, is added last
+    total = (2.0 * lim + c_bid + c_ask + switch + speed * (r.mu_buy + r.mu_sell)) + (
+        exc_buy + exc_sell
+    )
+    return inv_speed, lim, m_buy, m_sell, c_bid, c_ask, total
+
+
+@inline_kernel
+def _decay_nb(r, dt, exc_buy, exc_sell):
+    """The Hawkes excitations after `dt` seconds."""
+    if r.alpha > 0.0:
+        decay = _exp_neg_nb(-r.beta * dt)
+        exc_buy *= decay
+        exc_sell *= decay
+    return exc_buy, exc_sell
+
+
+@inline_kernel
+def _event_case_nb(u, lim, m_buy, m_sell, c_bid, c_ask):
+    """Which event `u` (uniform on [0, total)) picks: the number of cumulative rates (limit
+    buy, limit sell, market buy, market sell, cancel bid, cancel ask; then the burst switch)
+    at or below it, counted rather than branched on; and the cumulative rate below the
+    picked limit or cancel (0 for the others)."""
+    s_lim = 2.0 * lim
+    s_mkt = s_lim + (m_buy + m_sell)
+    s_bid = s_mkt + c_bid
+    case = (
+        (u >= lim)
+        + (u >= s_lim)
+        + (u >= s_lim + m_buy)
+        + (u >= s_mkt)
+        + (u >= s_bid)
+        + (u >= s_bid + c_ask)
+    )
+    below = lim if case == 1 else (s_mkt if case == 4 else (s_bid if case == 5 else 0.0))
+    return case, below
+
+
+@inline_kernel
+def _limit_event_nb(book, trades, n_trades, flow, side, v, ref, log_q, oid, near, rate):
+    """A limit order on `side` (``_limit_arrival_nb``), counted in the side's near queues
+    when it lands within MAX_DEPTH (it rests: limits never cross). Returns (n_trades, price,
+    qty, near, rate)."""
+    cum = flow.fstate[FS.limit_cum : FS.limit_cum + MAX_DEPTH]
+    q = flow.q_bid if side == k.BUY else flow.q_ask
+    n_trades, price, qty, d = _limit_arrival_nb(
+        book, trades, n_trades, flow.rng, cum, side, v, ref, log_q, oid
+    )
+    if 0 <= d < MAX_DEPTH:
+        q[d] += 1
+        near += 1
+        rate += flow.params[PARAM.theta + d]
+    return n_trades, price, qty, near, rate
+
+
+@inline_kernel
+def _cancel_event_nb(book, flow, side, v, ref, far, near, rate):
+    """A cancel on `side` (``_cancel_arrival_nb``), taken off the side's near queues when the
+    order was near. Returns (kind, price, order id, near, rate)."""
+    q = flow.q_bid if side == k.BUY else flow.q_ask
+    kind, price, oid, d = _cancel_arrival_nb(book, flow.rng, flow.params, side, v, ref, q, far)
+    if d >= 0:
+        q[d] -= 1
+        near -= 1
+        rate -= flow.params[PARAM.theta + d]
+    return kind, price, oid, near, rate
+
+
+@inline_kernel
+def _market_event_nb(book, trades, n_trades, rng, r, side, oid):
+    """A market order on `side`, its size drawn; what the book cannot fill is dropped.
+    Returns (n_trades, qty)."""
+    meta = book.meta
+    qty = _market_size_nb(rng, r.market_mean, r.log_q_market, r.market_tail)
+    meta[k.MARKET_QTY] += qty
+    n_trades, left = k.match_nb(book, trades, n_trades, oid, side, BACKGROUND, qty, 0)
+    meta[k.DROPPED_QTY] += left
+    return n_trades, qty
+
+
+@inline_kernel
+def _apply_event_nb(book, trades, n_trades, flow, r, case, v, bid, ask, far, near, oid):
+    """Event `case` (0-5, ``_event_case_nb``) on the book; `v` is uniform on [0, its rate),
+    `far` the (bid, ask) counts of far orders, `near` the near queues' (rate_b, near_b,
+    rate_a, near_a), `oid` the next order id. Returns (n_trades, kind, side, price, qty,
+    order id, near); kind -1 when a cancel found nothing to cancel. Each case calls its
+    book operation with a constant side."""
+    rate_b, near_b, rate_a, near_a = near
+    kind, side, qty = k.LIMIT, k.BUY, 0
+    if case == 0:  # limit buy
+        n_trades, price, qty, near_b, rate_b = _limit_event_nb(
+            book, trades, n_trades, flow, k.BUY, v, ask, r.log_q_limit, oid, near_b, rate_b
+        )
+    elif case == 1:  # limit sell
+        side = k.SELL
+        n_trades, price, qty, near_a, rate_a = _limit_event_nb(
+            book, trades, n_trades, flow, k.SELL, v, bid, r.log_q_limit, oid, near_a, rate_a
+        )
+    elif case <= 3:  # market order
+        kind, price = k.MARKET, 0
+        side = k.BUY if case == 2 else k.SELL
+        n_trades, qty = _market_event_nb(book, trades, n_trades, flow.rng, r, side, oid)
+    elif case == 4:  # cancel a bid
+        kind, price, oid, near_b, rate_b = _cancel_event_nb(
+            book, flow, k.BUY, v, ask, far[0], near_b, rate_b
+        )
+    else:  # cancel an ask
+        side = k.SELL
+        kind, price, oid, near_a, rate_a = _cancel_event_nb(
+            book, flow, k.SELL, v, bid, far[1], near_a, rate_a
+        )
+    return n_trades, kind, side, price, qty, oid, (rate_b, near_b, rate_a, near_a)
+
+
+@inline_kernel
+def _traded_nb(trades, lo, hi, traded_qty, traded_value):
+    """The market's traded quantity and tick value with trades `lo` to `hi` - 1 added."""
+    for j in range(lo, hi):
+        traded_qty += trades[j].qty
+        traded_value += trades[j].qty * trades[j].price
+    return traded_qty, traded_value
+
+
+@inline_kernel
+def _emit_nb(out_msgs, n_events, meta, kind, side, price, qty, oid):
+    """Count an event as a book message, and write it to `out_msgs` while there is room."""
+    if n_events < out_msgs.shape[0]:
+        m = out_msgs[n_events]
+        m.kind, m.side, m.owner, m.price, m.qty, m.order_id, m.peak = (
+            kind,
+            side,
+            0,
+            price,
+            qty,
+            oid,
+            0,
+        )
+    meta[k.N_MESSAGES] += 1
+    return n_events + 1
+
+
+@inline_kernel
+def _touch_nb(levels, meta, last, prev):
+    """The touch after an event: the last known quotes (bid, ask), standing in for an emptied
+    side; the top of book (bid, bid qty, ask, ask qty) against `prev`, the one before; and
+    the event's order-flow imbalance (Cont, Kukanov & Stoikov 2014): bid-side inflow minus
+    ask-side inflow at the touch (selects, not branches: the comparisons are unpredictable)."""
+    prev_bid, prev_bidq, prev_ask, prev_askq = prev
+    pb, qb = _top_qty_nb(levels, meta, k.BUY)
+    pa, qa = _top_qty_nb(levels, meta, k.SELL)
+    last_bid = pb if pb > 0 else last[0]
+    last_ask = pa if pa > 0 else last[1]
+    e = (qb if pb >= prev_bid else 0) - (prev_bidq if pb <= prev_bid else 0)
+    e -= qa if (pa <= prev_ask) | (prev_ask == 0) else 0
+    e += prev_askq if (pa >= prev_ask) & (prev_ask > 0) else 0
+    return (last_bid, last_ask), (pb, qb, pa, qa), e
+
+
+@inline_kernel
+def _resume_queues_nb(levels, meta, flow, bid, ask):
+    """Count the near queues at a call's start (bids from `ask`, asks from `bid`): (rate_b,
+    near_b, rate_a, near_a). After a stop for room the carried rates are kept where the
+    counts are unchanged (``_rescan_nb``)."""
+    params, fstate, istate = flow.params, flow.fstate, flow.istate
+    resumed = istate[IS.resume] != 0
+    istate[IS.resume] = 0
+    keep_b, keep_a = resumed and istate[IS.ref_bid] == ask, resumed and istate[IS.ref_ask] == bid
+    base = meta[k.BASE]
+    kept_b, kept_a = fstate[FS.near_rate_bid], fstate[FS.near_rate_ask]
+    rate_b, near_b = _rescan_nb(levels, base, ask, k.BUY, params, flow.q_bid, keep_b, kept_b)
+    rate_a, near_a = _rescan_nb(levels, base, bid, k.SELL, params, flow.q_ask, keep_a, kept_a)
+    return rate_b, near_b, rate_a, near_a
+
+
+@inline_kernel
+def _suspend_queues_nb(flow, ref_b, ref_a, rate_b, rate_a):
+    """Carry the near queues over to the call resumed after a stop for room."""
+    flow.istate[IS.resume] = 1
+    flow.istate[IS.ref_bid], flow.istate[IS.ref_ask] = ref_b, ref_a
+    flow.fstate[FS.near_rate_bid], flow.fstate[FS.near_rate_ask] = rate_b, rate_a
+
+
 @kernel
 def flow_run_nb(book, trades, n_trades, flow, t_end, out_msgs):
     """Simulate background events until the clock passes `t_end`.
 
     Returns (n_trades, status, n_events): ``STATUS.done``, or the room the caller must grow
     (``need_window``, ``need_slot``, ``need_trade_room``) before calling again; checked before
-    any random draw, so the trajectory never depends on array sizes. `book` is a
-    ``layout.Book``, `flow` a ``layout.FlowState``. Each event is written to `out_msgs` when it
-    has room (pass an empty array not to record). Keeps the book uncrossed: limits are placed
-    strictly behind the opposite best. The flow's `q_bid`/`q_ask` are scratch (MAX_DEPTH,)
-    int64 arrays (from a stop for room to the resumed call they carry the near queues over).
-
-    Speed: the near queues (orders at distances 1..MAX_DEPTH) and their cancellation rates
-    are counted once per call and then updated event by event (a limit adds an order, a
-    cancel removes one); a side is recounted only when its reference quote moves or a
-    market order eats into it. The clock, Hawkes state and quotes stay in local variables
-    until the call returns. The event (kind and side) is one of six cases picked by counting
-    thresholds rather than by nested branches, and limits and cancels inline their book
-    operation once per side, so the side is a constant there."""
-    orders, levels, keys, slots, meta, owner_stats = book
+    any random draw, so the trajectory never depends on array sizes. `book` is a ``layout.Book``,
+    `flow` a ``layout.FlowState`` (its (MAX_DEPTH,) `q_bid`/`q_ask`: the near queues' counts,
+    carried from a stop for room to the resumed call). Each event is written to `out_msgs`
+    while it has room (pass an empty array not to record). Keeps the book uncrossed: limits go
+    strictly behind the opposite best. The module's docstring says what it does for speed."""
+    levels, meta, base = book.levels, book.meta, book.meta[k.BASE]
     rng, params, fstate, istate, q_bid, q_ask = flow
-    base = meta[k.BASE]
-    n_lv = levels.shape[0]
-    lam_total = 0.0
-    for i in range(MAX_DEPTH):
-        lam_total += params[PARAM.lam + i]
-        fstate[FS.limit_cum + i] = lam_total
-    lam_cum = fstate[FS.limit_cum : FS.limit_cum + MAX_DEPTH]
-    mu, drift = params[PARAM.mu], params[PARAM.drift]
-    # (excitation is never negative, so clamping these keeps every market rate >= 0)
-    mu_buy, mu_sell = max(0.0, mu * (1.0 + drift)), max(0.0, mu * (1.0 - drift))
-    alpha, beta = params[PARAM.alpha], params[PARAM.beta]
-    theta_far = params[PARAM.theta_far]
-    burst_scale = params[PARAM.burst_scale]
-    burst_on, burst_off = params[PARAM.burst_on], params[PARAM.burst_off]
-    log_q_limit, log_q_market = (
-        _log_q_nb(params[PARAM.limit_size]),
-        _log_q_nb(params[PARAM.market_size]),
-    )
-    market_mean, market_tail = params[PARAM.market_size], params[PARAM.market_tail]
-    record = out_msgs.shape[0]
+    r = _rates_nb(params, fstate)
     # state held in registers during the call
-    t = fstate[FS.time]
-    exc_buy, exc_sell = fstate[FS.exc_buy], fstate[FS.exc_sell]
-    burst = fstate[FS.burst]
+    t, exc_buy, exc_sell = fstate[FS.time], fstate[FS.exc_buy], fstate[FS.exc_sell]
     ofi, traded_qty, traded_value = fstate[FS.ofi], fstate[FS.traded_qty], fstate[FS.traded_value]
-    next_id = istate[IS.next_id]
-    prev_bid, prev_bidq = istate[IS.prev_bid], istate[IS.prev_bidq]
-    prev_ask, prev_askq = istate[IS.prev_ask], istate[IS.prev_askq]
-    # quotes; the last known ones stand in for an emptied side
-    last_bid, last_ask = istate[IS.last_bid], istate[IS.last_ask]
-    bid = meta[k.BEST_BID] if meta[k.BEST_BID] > 0 else last_bid
-    ask = meta[k.BEST_ASK] if meta[k.BEST_ASK] > 0 else last_ask
+    burst, next_id = fstate[FS.burst], istate[IS.next_id]
+    prev = (istate[IS.prev_bid], istate[IS.prev_bidq], istate[IS.prev_ask], istate[IS.prev_askq])
+    last = (istate[IS.last_bid], istate[IS.last_ask])
+    bid = meta[k.BEST_BID] if meta[k.BEST_BID] > 0 else last[0]
+    ask = meta[k.BEST_ASK] if meta[k.BEST_ASK] > 0 else last[1]
     # near queues: bids counted from the ask (ref_b), asks from the bid (ref_a); a ref of -1
     # marks a side to recount
-    resumed = istate[IS.resume] != 0
-    istate[IS.resume] = 0
-    keep_b, keep_a = resumed and istate[IS.ref_bid] == ask, resumed and istate[IS.ref_ask] == bid
-    rate_b, near_b = _rescan_nb(
-        levels, base, ask, k.BUY, params, q_bid, keep_b, fstate[FS.near_rate_bid]
-    )
-    rate_a, near_a = _rescan_nb(
-        levels, base, bid, k.SELL, params, q_ask, keep_a, fstate[FS.near_rate_ask]
-    )
+    rate_b, near_b, rate_a, near_a = _resume_queues_nb(levels, meta, flow, bid, ask)
     ref_b, ref_a = ask, bid
     n_events = 0
-    status = STATUS.done
     while True:
-        if meta[k.FREE_HEAD] < 0:
-            status = STATUS.need_slot
-            break
-        if trades.shape[0] - n_trades < k.trade_room_needed_nb(meta):
-            status = STATUS.need_trade_room
-            break
-        # any new order lands in [ask - MAX_DEPTH, bid + MAX_DEPTH]; far cancels walk further
-        if max(1, ask - MAX_DEPTH - 1) < base or bid + MAX_DEPTH + 1 - base >= n_lv:
-            status = STATUS.need_window
+        status = _room_nb(levels, meta, trades, n_trades, bid, ask)
+        if status != STATUS.done:
             break
         if ref_b != ask:
             rate_b, near_b = _side_queues_nb(levels, base, ask, k.BUY, params, q_bid)
@@ -497,148 +713,48 @@ def flow_run_nb(book, trades, n_trades, flow, t_end, out_msgs):
         if ref_a != bid:
             rate_a, near_a = _side_queues_nb(levels, base, bid, k.SELL, params, q_ask)
             ref_a = bid
-        far_bid = meta[k.N_BID_ORDERS] - near_b
-        far_ask = meta[k.N_ASK_ORDERS] - near_a
-        # a burst speeds up the base rates; Hawkes excitation stays in real time (stationary)
-        speed = burst_scale if burst > 0.0 else 1.0
-        inv_speed = 1.0 / burst_scale if burst > 0.0 else 1.0
-        switch = burst_off if burst > 0.0 else burst_on
-        lim = speed * lam_total  # per side
-        m_buy = speed * mu_buy + exc_buy
-        m_sell = speed * mu_sell + exc_sell
-        c_bid = speed * (rate_b + theta_far * far_bid)
-        c_ask = speed * (rate_a + theta_far * far_ask)
-        # the excitation, which the previous event's decay has just produced, is added last
-        total = (2.0 * lim + c_bid + c_ask + switch + speed * (mu_buy + mu_sell)) + (
-            exc_buy + exc_sell
+        far_bid, far_ask = meta[k.N_BID_ORDERS] - near_b, meta[k.N_ASK_ORDERS] - near_a
+        inv_speed, lim, m_buy, m_sell, c_bid, c_ask, total = _event_rates_nb(
+            r, burst, exc_buy, exc_sell, rate_b, rate_a, far_bid, far_ask
         )
         dt = exponential_nb(rng) * (1.0 / total)
         if t + dt > t_end:  # memoryless: the unrealised event is simply not drawn again
-            if alpha > 0.0:
-                decay = _exp_neg_nb(-beta * (t_end - t))
-                exc_buy *= decay
-                exc_sell *= decay
+            exc_buy, exc_sell = _decay_nb(r, t_end - t, exc_buy, exc_sell)
             t = t_end
             break
-        if alpha > 0.0:
-            decay = _exp_neg_nb(-beta * dt)
-            exc_buy *= decay
-            exc_sell *= decay
+        exc_buy, exc_sell = _decay_nb(r, dt, exc_buy, exc_sell)
         t += dt
-        # the event: the number of cumulative rates (limit buy, limit sell, market buy,
-        # market sell, cancel bid, cancel ask; then the burst switch) at or below u
         u = uniform_nb(rng) * total
-        s_lim = 2.0 * lim
-        s_mkt = s_lim + (m_buy + m_sell)
-        s_bid = s_mkt + c_bid
-        case = (
-            (u >= lim)
-            + (u >= s_lim)
-            + (u >= s_lim + m_buy)
-            + (u >= s_mkt)
-            + (u >= s_bid)
-            + (u >= s_bid + c_ask)
-        )
+        case, below = _event_case_nb(u, lim, m_buy, m_sell, c_bid, c_ask)
         if case == 6:  # a burst starts or ends; no message
             burst = 1.0 - burst
             continue
-        kind, side, qty, oid = k.LIMIT, k.BUY, 0, next_id
         n_before = n_trades
-        if case == 0:  # limit buy
-            n_trades, price, qty, d = _limit_arrival_nb(
-                book, trades, n_trades, rng, lam_cum, k.BUY, u * inv_speed, ask, log_q_limit, oid
-            )
-            next_id += 1
-            if 0 <= d < MAX_DEPTH:  # one more near order (it rests: limits never cross)
-                q_bid[d] += 1
-                near_b += 1
-                rate_b += params[PARAM.theta + d]
-        elif case == 1:  # limit sell
-            side = k.SELL
-            v = (u - lim) * inv_speed
-            n_trades, price, qty, d = _limit_arrival_nb(
-                book, trades, n_trades, rng, lam_cum, k.SELL, v, bid, log_q_limit, oid
-            )
-            next_id += 1
-            if 0 <= d < MAX_DEPTH:
-                q_ask[d] += 1
-                near_a += 1
-                rate_a += params[PARAM.theta + d]
-        elif case <= 3:  # market order
-            kind, price = k.MARKET, 0
-            side = k.BUY if case == 2 else k.SELL
-            qty = _market_size_nb(rng, market_mean, log_q_market, market_tail)
-            next_id += 1
-            meta[k.MARKET_QTY] += qty
-            n_trades, left = k.match_nb(book, trades, n_trades, oid, side, BACKGROUND, qty, 0)
-            meta[k.DROPPED_QTY] += left
-            if side == k.BUY:
-                exc_buy += alpha
-                ref_a = -1  # it ate asks: recount them
-            else:
-                exc_sell += alpha
-                ref_b = -1
-        elif case == 4:  # cancel a bid
-            v = (u - s_mkt) * inv_speed
-            kind, price, oid, d = _cancel_arrival_nb(
-                book, rng, params, k.BUY, v, ask, q_bid, far_bid
-            )
-            if d >= 0:
-                q_bid[d] -= 1
-                near_b -= 1
-                rate_b -= params[PARAM.theta + d]
-        else:  # cancel an ask
-            side = k.SELL
-            v = (u - s_bid) * inv_speed
-            kind, price, oid, d = _cancel_arrival_nb(
-                book, rng, params, k.SELL, v, bid, q_ask, far_ask
-            )
-            if d >= 0:
-                q_ask[d] -= 1
-                near_a -= 1
-                rate_a -= params[PARAM.theta + d]
-        for j in range(n_before, n_trades):
-            traded_qty += trades[j].qty
-            traded_value += trades[j].qty * trades[j].price
+        n_trades, kind, side, price, qty, oid, near = _apply_event_nb(
+            book, trades, n_trades, flow, r, case, (u - below) * inv_speed, bid, ask,
+            (far_bid, far_ask), (rate_b, near_b, rate_a, near_a), next_id,
+        )  # fmt: skip
+        rate_b, near_b, rate_a, near_a = near
+        next_id += case <= 3  # limits and market orders take a new id
+        if case == 2:  # a market buy ate asks: recount them
+            exc_buy += r.alpha
+            ref_a = -1
+        elif case == 3:
+            exc_sell += r.alpha
+            ref_b = -1
+        traded_qty, traded_value = _traded_nb(trades, n_before, n_trades, traded_qty, traded_value)
         if kind >= 0:
-            if n_events < record:
-                m = out_msgs[n_events]
-                m.kind, m.side, m.owner, m.price, m.qty, m.order_id, m.peak = (
-                    kind,
-                    side,
-                    0,
-                    price,
-                    qty,
-                    oid,
-                    0,
-                )
-            meta[k.N_MESSAGES] += 1
-            n_events += 1
-        # remember quotes for an emptied side, and accumulate order-flow imbalance
-        # (Cont, Kukanov & Stoikov 2014): bid-side inflow minus ask-side inflow at the touch
-        # (selects, not branches: the comparisons are unpredictable)
-        pb, qb = _top_qty_nb(levels, meta, k.BUY)
-        pa, qa = _top_qty_nb(levels, meta, k.SELL)
-        last_bid = pb if pb > 0 else last_bid
-        last_ask = pa if pa > 0 else last_ask
-        bid, ask = last_bid, last_ask
-        e = (qb if pb >= prev_bid else 0) - (prev_bidq if pb <= prev_bid else 0)
-        e -= qa if (pa <= prev_ask) | (prev_ask == 0) else 0
-        e += prev_askq if (pa >= prev_ask) & (prev_ask > 0) else 0
+            n_events = _emit_nb(out_msgs, n_events, meta, kind, side, price, qty, oid)
+        last, prev, e = _touch_nb(levels, meta, last, prev)
+        bid, ask = last
         ofi += e
-        prev_bid, prev_bidq, prev_ask, prev_askq = pb, qb, pa, qa
-    fstate[FS.time] = t
-    fstate[FS.exc_buy], fstate[FS.exc_sell] = exc_buy, exc_sell
-    fstate[FS.burst] = burst
+    fstate[FS.time], fstate[FS.exc_buy], fstate[FS.exc_sell] = t, exc_buy, exc_sell
     fstate[FS.ofi], fstate[FS.traded_qty], fstate[FS.traded_value] = ofi, traded_qty, traded_value
-    istate[IS.next_id] = next_id
-    istate[IS.last_bid], istate[IS.last_ask] = last_bid, last_ask
-    istate[IS.prev_bid], istate[IS.prev_bidq] = prev_bid, prev_bidq
-    istate[IS.prev_ask], istate[IS.prev_askq] = prev_ask, prev_askq
-    if status != STATUS.done:  # carry the near queues over to the resumed call
-        istate[IS.resume] = 1
-        istate[IS.ref_bid], istate[IS.ref_ask] = ref_b, ref_a
-        fstate[FS.near_rate_bid], fstate[FS.near_rate_ask] = rate_b, rate_a
+    fstate[FS.burst], istate[IS.next_id] = burst, next_id
+    istate[IS.last_bid], istate[IS.last_ask] = last
+    istate[IS.prev_bid], istate[IS.prev_bidq], istate[IS.prev_ask], istate[IS.prev_askq] = prev
+    if status != STATUS.done:
+        _suspend_queues_nb(flow, ref_b, ref_a, rate_b, rate_a)
     return n_trades, status, n_events
 
 
