@@ -147,3 +147,18 @@ def test_interrupted_evaluation_resumes_to_the_uninterrupted_report(
     assert kept.n_trials() == Ledger(reference / "l.sqlite").n_trials() == TRIALS
     state = json.loads((tmp_path / "report" / "evaluation.json").read_text())
     assert state["status"] == "done"
+
+
+def test_portfolio_placebo_searches_are_labelled_with_their_market():
+    from trendgym.evaluate.survivorship import placebo_label
+    from trendgym.evaluate.walkforward import WalkForwardConfig, domain_for
+
+    cfg = WalkForwardConfig(
+        "trendgym/Portfolio-v0", env_kwargs={"preset": "futures", "n_years": 5, "data_seed": 3}
+    )
+    placebos = domain_for(cfg.env_id).placebos(cfg)
+    labels = [placebo_label(p, k, len(placebos)) for k, p in enumerate(placebos)]
+    assert labels == [
+        "placebo search 1/2 (random-walk market, data_seed 4) on trendgym/Portfolio-v0",
+        "placebo search 2/2 (random-walk market, data_seed 5) on trendgym/Portfolio-v0",
+    ]
