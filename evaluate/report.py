@@ -575,21 +575,25 @@ def evaluate_agent(
         )
     state.write("running")
     searches = dict(workers=workers, ray_address=ray_address, progress=progress, resume=resume)
-    try:
-        with stop_on_signals():
+    with stop_on_signals():  # later signals wait while the interruption is recorded
+        try:
             result = run_walk_forward(config, ledger=ledger, **searches)
             placebo_result = (
                 placebo_search(config, real=result, ledger=ledger, **searches) if placebo else None
             )
-    except KeyboardInterrupt as stop:
-        raise _interrupted(stop, state, config, ledger, placebo) from None
-    surv = None
-    if survivorship and result.domain == "portfolio":
-        first = result.folds[0].tests[cost_label(1.0)].env_kwargs
-        last = result.folds[-1].tests[cost_label(1.0)].env_kwargs
-        surv = survivorship_check(config.env_kwargs, start=first["start"], end=last["end"])
-    assessment = assess(result, ledger=ledger, placebo=placebo_result, survivorship=surv)
-    report = write_report(assessment, out_dir)
+            surv = None
+            if survivorship and result.domain == "portfolio":
+                first = result.folds[0].tests[cost_label(1.0)].env_kwargs
+                last = result.folds[-1].tests[cost_label(1.0)].env_kwargs
+                surv = survivorship_check(config.env_kwargs, start=first["start"], end=last["end"])
+            assessment = assess(result, ledger=ledger, placebo=placebo_result, survivorship=surv)
+            report = write_report(assessment, out_dir)
+        except KeyboardInterrupt as stop:
+            raise _interrupted(stop, state, config, ledger, placebo) from None
+        except BaseException:
+            # a failure is no trap: a plain rerun may start afresh (say, with fixed arguments)
+            state.write("failed")
+            raise
     state.write("done")
     return Report(report.out_dir, assessment, report.images, time.perf_counter() - started)
 

@@ -2,7 +2,7 @@
 
 ``evaluation.json`` in the report folder says what the evaluation runs (its config, ledger,
 placebo and survivorship settings, code version) and whether it is ``running``,
-``interrupted`` or ``done``. The finished trials themselves live in the ledger, keyed by the
+``interrupted``, ``failed`` (an error, not a signal) or ``done``. The finished trials themselves live in the ledger, keyed by the
 search's :func:`~trendgym.evaluate.walkforward.run_key`; this file is what lets
 ``--resume`` refuse a different evaluation and a plain rerun refuse to start over silently.
 """
@@ -73,8 +73,8 @@ class EvaluationState:
         if saved is None:
             return "resume" if resume else "new"
         if not resume:
-            if saved.get("status") == "done":
-                return "new"  # a finished evaluation's report is simply replaced
+            if saved.get("status") in ("done", "failed"):
+                return "new"  # a finished evaluation's report is replaced; a failed one rerun
             raise ValueError(
                 f"--out: {str(self.out_dir)!r} holds an evaluation that did not finish "
                 f"({saved.get('status')}); continue it with --resume (resume=True), or choose "

@@ -162,3 +162,28 @@ def test_portfolio_placebo_searches_are_labelled_with_their_market():
         "placebo search 1/2 (random-walk market, data_seed 4) on trendgym/Portfolio-v0",
         "placebo search 2/2 (random-walk market, data_seed 5) on trendgym/Portfolio-v0",
     ]
+
+
+def test_a_failed_evaluation_is_no_trap(tmp_path):
+    """An error (not a signal) leaves the folder 'failed': a plain rerun, say with fixed
+    arguments, starts afresh instead of being refused."""
+    from trendgym.evaluate import evaluate_agent
+
+    kw = dict(
+        out_dir=tmp_path / "report",
+        ledger=tmp_path / "l.sqlite",
+        workers=0,
+        progress=False,
+        placebo=False,
+        seeds=(0,),
+        timesteps=64,
+        episodes=2,
+        env_kwargs={"horizon": 10},
+        extractor=None,
+        model_kwargs={"bogus": 1},
+    )
+    for _ in range(2):  # the second run is not refused: it fails the same way
+        with pytest.raises(TypeError, match="bogus"):
+            evaluate_agent("trendgym/Execution-v0", **kw)
+        state = json.loads((tmp_path / "report" / "evaluation.json").read_text())
+        assert state["status"] == "failed"
