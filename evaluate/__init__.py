@@ -51,8 +51,10 @@ from trendgym.evaluate.walkforward import (
     run_policy_search,
     run_walk_forward,
 )
+from trendgym.evaluate.walkforward.signals import EvaluationInterrupted
 
 __all__ = [
+    "EvaluationInterrupted",
     "DEFAULT_LEDGER_PATH",
     "CombinatorialFold",
     "Fold",

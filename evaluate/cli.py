@@ -2,10 +2,12 @@
 
     trendgym evaluate --env trendgym/Portfolio-v0 --algo ppo --folds 2 --seeds 2 \\
         --timesteps 2048 --out report/ [--ledger runs/ledger.sqlite] [--ray-address ADDR] \\
-        [--env-kwargs JSON] [--model-kwargs JSON] [--episodes N] [--universe pit|futures]
+        [--env-kwargs JSON] [--model-kwargs JSON] [--episodes N] [--universe pit|futures] [--resume]
 
 Prints the verdict and the report path; exits 0 whether the agent passes or not (a failing
-verdict is a result, not an error), 2 on bad arguments.
+verdict is a result, not an error), 2 on bad arguments. SIGINT or SIGTERM stops it with one
+line (exit 130 / 143): the finished trials are in the ledger, and the same command plus
+``--resume`` continues from them.
 """
 
 from __future__ import annotations
@@ -66,6 +68,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--n-envs", type=int, default=1, help="envs per trial (native batched env when > 1)"
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted evaluation in --out from the ledger's finished trials "
+        "(same arguments)",
+    )
     p.add_argument("--no-placebo", dest="placebo", action="store_false")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
@@ -120,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         universe=args.universe,
         placebo_markets=args.placebo_markets,
         n_envs=args.n_envs,
+        resume=args.resume,
         announce=print,
     )
     print(report.assessment.verdict.headline)

@@ -24,11 +24,18 @@ import numpy as np
 import pandas as pd
 
 from trendgym.evaluate.ledger import DEFAULT_LEDGER_PATH, Ledger
+from trendgym.evaluate.resume import EvaluationState, finished_count
 from trendgym.evaluate.stats import drawdown
 from trendgym.evaluate.survivorship import placebo_search, survivorship_check
 from trendgym.evaluate.verdict import Assessment, assess, ledger_words
-from trendgym.evaluate.walkforward import WalkForwardConfig, cost_label, run_walk_forward
+from trendgym.evaluate.walkforward import (
+    WalkForwardConfig,
+    cost_label,
+    domain_for,
+    run_walk_forward,
+)
 from trendgym.evaluate.walkforward.loop import expected_seconds
+from trendgym.evaluate.walkforward.signals import EvaluationInterrupted, stop_on_signals
 
 __all__ = ["Report", "evaluate_agent", "write_report"]
 
@@ -523,6 +530,7 @@ def evaluate_agent(
     placebo: bool = True,
     survivorship: bool = True,
     progress: bool = True,
+    resume: bool = False,
     announce: Callable[[str], Any] | None = None,
     **config_kwargs: Any,
 ) -> Report:
@@ -532,6 +540,12 @@ def evaluate_agent(
     survivorship check (portfolio), computes the verdict and writes `out_dir`. Extra keywords
     go to :class:`WalkForwardConfig` (e.g. ``extractor``, ``purge``, ``baseline``,
     ``episodes``, ``universe``). `announce` receives the expected wall time before it starts.
+
+    SIGINT or SIGTERM stops it with :class:`EvaluationInterrupted` (a KeyboardInterrupt): the
+    finished trials are in the ledger, the ones in flight are dropped. ``resume=True`` (same
+    arguments) continues from the ledger's finished trials and ends with the report an
+    uninterrupted run writes; ``out_dir/evaluation.json`` records what runs there, so resuming
+    another evaluation, or rerunning an unfinished one without ``resume``, is refused.
     """
     started = time.perf_counter()
     config = WalkForwardConfig(
@@ -547,33 +561,64 @@ def evaluate_agent(
     )
     if isinstance(ledger, str | os.PathLike):
         ledger = Ledger(ledger)
+    if resume and ledger is None:
+        raise ValueError("resume needs the ledger that holds the finished trials (ledger=None)")
+    state = EvaluationState.of(out_dir, config, ledger, placebo, survivorship)
+    state.check(resume)
     if announce is not None:
         eta = expected_seconds(config, workers, placebo)
         announce(
             f"expected wall time about {eta / 60:.0f} min: {config.n_folds} folds x "
             f"{len(config.seeds)} seeds x {len(config.grid)} grid x {config.timesteps} steps"
             + (", placebo searches included" if placebo else "")
+            + (" (finished trials reused from the ledger)" if resume else "")
         )
-    result = run_walk_forward(
-        config, ledger=ledger, workers=workers, ray_address=ray_address, progress=progress
-    )
-    placebo_result = (
-        placebo_search(
-            config,
-            real=result,
-            ledger=ledger,
-            workers=workers,
-            ray_address=ray_address,
-            progress=progress,
-        )
-        if placebo
-        else None
-    )
-    surv = None
-    if survivorship and result.domain == "portfolio":
-        first = result.folds[0].tests[cost_label(1.0)].env_kwargs
-        last = result.folds[-1].tests[cost_label(1.0)].env_kwargs
-        surv = survivorship_check(config.env_kwargs, start=first["start"], end=last["end"])
-    assessment = assess(result, ledger=ledger, placebo=placebo_result, survivorship=surv)
-    report = write_report(assessment, out_dir)
+    state.write("running")
+    searches = dict(workers=workers, ray_address=ray_address, progress=progress, resume=resume)
+    with stop_on_signals():  # later signals wait while the interruption is recorded
+        try:
+            result = run_walk_forward(config, ledger=ledger, **searches)
+            placebo_result = (
+                placebo_search(config, real=result, ledger=ledger, **searches) if placebo else None
+            )
+            surv = None
+            if survivorship and result.domain == "portfolio":
+                first = result.folds[0].tests[cost_label(1.0)].env_kwargs
+                last = result.folds[-1].tests[cost_label(1.0)].env_kwargs
+                surv = survivorship_check(config.env_kwargs, start=first["start"], end=last["end"])
+            assessment = assess(result, ledger=ledger, placebo=placebo_result, survivorship=surv)
+            report = write_report(assessment, out_dir)
+        except KeyboardInterrupt as stop:
+            raise _interrupted(stop, state, config, ledger, placebo) from None
+        except BaseException:
+            # a failure is no trap: a plain rerun may start afresh (say, with fixed arguments)
+            state.write("failed")
+            raise
+    state.write("done")
     return Report(report.out_dir, assessment, report.images, time.perf_counter() - started)
+
+
+def _interrupted(
+    stop: KeyboardInterrupt,
+    state: EvaluationState,
+    config: WalkForwardConfig,
+    ledger: Ledger | None,
+    placebo: bool,
+) -> EvaluationInterrupted:
+    """Record the interruption in the report folder and say how to continue, in one line."""
+    import signal
+
+    signum = int(getattr(stop, "signum", signal.SIGINT))
+    searches = [config, *(domain_for(config.env_id).placebos(config) if placebo else [])]
+    n = finished_count(ledger, searches)
+    state.write("interrupted", finished_trials=n)
+    kept = (
+        f"{n} finished trial(s) are in the ledger {str(ledger.path)!r}"
+        if ledger is not None
+        else "no ledger, so nothing was kept"
+    )
+    return EvaluationInterrupted(
+        signum,
+        f"{signal.Signals(signum).name}: evaluation stopped; {kept} and the trials in flight "
+        f"were dropped; continue with the same command plus --resume (resume=True)",
+    )

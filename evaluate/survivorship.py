@@ -43,6 +43,7 @@ __all__ = [
     "SurvivorshipReport",
     "cost_stress",
     "delisting_check",
+    "placebo_label",
     "placebo_search",
     "policy_placebo",
     "survivorship_check",
@@ -330,13 +331,16 @@ def placebo_search(
     workers: int | None = None,
     ray_address: str | None = None,
     progress: bool = True,
+    resume: bool = False,
 ) -> PlaceboResult:
     """Run `config`'s search on each of the domain's placebos (ledger experiment
     ``<experiment>/placebo``, which the DSR never counts). A blind placebo walks the real
-    search's episodes, so it is scored against `real`'s baselines."""
+    search's episodes, so it is scored against `real`'s baselines. Progress output calls each
+    one ``placebo search k/n`` and names its data; `resume` as in :func:`run_walk_forward`."""
     domain = domain_for(config.env_id)
+    placebos = domain.placebos(config)
     runs = []
-    for k, placebo in enumerate(domain.placebos(config)):
+    for k, placebo in enumerate(placebos):
         same_blocks = placebo.env_kwargs == config.env_kwargs and real is not None
         result = run_walk_forward(
             placebo,
@@ -346,6 +350,8 @@ def placebo_search(
             run_baselines=False,
             progress=progress,
             baselines=real.baseline_returns if same_blocks else None,
+            resume=resume,
+            label=placebo_label(placebo, k, len(placebos)),
         )
         runs.append(
             PlaceboRun(
@@ -353,6 +359,17 @@ def placebo_search(
             )
         )
     return PlaceboResult(tuple(runs))
+
+
+def placebo_label(placebo: WalkForwardConfig, k: int, n: int) -> str:
+    """``placebo search 1/2 (random-walk market, data_seed 4) on trendgym/Portfolio-v0``."""
+    if placebo.blind:
+        what = "blind observations"
+    else:
+        what = f"{placebo.env_kwargs.get('preset', 'random_walk')} market".replace("_", "-")
+        if "data_seed" in placebo.env_kwargs:
+            what += f", data_seed {placebo.env_kwargs['data_seed']}"
+    return f"placebo search {k + 1}/{n} ({what}) on {placebo.env_id}"
 
 
 def policy_placebo(

@@ -5,6 +5,7 @@ import math
 
 import gymnasium as gym
 import numpy as np
+import pandas as pd
 import pytest
 
 import trendgym  # noqa: F401  (registers the ids)
@@ -15,6 +16,13 @@ from trendgym.envs.execution.layout import CFG, MAX_COMPLETION_SECONDS
 
 EXEC = "trendgym/Execution-v0"
 PORT = "trendgym/Portfolio-v0"
+
+_DATES = pd.date_range("2020-03-02", periods=60, freq="B", name="date")
+WIDE = pd.DataFrame({"A": np.linspace(100, 120, 60), "B": np.linspace(50, 40, 60)}, index=_DATES)
+LONG = (
+    WIDE.stack().rename("price").rename_axis(["date", "asset"]).reset_index()
+)  # date, asset, price
+PIVOT = "df.pivot(index='date', columns='asset', values='price')"
 
 # (env id, kwargs) -> (error class, words the message must contain)
 BAD = {
@@ -90,6 +98,21 @@ BAD = {
     ),
     "dsr_eta above 1": (PORT, {"dsr_eta": 2.0}, ValueError, ["dsr_eta", "(0, 1]", "2.0"]),
     "target_vol zero": (PORT, {"target_vol": 0.0}, ValueError, ["target_vol", "> 0"]),
+    "prices long format": (PORT, {"prices": LONG}, ValueError, ["long format", PIVOT, "long=True"]),
+    "prices long, dates as index": (
+        PORT,
+        {"prices": LONG.set_index("date")},
+        ValueError,
+        ["long format", PIVOT, "long=True"],
+    ),
+    "long not a bool": (PORT, {"prices": LONG, "long": "yes"}, TypeError, ["long", "'yes'"]),
+    "long without prices": (PORT, {"long": True}, ValueError, ["long=True", "prices="]),
+    "long=True on wide prices": (
+        PORT,
+        {"prices": WIDE.assign(C=1.0).reset_index(), "long": True},
+        ValueError,
+        ["long=True needs a date, an asset and a value column"],
+    ),
 }
 
 
@@ -145,3 +168,25 @@ def test_check_number_says_the_range(value, kwargs, text):
     with pytest.raises(ValueError) as caught:
         check_number("x", value, **kwargs)
     assert str(caught.value) == text
+
+
+@pytest.mark.parametrize("vector", [False, True], ids=["single", "vector"])
+def test_long_prices_with_long_true_are_the_wide_prices(vector, tmp_path):
+    """``long=True`` pivots long data (in memory or a CSV) into the same env as the wide frame."""
+    LONG.to_csv(tmp_path / "long.csv", index=False)
+    if vector:
+        make = lambda **kw: gym.make_vec(  # noqa: E731
+            PORT, num_envs=2, vectorization_mode="vector_entry_point", **kw
+        )
+    else:
+        make = lambda **kw: gym.make(PORT, **kw)  # noqa: E731
+    wide = make(prices=WIDE, warmup=20)
+    for prices in (LONG, LONG.set_index("date"), str(tmp_path / "long.csv")):
+        env = make(prices=prices, long=True, warmup=20)
+        pd.testing.assert_frame_equal(
+            env.unwrapped.prices if not vector else env.template.prices,
+            wide.unwrapped.prices if not vector else wide.template.prices,
+            check_freq=False,
+            check_names=False,
+        )
+        np.testing.assert_array_equal(env.reset(seed=3)[0], wide.reset(seed=3)[0])

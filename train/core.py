@@ -382,7 +382,8 @@ def _stop_on_signals(stop: StopOnSignal) -> Iterator[None]:
     """Route SIGINT/SIGTERM to ``stop`` so learning ends cleanly and a checkpoint is saved.
 
     A second signal raises KeyboardInterrupt at once (for a learner stuck in a long update).
-    Signal handlers can only be set from the main thread; elsewhere this does nothing.
+    Signal handlers can only be set from the main thread; elsewhere this does nothing. A signal
+    the process ignores stays ignored (a worker whose parent stops it, a background job).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -393,7 +394,8 @@ def _stop_on_signals(stop: StopOnSignal) -> Iterator[None]:
             raise KeyboardInterrupt
         stop.received = signum
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    routed = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) != signal.SIG_IGN]
+    previous = {sig: signal.signal(sig, handler) for sig in routed}
     try:
         yield
     finally:

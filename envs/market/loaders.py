@@ -31,6 +31,8 @@ def load_frame(source: PriceSource, name: str = "prices", long: bool = False) ->
     if not isinstance(long, bool):
         raise TypeError(f"long must be a bool, got {type(long).__name__}")
     if isinstance(source, pd.DataFrame):
+        if not isinstance(source.index, pd.DatetimeIndex) and source.shape[1] >= 2:
+            source = _dates_from_first_column(source, name, long)
         return _pivot_long(source, name, "the frame") if long else source
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(
@@ -59,6 +61,34 @@ def load_frame(source: PriceSource, name: str = "prices", long: bool = False) ->
         return _pivot_long(frame, name, where)
     _refuse_long(frame, name, where)
     return frame
+
+
+def _dates_from_first_column(frame: pd.DataFrame, name: str, long: bool) -> pd.DataFrame:
+    """Long data whose dates are a column (read without an index, or ``reset_index()``): with
+    ``long=True`` that column becomes the index; without, a frame that looks long (dates, then
+    asset names beside values) is refused with how to pivot it. Others are left to the checks
+    of a wide frame."""
+    if not (long or _looks_long(frame.iloc[:, 1:])):
+        return frame
+    first = frame.columns[0]
+    what = f"the first column {str(first)!r}"
+    try:
+        dates = _parse_dates(pd.Index(frame[first]), name, what)
+    except ValueError:
+        if long:
+            raise
+        return frame
+    indexed = frame.set_index(first)
+    indexed.index = pd.DatetimeIndex(dates, name=first)
+    if not long:
+        _refuse_long(indexed, name, "the frame")
+    return indexed
+
+
+def _looks_long(rest: pd.DataFrame) -> bool:
+    """A text column beside a numeric one: asset names beside values."""
+    kinds = [pd.api.types.is_numeric_dtype(rest[c].dtype) for c in rest.columns]
+    return any(kinds) and not all(kinds)
 
 
 def _parse_dates(values: pd.Index, name: str, what: str) -> pd.DatetimeIndex:
@@ -103,7 +133,8 @@ def _refuse_long(frame: pd.DataFrame, name: str, where: str) -> None:
 
 
 def _pivot_long(frame: pd.DataFrame, name: str, where: str) -> pd.DataFrame:
-    """(date index, asset column, value column) -> one column per asset."""
+    """(date index, asset column, value column) -> one column per asset, in the order the
+    assets first appear."""
     if frame.shape[1] != 2:
         raise ValueError(
             f"{name}: long=True needs a date, an asset and a value column; {where} has "
@@ -114,7 +145,7 @@ def _pivot_long(frame: pd.DataFrame, name: str, where: str) -> pd.DataFrame:
     dup = keyed.index[keyed.index.duplicated()]
     if len(dup):
         raise ValueError(f"{name}: {where} repeats date {dup[0][0]} for asset {dup[0][1]!r}")
-    wide = keyed.unstack(asset)
+    wide = keyed.unstack(asset)[pd.unique(frame[asset])]  # assets in order of appearance
     wide.columns = [str(c) for c in wide.columns]
     wide.columns.name = None
     return wide

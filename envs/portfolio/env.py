@@ -128,6 +128,8 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
     - `prices=None`: wide DataFrame or CSV/parquet path (DatetimeIndex, one column per asset,
       NaN where not listed); None draws the synthetic `preset` market (`data_seed`, `n_years`,
       `n_assets`), whose costs and delisting returns are used unless overridden.
+    - `long=False`: True reads `prices` as long format (one row per date and asset: date,
+      asset, price columns) and pivots it; long data without it is refused with the pivot.
     - `costs_bps=None`: proportional cost (half spread + fee) in bp, a number or per-asset mapping
       (default 2 bp for user data).
     - `max_leverage=1.0`, `target_vol=None`, `window` (see Starting State), `start=None`,
@@ -171,6 +173,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         warmup: int | None = None,
         min_history: int = 20,
         render_mode: str | None = None,
+        long: bool = False,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
@@ -195,7 +198,11 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         self.target_vol = None if target_vol is None else float(target_vol)
         self.reward_kind = reward
         self.dsr_eta = float(dsr_eta)
-        self._load_data(prices, preset, n_years, n_assets, data_seed)
+        if not isinstance(long, bool):
+            raise TypeError(f"long must be a bool, got {long!r}")
+        if long and prices is None:
+            raise ValueError("long=True needs prices= (long-format data: date, asset, price)")
+        self._load_data(prices, preset, n_years, n_assets, data_seed, long)
         self._set_costs(costs_bps, delisting_returns)
         self._build_market(signals, int(min_history), impact_coef, participation)
         self._build_observation()
@@ -233,7 +240,13 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
 
     # ---------------------------------------------------------------- construction
     def _load_data(
-        self, prices: Any, preset: str, n_years: float, n_assets: int | None, data_seed: int
+        self,
+        prices: Any,
+        preset: str,
+        n_years: float,
+        n_assets: int | None,
+        data_seed: int,
+        long: bool = False,
     ) -> None:
         """The prices (the user's, or the synthetic `preset` market) and their default costs
         and delisting returns."""
@@ -243,7 +256,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
             self._base_costs = data.costs_bps.to_numpy(dtype=np.float64)
             self._base_dlret = data.delisting_returns
         else:
-            frame = validate_prices(load_frame(prices, "prices"))
+            frame = validate_prices(load_frame(prices, "prices", long=long))
             self._base_costs = np.full(frame.shape[1], DEFAULT_COSTS_BPS)
             self._base_dlret = None
         self._synthetic = prices is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -10,7 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["WalkForwardConfig", "cost_label", "with_env_kwargs"]
+__all__ = ["WalkForwardConfig", "cost_label", "run_key", "with_env_kwargs"]
 
 
 def cost_label(multiplier: float) -> str:
@@ -170,3 +171,12 @@ def with_env_kwargs(
 ) -> WalkForwardConfig:
     """The same search on other data or blind (a placebo), under its own ledger experiment."""
     return replace(config, env_kwargs=dict(env_kwargs), experiment=experiment, blind=blind)
+
+
+def run_key(config: WalkForwardConfig) -> str:
+    """The key of a search's trials in the ledger: a hash of the whole config and the code
+    version, so a resumed search only reuses trials that the same search ran."""
+    from trendgym.evaluate.ledger import code_version
+
+    text = json.dumps({"config": config.to_json(), "code": code_version()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

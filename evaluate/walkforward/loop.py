@@ -4,30 +4,35 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from trendgym.evaluate.ledger import DEFAULT_LEDGER_PATH, Ledger
 from trendgym.evaluate.walkforward.backends import local_backend, ray_backend
-from trendgym.evaluate.walkforward.config import WalkForwardConfig, cost_label
+from trendgym.evaluate.walkforward.config import WalkForwardConfig, cost_label, run_key
 from trendgym.evaluate.walkforward.domain import Domain, domain_for, episodes_returns, make_env
 from trendgym.evaluate.walkforward.plan import FoldPlan
+from trendgym.evaluate.walkforward.progress import TrialProgress
 from trendgym.evaluate.walkforward.results import (
     WalkForwardResult,
     best_by_mean,
+    decode_returns,
     ledger_records,
     safe_sharpe,
 )
+from trendgym.evaluate.walkforward.signals import signals_held
 from trendgym.evaluate.walkforward.trial import TrialJob, TrialOutcome
 
 __all__ = [
     "baseline_returns",
     "expected_seconds",
+    "finished_trials",
     "fold_slices",
     "run_walk_forward",
     "select_per_fold",
@@ -46,6 +51,8 @@ def run_walk_forward(
     progress: bool = True,
     model_dir: str | os.PathLike[str] | None = None,
     baselines: dict[str, dict[str, pd.Series]] | None = None,
+    resume: bool = False,
+    label: str | None = None,
 ) -> WalkForwardResult:
     """Run every trial of `config`, append each to the ledger, stitch the OOS results.
 
@@ -53,14 +60,18 @@ def run_walk_forward(
     ----------
     ledger : a Ledger, a path, or None (no ledger: the DSR then cannot be computed).
     workers : local worker processes (default: all cores, at most one per job); 0 runs the
-        trials in this process. Worker processes are started with forkserver/spawn, so a
-        script calling this needs the ``if __name__ == "__main__":`` guard.
+        trials in this process, as does a script that calls this outside an
+        ``if __name__ == "__main__":`` block (worker processes import the script again).
     ray_address : run the jobs as Ray tasks instead ("local" starts ``ray.init()`` here;
         anything else is passed to ``ray.init(address=...)``).
     run_baselines : also score the domain's baselines on the same OOS blocks.
     model_dir : keep each trial's trained run directory under it (default: discarded).
     baselines : baseline returns already scored on exactly these OOS blocks (a placebo reuses
         its real search's); a paired domain needs them before its trials are recorded.
+    resume : reuse the trials the ledger holds for this exact search (same config and code
+        version, :func:`run_key`) instead of training them again; the result is the one an
+        uninterrupted run gives, and no trial is recorded twice.
+    label : what the progress output calls this search (default ``walk-forward <env id>``).
     """
     started = time.perf_counter()
     domain = domain_for(config.env_id)
@@ -74,28 +85,66 @@ def run_walk_forward(
         baselines = baseline_returns(config, domain, plans, scenarios, index)
     hurdle_name, hurdle = paired_hurdle(domain, plans, baselines)
     jobs = trial_jobs(config, plans, model_dir)
-    stream = ray_backend(jobs, ray_address) if ray_address else local_backend(jobs, workers)
-    outcomes: list[TrialOutcome] = []
-    ids: list[int] = []
-    bar = tqdm(
-        total=len(jobs), unit="trial", desc=f"walk-forward {config.env_id}", disable=not progress
+    finished = finished_trials(ledger, config, jobs) if resume and ledger is not None else {}
+    outcomes = [o for o, _ in finished.values()]
+    ids = [i for _, i in finished.values()]
+    todo = [j for j in jobs if (j.fold, j.hp_index, j.seed) not in finished]
+    bar = TrialProgress(
+        label or f"walk-forward {config.env_id}", len(jobs), len(finished), enabled=progress
     )
     try:
-        for outcome in stream:
-            outcomes.append(outcome)
-            if ledger is not None:  # as each trial ends: a crash later still leaves it paid for
-                ids += ledger.append_many(
-                    ledger_records(
-                        [outcome], config, by_fold, domain.periods_per_year, hurdle, hurdle_name
-                    )
-                )
-            bar.update(1)
+        # the trials' scratch files, removed with whatever a stopped worker left behind
+        with tempfile.TemporaryDirectory(prefix="trendgym-search-") as scratch:
+            stream = (
+                ray_backend(todo, ray_address)
+                if ray_address
+                else local_backend(todo, workers, scratch)
+            )
+            with closing(stream):  # its workers stop before the scratch goes
+                for outcome in stream:
+                    outcomes.append(outcome)
+                    if ledger is not None:  # as each trial ends: a later crash leaves it paid for
+                        records = ledger_records(
+                            [outcome], config, by_fold, domain.periods_per_year, hurdle, hurdle_name
+                        )
+                        with signals_held():  # recorded whole or not at all
+                            ids += ledger.append_many(records)
+                    bar.update()
     finally:
         bar.close()
     outcomes.sort(key=lambda o: o.key)
     return finish_result(
-        config, domain, plans, outcomes, baselines or {}, (ledger, ids), started, hurdle_name
+        config,
+        domain,
+        plans,
+        outcomes,
+        baselines or {},
+        (ledger, sorted(ids)),
+        started,
+        hurdle_name,
     )
+
+
+def finished_trials(
+    ledger: Ledger, config: WalkForwardConfig, jobs: Sequence[TrialJob]
+) -> dict[tuple[int, int, int], tuple[TrialOutcome, int]]:
+    """The trials of `jobs` the ledger holds for this exact search (its :func:`run_key`), as
+    the outcomes they were, with their row ids; keyed (fold, hp_index, seed)."""
+    key = run_key(config)
+    by_key = {(j.fold, j.hp_index, j.seed): j for j in jobs}
+    rows = ledger.trials(env_id=config.env_id, experiment=config.experiment, agent=config.algo)
+    found: dict[tuple[int, int, int], tuple[TrialOutcome, int]] = {}
+    for row_id, fold, seed, metrics in zip(
+        rows["id"], rows["fold"], rows["seed"], rows["is_metrics"], strict=True
+    ):
+        if metrics.get("run_key") != key or pd.isna(fold) or pd.isna(seed):
+            continue
+        trial = (int(fold), int(metrics["hp_index"]), int(seed))
+        if trial in by_key and trial not in found:
+            returns = {k: decode_returns(v) for k, v in metrics["block_returns"].items()}
+            outcome = TrialOutcome(by_key[trial], returns, float(metrics["train_seconds"]))
+            found[trial] = (outcome, int(row_id))
+    return found
 
 
 def oos_index(domain: Domain, plans: Sequence[FoldPlan]) -> pd.Index:

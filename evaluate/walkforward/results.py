@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,13 +13,15 @@ import pandas as pd
 
 from trendgym.evaluate.ledger import TrialRecord
 from trendgym.evaluate.stats import max_drawdown, sharpe_ratio
-from trendgym.evaluate.walkforward.config import WalkForwardConfig, cost_label
+from trendgym.evaluate.walkforward.config import WalkForwardConfig, cost_label, run_key
 from trendgym.evaluate.walkforward.plan import FoldPlan
 from trendgym.evaluate.walkforward.trial import TrialOutcome
 
 __all__ = [
     "WalkForwardResult",
     "best_by_mean",
+    "decode_returns",
+    "encode_returns",
     "ledger_records",
     "safe_sharpe",
     "scores",
@@ -102,6 +105,15 @@ def scores(result: WalkForwardResult, scenario: str) -> tuple[pd.Series, pd.Data
     )
 
 
+def encode_returns(returns: np.ndarray) -> str:
+    """Per-period returns as base64 of little-endian float64 bytes (exact, JSON-safe)."""
+    return base64.b64encode(np.asarray(returns, dtype="<f8").tobytes()).decode("ascii")
+
+
+def decode_returns(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f8").astype(np.float64)
+
+
 def ledger_records(
     outcomes: Sequence[TrialOutcome],
     config: WalkForwardConfig,
@@ -112,7 +124,11 @@ def ledger_records(
 ) -> list[TrialRecord]:
     """One ledger record per outcome; its OOS returns are the trial's 1x returns, or with a
     `hurdle` (per fold, paired domains) its advantage over that baseline on the same periods,
-    so the ledger's trials are compared in the unit the verdict judges."""
+    so the ledger's trials are compared in the unit the verdict judges.
+
+    ``is_metrics`` also keeps what a resumed search needs to reuse the trial as it is: the
+    search's :func:`run_key`, the trial's ``hp_index`` and its returns in every block."""
+    key = run_key(config)
     records = []
     for o in outcomes:
         j = o.job
@@ -145,6 +161,9 @@ def ledger_records(
                     "train_kwargs": {k: v for k, v in j.train_kwargs.items() if k != "costs_bps"},
                     "train_seconds": round(o.train_seconds, 3),
                     "describe": dict(plans[j.fold].describe),
+                    "run_key": key,
+                    "hp_index": j.hp_index,
+                    "block_returns": {k: encode_returns(r) for k, r in o.returns.items()},
                 },
                 oos_metrics={"sharpe": base.get("sharpe"), **{k: v for k, v in oos.items()}},
                 oos_returns=np.asarray(o.returns[cost_label(1.0)])

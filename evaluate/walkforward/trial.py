@@ -55,11 +55,19 @@ class TrialOutcome:
         return (self.job.fold, self.job.hp_index, self.job.seed)
 
 
-def worker_init() -> None:
+def worker_init(scratch: str | None = None, ignore_signals: bool = True) -> None:
+    """Set up a process that runs trials: one torch thread; in a worker process, temporary
+    files under the search's `scratch` directory and SIGINT/SIGTERM left to the parent."""
     import torch
 
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if scratch is not None:
+        tempfile.tempdir = scratch
+    if ignore_signals:
+        from trendgym.evaluate.walkforward.signals import ignore_signals as ignore
+
+        ignore()
 
 
 def training_vec_env(job: TrialJob) -> str:
