@@ -343,3 +343,24 @@ def test_book_never_crossed_and_fills_add_up(seed, actions):
         if done:
             assert info["fill_rate"] <= 1.0
             env.reset(seed=seed + 1)
+
+
+def test_checkpoints_do_not_change_episodes(monkeypatch):
+    """A reset from the checkpoint before its start gives the episode a replay of the whole
+    tape from message 0 gives."""
+    from trendgym.envs.execution import replay_data
+
+    tape = recorded_tape()
+    kw = {"horizon": 6, "step_seconds": 1.0, "warmup_seconds": 2.0}
+    near = ExecutionEnv(replay=MessageTape(tape.messages.copy(), tick=tape.tick), **kw)
+    monkeypatch.setattr(replay_data, "MAX_CHECKPOINTS", 1)
+    monkeypatch.setattr(replay_data, "MIN_EVERY", len(tape) + 1)
+    whole = ExecutionEnv(replay=MessageTape(tape.messages.copy(), tick=tape.tick), **kw)
+    assert near._replay.settings[1] < len(tape) <= whole._replay.settings[1]
+    rng = np.random.default_rng(0)
+    for seed in range(3):
+        assert near.reset(seed=seed)[0].tolist() == whole.reset(seed=seed)[0].tolist()
+        for _ in range(kw["horizon"]):
+            a = rng.uniform(-1, 1, 3).astype(np.float32)
+            x, y = near.step(a), whole.step(a)
+            assert x[0].tolist() == y[0].tolist() and x[1:] == y[1:]
