@@ -3,7 +3,11 @@ book from it (messages/s) with the numba kernel, beside the tests' pure-Python t
 same messages in the same process. Compile time is excluded (each kernel runs once on a
 small tape first).
 
+Then Execution-v0 replaying a tape of the same flow beside simulated mode (same kwargs, same
+process): single env steps/s and resets/s, native vector env env-steps/s.
+
     python benchmarks/tape.py [--messages 1000000] [--preset calm] [--python-messages 200000]
+    python benchmarks/tape.py --replay-only [--replay-messages 200000] [--envs 64 256]
 """
 
 from __future__ import annotations
@@ -63,13 +67,87 @@ def python_rebuild(messages: np.ndarray) -> TwinRebuild:
     return twin
 
 
+def env_rates(env, steps: int, seed: int = 0) -> tuple[float, float]:
+    """(steps/s, resets/s) of a single env under random actions, each timed on its own."""
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform(-1, 1, (steps, 3)).astype(np.float32)
+    env.reset(seed=seed)
+    env.step(actions[0])  # compiled or loaded from the cache outside the timing
+    step_time = reset_time = 0.0
+    n_resets = 0
+    t = time.perf_counter()
+    for a in actions:
+        _, _, done, _, _ = env.step(a)
+        if done:
+            step_time += time.perf_counter() - t
+            t = time.perf_counter()
+            env.reset()
+            reset_time += time.perf_counter() - t
+            n_resets += 1
+            t = time.perf_counter()
+    step_time += time.perf_counter() - t
+    return steps / step_time, n_resets / reset_time if n_resets else float("nan")
+
+
+def vector_rate(venv, steps: int, seed: int = 0) -> float:
+    """Env-steps/s of a native vector env (autoresets included), after a warm-up step."""
+    rng = np.random.default_rng(seed)
+    n = venv.num_envs
+    venv.reset(seed=seed)
+    venv.step(rng.uniform(-1, 1, (n, 3)).astype(np.float32))
+    actions = rng.uniform(-1, 1, (steps, n, 3)).astype(np.float32)
+    t = time.perf_counter()
+    for a in actions:
+        venv.step(a)
+    return steps * n / (time.perf_counter() - t)
+
+
+def replay_figures(n_messages: int, preset: str, envs: list[int], steps: int) -> None:
+    """Execution-v0 on a recorded tape vs on its simulated flow: steps/s, resets/s."""
+    from trendgym.envs.execution import ExecutionEnv
+    from trendgym.envs.execution.vector import ExecutionVectorEnv
+
+    t = time.perf_counter()
+    tape = simulated_tape(n_messages, preset)
+    span = tape.time[-1] - tape.time[0]
+    print(
+        f"replay tape: {len(tape):,} messages over {span:.0f} s ({len(tape) / span:.0f}/s), "
+        f"made in {time.perf_counter() - t:.1f} s"
+    )
+    t = time.perf_counter()
+    ExecutionEnv(replay=tape)
+    print(f"replay set-up (checkpoints, start span): {time.perf_counter() - t:.2f} s")
+    kw = {"horizon": 40, "step_seconds": 2.5}
+    modes = (("simulated", {"preset": preset}), ("replay", {"replay": tape}))
+    print(f"{'mode':<10}{'single steps/s':>16}{'resets/s':>10}")
+    for name, extra in modes:
+        steps_s, resets_s = env_rates(ExecutionEnv(**kw, **extra), steps)
+        print(f"{name:<10}{steps_s:>16,.0f}{resets_s:>10,.0f}")
+    print(f"{'mode':<10}{'N':>6}{'env-steps/s':>14}")
+    for n in envs:
+        for name, extra in modes:
+            venv = ExecutionVectorEnv(n, **kw, **extra)
+            rate = vector_rate(venv, max(20, steps // n // 4))
+            print(f"{name:<10}{n:>6}{rate:>14,.0f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--preset", default="calm")
     ap.add_argument("--python-messages", type=int, default=200_000)
+    ap.add_argument("--replay-only", action="store_true")
+    ap.add_argument("--replay-messages", type=int, default=200_000)
+    ap.add_argument("--replay-steps", type=int, default=100_000)
+    ap.add_argument("--envs", type=int, nargs="*", default=[64, 256])
     args = ap.parse_args()
+    if not args.replay_only:
+        tape_figures(args)
+    replay_figures(args.replay_messages, args.preset, args.envs, args.replay_steps)
 
+
+def tape_figures(args) -> None:
+    """Loading LOBSTER files and rebuilding the book from them."""
     t = time.perf_counter()
     tape = simulated_tape(args.messages, args.preset)
     print(f"simulated {len(tape):,} messages ({args.preset}) in {time.perf_counter() - t:.1f} s")

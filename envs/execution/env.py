@@ -29,6 +29,13 @@ from trendgym.envs.execution.layout import (
     new_episode,
     obs_table,
 )
+from trendgym.envs.execution.replay_data import (
+    LOBSTER_PRICE_UNIT,
+    ReplayData,
+    empty_replay,
+    load_tape,
+    prepare,
+)
 from trendgym.envs.execution.step import step_env_nb
 from trendgym.envs.fastcall import compiled_entry
 from trendgym.envs.lob import kernels as k
@@ -66,6 +73,8 @@ INFO_SPEC = (
     ("quantity", "step", "parent order, lots"),
     ("preset", "step", "flow preset, index into PRESET_NAMES: " + ", ".join(PRESET_NAMES)),
     ("urgency", "step", "strength of the adverse drift, [0, 1]"),
+    ("replay_start_time", "step", "replay: the episode's start in the tape, s after midnight"),
+    ("replay_consumed", "step", "replay: tape messages on liquidity the agent took"),
 )
 INFO_KEYS = tuple(name for name, _, _ in INFO_SPEC)
 _END_ONLY = tuple(name for name, when, _ in INFO_SPEC if when == "end")
@@ -127,6 +136,8 @@ def episode_infos(
         "quantity": quantity.copy(),
         "preset": ei[:, EI.preset].copy(),
         "urgency": ef[:, EF.urgency].copy(),
+        "replay_start_time": ef[:, EF.start_time].copy(),
+        "replay_consumed": ei[:, EI.consumed_msgs].copy(),
     }
     if not ended.all():
         for key in _END_ONLY:
@@ -225,9 +236,14 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     (seconds between decision and arrival of the agent's messages), ``fee_bps=0.3`` (on every
     agent fill), ``risk_aversion=0.0``, ``warmup_seconds=30.0`` (the seeded book relaxes to
     its stationary shape within seconds, as cancel rates are about 0.5/s; the warm-up's 12
-    step returns give the volatility estimate), ``tick_size=0.01``, ``start_price=10_000``
+    step returns give the volatility estimate), ``tick_size=None`` (price of a book tick; None:
+    0.01, or in replay the tape's tick × 1e-4, LOBSTER's price unit), ``start_price=10_000``
     (ticks), ``render_mode=None`` (or ``"ansi"``: text; ``"rgb_array"``: a 200×320 frame of the
-    book and the episode's progress, see ``render``).
+    book and the episode's progress, see ``render``), ``replay=None`` (a ``MessageTape``, a
+    LOBSTER message file, a ``(messages, orderbook)`` pair of files or a ``.dbn``/``.dbn.zst``
+    file: the recorded day drives the book instead of the flow, episodes start at seeded times
+    in it, and the agent's orders join its real queues; see docs/execution.md, "Replay"),
+    ``replay_orderbook=None`` (the LOBSTER orderbook file that goes with ``replay``).
 
     ## Version History
 
@@ -251,11 +267,21 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         risk_aversion: float = 0.0,
         warmup_seconds: float = 30.0,
         quantity_range: tuple[int, int] = (20, 100),
-        tick_size: float = 0.01,
+        tick_size: float | None = None,
         start_price: int = 10_000,
         render_mode: str | None = None,
+        replay: Any = None,
+        replay_orderbook: Any = None,
     ) -> None:
         _check_kwargs(locals(), self.metadata["render_modes"])
+        self.replay_data = None
+        if replay is not None:
+            self.replay_data = replay_setup(locals())
+            if tick_size is None:
+                tick_size = self.replay_data.tape.tick * LOBSTER_PRICE_UNIT
+        elif replay_orderbook is not None:
+            raise ValueError("replay_orderbook needs replay= (the message file)")
+        tick_size = 0.01 if tick_size is None else tick_size
         self.side_arg, self.quantity_arg = side, quantity
         self.preset_arg, self.urgency_arg = preset, urgency
         self.horizon, self.step_seconds = int(horizon), float(step_seconds)
@@ -270,7 +296,13 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
         self.cfg = self.kernel_config()
         self.preset_params = preset_table()
-        self.book = OrderBook(index_background=False)
+        if self.replay_data is None:
+            self.book = OrderBook(index_background=False)
+            self._replay = empty_replay(1)
+        else:
+            levels = self.replay_data.price_levels
+            self.book = OrderBook(price_levels=levels, index_background=False)
+            self._replay = self.replay_data.rows(1)
         self.episodes = 0  # resets so far: lets policies cache per-episode estimates
         # Pre-trade hook (set by ComplianceWrapper): pre_trade(messages, env) -> messages sees
         # every new order and modify before the book does and may drop or shrink them; cancels
@@ -316,7 +348,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         book = Book(*(a[None] for a in b.state))
         self._hooked = self.pre_trade is not None
         state = (book, self._trades, self._flow, self._ep, self.preset_params, self.cfg)
-        self._args = (0, *state, False, self._hooked)
+        self._args = (0, *state, False, self._hooked, self._replay)
         self._kernel = compiled_entry(step_env_nb, self._args)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -461,7 +493,13 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     fees_ticks = _column("_ef", EF.fees, float)
     market_value = _column("_ef", EF.market_value, float)
     prev_mid = _column("_ef", EF.prev_mid, float, "last mid, ticks")
-    preset = property(lambda self: PRESET_NAMES[int(self._ei[0, EI.preset])])
+    preset = property(
+        lambda self: (
+            "replay" if self.replay_data is not None else PRESET_NAMES[int(self._ei[0, EI.preset])]
+        )
+    )
+    replay_start_time = _column("_ef", EF.start_time, float, "replay: s after midnight")
+    replay_consumed = _column("_ei", EI.consumed_msgs, int, "replay: messages on taken liquidity")
 
     def _info(self) -> dict[str, Any]:
         """A step's info before the end: the episode's fixed entries (set at reset), the
@@ -472,6 +510,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         info["running_shortfall_bps"] = float(self._ef[0, EF.shortfall])
         info["n_orders"] = int(ei[0, EI.n_orders])
         info["compliance_violations"] = self.compliance_violations
+        info["replay_consumed"] = int(ei[0, EI.consumed_msgs])
         return info
 
     def _summary(self) -> dict[str, Any]:
@@ -543,7 +582,8 @@ def _check_kwargs(kw: dict[str, Any], render_modes: list[str]) -> None:
     check_number("fee_bps", kw["fee_bps"], lo=0.0)
     check_number("risk_aversion", kw["risk_aversion"], lo=0.0)
     check_number("warmup_seconds", kw["warmup_seconds"], lo=kw["step_seconds"])
-    check_number("tick_size", kw["tick_size"], lo=0.0, open_lo=True)
+    if kw["tick_size"] is not None:
+        check_number("tick_size", kw["tick_size"], lo=0.0, open_lo=True)
     check_number("start_price", kw["start_price"], lo=100, open_lo=True, integer=True)
     qrange = kw["quantity_range"]
     if not isinstance(qrange, (tuple, list)) or len(qrange) != 2:
@@ -552,6 +592,12 @@ def _check_kwargs(kw: dict[str, Any], render_modes: list[str]) -> None:
     check_number("quantity_range high", qrange[1], lo=qrange[0], integer=True)
     if quantity is not None:
         check_number("quantity", quantity, lo=1, integer=True)
+    if kw["render_mode"] is not None and kw["render_mode"] not in render_modes:
+        raise ValueError(
+            f"render_mode must be None, 'ansi' or 'rgb_array', got {kw['render_mode']!r}"
+        )
+    if kw["replay"] is not None:
+        return  # the tape, not a preset, bounds what can fill (replay_setup checks the rest)
     seconds = kw["warmup_seconds"] + kw["horizon"] * kw["step_seconds"] + MAX_COMPLETION_SECONDS
     most = fillable_bound(seconds, [preset] if preset else list(PRESETS))
     for name, lots in (("quantity", quantity), ("quantity_range high", qrange[1])):
@@ -561,10 +607,6 @@ def _check_kwargs(kw: dict[str, Any], render_modes: list[str]) -> None:
                 f"one side in the episode's {seconds:g} s (warm-up, horizon and the forced "
                 f"completion's {MAX_COMPLETION_SECONDS} s), even at burst rates"
             )
-    if kw["render_mode"] is not None and kw["render_mode"] not in render_modes:
-        raise ValueError(
-            f"render_mode must be None, 'ansi' or 'rgb_array', got {kw['render_mode']!r}"
-        )
 
 
 def fillable_bound(seconds: float, presets: list[str]) -> int:
@@ -596,3 +638,21 @@ def trade_room_needed(ei_row: np.ndarray, meta_row: np.ndarray) -> int:
     """Trade rows a book that stopped with ``need_trade_room`` needs: what its batch already
     produced plus what one more message can."""
     return int(ei_row[EI.n_trades]) + int(k.trade_room_needed_nb(meta_row))
+
+
+# kwargs that shape the simulated flow, and their defaults: replay has no flow to shape
+_SIMULATOR_ONLY = {"preset": None, "urgency": None, "max_drift": 0.3, "start_price": 10_000}
+
+
+def replay_setup(kw: dict[str, Any]) -> ReplayData:
+    """The tape ``replay=`` names, prepared for episodes of these kwargs; ValueError naming a
+    simulator-only kwarg given with it."""
+    for name, default in _SIMULATOR_ONLY.items():
+        if kw[name] != default:
+            raise ValueError(
+                f"{name}={kw[name]!r} shapes the simulated flow and means nothing with replay=: "
+                f"leave it at {default!r}"
+            )
+    tape = load_tape(kw["replay"], kw["replay_orderbook"])
+    n_warm = int(kw["warmup_seconds"] / kw["step_seconds"])
+    return prepare(tape, (n_warm + kw["horizon"]) * kw["step_seconds"])

@@ -35,13 +35,14 @@ EI = layout(
     "EpisodeInt",
     "side qty remaining filled_end cash n_orders next_id own_id t market_qty seen_qty "
     "seen_value phase n_msgs msg_start n_trades iter warm_i order_type replace ref_touch "
-    "need_lo need_hi terminated preset hooked act_only reset_done hook_first",
+    "need_lo need_hi terminated preset hooked act_only reset_done hook_first "
+    "batch_trades cursor n_consumed consumed_msgs",
 )
 # float state per env
 EF = layout(
     "EpisodeFloat",
     "arrival vol_bps touch_depth urgency shortfall ewm_var prev_mid market_value last_ofi "
-    "fees t_end fraction warm_depth reward step_volume",
+    "fees t_end fraction warm_depth reward step_volume start_time",
 )
 # settings shared by every env: the env's kwargs (None as -1 / 0: "draw it")
 CFG = layout(
@@ -139,6 +140,29 @@ class Episode(NamedTuple):
     final_ei: np.ndarray
     final_ef: np.ndarray
     nx_raw: np.ndarray
+
+
+class Replay(NamedTuple):
+    """What a replay episode reads besides its book (``replay.py``): the tape and its book
+    checkpoints, shared by every env, and per env (one row each) the ids of tape orders the
+    agent took all of and the rebuild's counters. Simulated mode passes empty arrays."""
+
+    tape: np.ndarray  # TAPE_DTYPE, the messages in time order
+    times: np.ndarray  # float64, the tape's times (contiguous, for the start-time search)
+    settings: np.ndarray  # int64, RS
+    span: np.ndarray  # float64 (2,): earliest and latest start time
+    ck_offsets: np.ndarray  # int64 (n_checkpoints + 1,): rows of each checkpoint in ck_orders
+    ck_orders: np.ndarray  # int64 (rows, 4): CK columns, each level front to back
+    ck_quotes: np.ndarray  # int64 (n_checkpoints, 2): last known bid, ask before it
+    consumed: np.ndarray  # int64 (n_envs, CONSUMED_SLOTS): a ring of consumed ids
+    counters: np.ndarray  # int64 (n_envs, len(STAT_NAMES)): the rebuild's counters
+
+
+# replay settings: book ticks per source price unit, messages between checkpoints, the book's
+# window base, the pool a restored checkpoint needs
+RS = layout("ReplaySettings", "tick every base capacity")
+CK = layout("Checkpoint", "order_id side price qty")
+CONSUMED_SLOTS = 1024  # consumed tape orders an episode remembers (a ring: the oldest go)
 
 
 def new_episode(n: int, n_warm: int) -> Episode:

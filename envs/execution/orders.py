@@ -210,6 +210,7 @@ def submit_nb(i, book, trades, ep, fee_bps):
         return status
     _count_batch_nb(i, msgs, ei, ep.ef, trades, n, n_trades)
     book_fills_nb(i, book.owner_stats, ei, ep.ef, fee_bps)
+    ei[i, EI.batch_trades] = n_trades  # replay marks the tape orders these trades took from
     ei[i, EI.n_trades] = 0
     ei[i, EI.msg_start] = 0
     ei[i, EI.n_msgs] = 0

@@ -38,6 +38,12 @@ from trendgym.envs.execution.orders import (
     new_msg_nb,
     submit_nb,
 )
+from trendgym.envs.execution.replay import (
+    after_replay_flow_nb,
+    note_consumed_nb,
+    replay_reset_nb,
+    replay_run_nb,
+)
 from trendgym.envs.execution.reset import start_reset_nb, warm_step_nb
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.flow import FS, IS, MAX_DEPTH, flow_run_nb
@@ -84,15 +90,22 @@ def take_flow_nb(i, book, fstate, ep, cfg):
 
 
 @njit(cache=True, _nrt=False)
-def flow_phase_nb(i, book, trades, flow, ep, cfg):
-    """A phase that runs flow: the warm-up step of a reset, or one within a step."""
-    status = run_flow_nb(i, book, trades, flow, ep)
+def flow_phase_nb(i, book, trades, flow, ep, cfg, replay):
+    """A phase that runs flow (or replays the tape): the warm-up step of a reset, or one
+    within a step."""
+    replaying = replay.tape.shape[0] > 0
+    if replaying:
+        status = replay_run_nb(i, book, trades, flow, ep, replay)
+    else:
+        status = run_flow_nb(i, book, trades, flow, ep)
     if status != STATUS.done:
         return status
     if ep.ei[i, EI.phase] == PHASE.warm_flow:
         warm_step_nb(i, book, flow, ep, cfg)
     else:
         take_flow_nb(i, book, flow.fstate, ep, cfg)
+    if replaying:
+        after_replay_flow_nb(i, ep, replay)
     return STATUS.done
 
 
@@ -169,11 +182,12 @@ def complete_market_nb(i, ep):
 
 
 @njit(cache=True, _nrt=False)
-def step_env_nb(i, book, trades, flow, ep, preset_params, cfg, same_step, hooked):
+def step_env_nb(i, book, trades, flow, ep, preset_params, cfg, same_step, hooked, replay):
     """Advance env `i` from its phase until its step (or reset) is done, or a kernel stops:
     returns ``STATUS.done``, the room a book needs, ``need_hook`` (only when `hooked`) or
-    ``stuck``."""
+    ``stuck``. A non-empty ``replay.tape`` replays it instead of running the flow."""
     ei = ep.ei
+    replaying = replay.tape.shape[0] > 0
     while True:
         phase = ei[i, EI.phase]
         status = STATUS.done
@@ -182,11 +196,13 @@ def step_env_nb(i, book, trades, flow, ep, preset_params, cfg, same_step, hooked
         if phase == PHASE.decide:
             decide_nb(i, ep, flow.fstate, flow.istate, cfg[CFG.latency])
         elif phase in FLOW_PHASES:
-            status = flow_phase_nb(i, book, trades, flow, ep, cfg)
+            status = flow_phase_nb(i, book, trades, flow, ep, cfg, replay)
         elif phase == PHASE.act:
             act_phase_nb(i, book, ep)
         elif phase == PHASE.act_submit or phase == PHASE.complete_submit:
             status = submit_phase_nb(i, book, trades, flow.fstate, ep, cfg, hooked)
+            if replaying and status == STATUS.done:
+                note_consumed_nb(i, book, trades, ep, replay)
         elif phase == PHASE.flow_start:
             step_flow = cfg[CFG.step_seconds] - cfg[CFG.latency]
             ep.ef[i, EF.t_end] = flow.fstate[i, FS.time] + step_flow
@@ -197,6 +213,8 @@ def step_env_nb(i, book, trades, flow, ep, preset_params, cfg, same_step, hooked
             status = complete_market_nb(i, ep)
         elif phase == PHASE.finish:
             finish_step_nb(i, book, flow.istate, ep, cfg, same_step)
+        elif phase == PHASE.reset and replaying:
+            status = replay_reset_nb(i, book, trades, flow, ep, cfg, replay)
         elif phase == PHASE.reset:
             status = start_reset_nb(i, book, trades, flow, ep, preset_params, cfg)
         else:
@@ -226,22 +244,22 @@ def _prefetch_env_nb(j, book, flow, ei, ef):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _run_env_nb(i, status, book, trades, flow, ep, preset_params, cfg, same_step):
+def _run_env_nb(i, status, book, trades, flow, ep, preset_params, cfg, same_step, replay):
     if i + 1 < status.shape[0]:
         _prefetch_env_nb(i + 1, book, flow, ep.ei, ep.ef)
-    status[i] = step_env_nb(i, book, trades, flow, ep, preset_params, cfg, same_step, False)
+    status[i] = step_env_nb(i, book, trades, flow, ep, preset_params, cfg, same_step, False, replay)
 
 
 @njit(cache=True, parallel=True, _nrt=False)
-def vector_run_nb(status, book, trades, flow, ep, preset_params, cfg, same_step):
+def vector_run_nb(status, book, trades, flow, ep, preset_params, cfg, same_step, replay):
     """Advance every env whose phase is not idle (``step_env_nb``), envs spread over all cores;
     `status[i]` gets env i's outcome (done or the room its book needs)."""
     for i in prange(status.shape[0]):
-        _run_env_nb(i, status, book, trades, flow, ep, preset_params, cfg, same_step)
+        _run_env_nb(i, status, book, trades, flow, ep, preset_params, cfg, same_step, replay)
 
 
 @njit(cache=True, _nrt=False)
-def vector_run_serial_nb(status, book, trades, flow, ep, preset_params, cfg, same_step):
+def vector_run_serial_nb(status, book, trades, flow, ep, preset_params, cfg, same_step, replay):
     """``vector_run_nb`` on one thread (few envs, or cores busy with other work)."""
     for i in range(status.shape[0]):
-        _run_env_nb(i, status, book, trades, flow, ep, preset_params, cfg, same_step)
+        _run_env_nb(i, status, book, trades, flow, ep, preset_params, cfg, same_step, replay)

@@ -17,6 +17,7 @@ from trendgym.envs.execution.env import (
     trade_room_needed,
 )
 from trendgym.envs.execution.layout import EF, EI, N_RAW, PHASE, PRESET_NAMES, new_episode
+from trendgym.envs.execution.replay_data import empty_replay
 from trendgym.envs.execution.step import vector_run_nb, vector_run_serial_nb
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.book import grow_pool, grow_trades, id_table_size
@@ -83,7 +84,8 @@ class ExecutionVectorEnv(NativeVectorEnv):
     ``prange`` step waits for its slowest thread, so with other jobs on the cores one thread can
     win; results are identical either way), and every ``ExecutionEnv`` keyword
     except ``render_mode`` (no rendering) and ``compliance`` (a Python hook per order: use
-    ``gymnasium.make_vec(..., vectorization_mode="sync")``).
+    ``gymnasium.make_vec(..., vectorization_mode="sync")``). With ``replay=``, every env replays
+    the same tape (one copy, one set of checkpoints), each from its own seeded start time.
 
     ## Version History
 
@@ -112,7 +114,9 @@ class ExecutionVectorEnv(NativeVectorEnv):
         self.cfg, self.preset_params = t.cfg, t.preset_params
 
         self.orders = np.zeros((n, CAPACITY), dtype=k.ORDER_DTYPE)
-        self.levels = np.zeros((n, PRICE_LEVELS), dtype=k.LEVEL_DTYPE)
+        replay = t.replay_data
+        width = PRICE_LEVELS if replay is None else max(PRICE_LEVELS, replay.price_levels)
+        self.levels = np.zeros((n, width), dtype=k.LEVEL_DTYPE)
         self.keys = np.full((n, id_table_size(CAPACITY)), k.EMPTY_KEY, dtype=np.int64)
         self.slots = np.full(self.keys.shape, -1, dtype=np.int64)
         self.meta = np.zeros((n, k.N_META), dtype=np.int64)
@@ -129,6 +133,8 @@ class ExecutionVectorEnv(NativeVectorEnv):
         # the episode rows; `nx_raw` holds each env's next episode's raw generator words,
         # drawn right after its last reset
         self._ep = new_episode(n, t.n_warm)
+        # one tape for every env: only the consumed-id rings and counters are per env
+        self._replay = empty_replay(n) if replay is None else replay.rows(n)
         self.ei, self.ef = self._ep.ei, self._ep.ef
         self._status = np.zeros(n, dtype=np.int64)
         self.episodes = np.zeros(n, dtype=np.int64)
@@ -167,7 +173,7 @@ class ExecutionVectorEnv(NativeVectorEnv):
 
         def call() -> int:
             state = (self.book, self.trades, self.flow, self._ep)  # the book may have grown
-            kernel(status, *state, self.preset_params, self.cfg, same_step)
+            kernel(status, *state, self.preset_params, self.cfg, same_step, self._replay)
             return int(status.max()) if status.any() else STATUS.done
 
         run_to_done(call, self._make_room)
@@ -365,6 +371,10 @@ class ExecutionVectorEnv(NativeVectorEnv):
         attrs = super().per_env_attrs()
         attrs.update({name: (lambda i, c=c: int(ei[i, c])) for name, c in ints.items()})
         attrs.update({name: (lambda i, c=c: float(ef[i, c])) for name, c in floats.items()})
-        attrs["preset"] = lambda i: PRESET_NAMES[int(ei[i, EI.preset])]
+        attrs["preset"] = lambda i: (
+            "replay" if ei[i, EI.preset] < 0 else PRESET_NAMES[int(ei[i, EI.preset])]
+        )
+        attrs["replay_start_time"] = lambda i: float(ef[i, EF.start_time])
+        attrs["replay_consumed"] = lambda i: int(ei[i, EI.consumed_msgs])
         attrs["episodes"] = lambda i: int(self.episodes[i])
         return attrs

@@ -1,0 +1,194 @@
+"""What Execution-v0 needs to replay a tape: the tape itself (from a `MessageTape` or files),
+the span of admissible start times, and book checkpoints so a reset never replays the tape
+from its first message.
+
+A checkpoint every ``every`` messages holds the rebuilt book before that message (its
+orders, each level front to back) and the last quotes seen; a reset restores the checkpoint
+before its start time and replays at most ``every`` messages to reach it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trendgym.envs.execution.layout import CK, CONSUMED_SLOTS, RS, Replay
+from trendgym.envs.execution.replay import AGENT_FIRST_ID, dump_book_nb
+from trendgym.envs.lob import kernels as k
+from trendgym.envs.lob import rebuild_nb as rb
+from trendgym.envs.lob.tape import TAPE_DTYPE, MessageTape
+
+MAX_CHECKPOINTS = 512  # checkpoints per tape at most (fewer messages apart on short tapes)
+MIN_EVERY = 64  # messages between checkpoints at least
+LOBSTER_PRICE_UNIT = 1e-4  # a tape price unit in currency: both readers give 1e-4 dollars
+
+
+@dataclass(frozen=True)
+class ReplayData:
+    """A tape prepared for replay (shared by every env that replays it)."""
+
+    tape: MessageTape
+    shared: Replay  # per-env arrays empty: see ``rows``
+    price_levels: int  # width of the book's price window
+    source: str
+
+    def rows(self, n_envs: int) -> Replay:
+        """The kernel's `Replay` for `n_envs` envs: the shared arrays and per-env rows."""
+        return self.shared._replace(
+            consumed=np.zeros((n_envs, CONSUMED_SLOTS), dtype=np.int64),
+            counters=np.zeros((n_envs, len(rb.STAT_NAMES)), dtype=np.int64),
+        )
+
+
+def empty_replay(n_envs: int) -> Replay:
+    """Simulated mode's `Replay`: no tape (the kernel then runs the flow)."""
+    return Replay(
+        tape=np.zeros(0, dtype=TAPE_DTYPE),
+        times=np.zeros(0),
+        settings=np.zeros(len(RS), dtype=np.int64),
+        span=np.zeros(2),
+        ck_offsets=np.zeros(1, dtype=np.int64),
+        ck_orders=np.zeros((0, len(CK)), dtype=np.int64),
+        ck_quotes=np.zeros((0, 2), dtype=np.int64),
+        consumed=np.zeros((n_envs, 0), dtype=np.int64),
+        counters=np.zeros((n_envs, len(rb.STAT_NAMES)), dtype=np.int64),
+    )
+
+
+def load_tape(replay: Any, orderbook: Any = None) -> MessageTape:
+    """The tape `replay` names: a `MessageTape`, a LOBSTER message file (with `orderbook`, or
+    ``(messages, orderbook)``), or a Databento ``.dbn``/``.dbn.zst`` file."""
+    if isinstance(replay, MessageTape):
+        if orderbook is not None:
+            raise ValueError("replay_orderbook goes with a replay= file path, not a MessageTape")
+        return replay
+    if isinstance(replay, (tuple, list)):
+        if len(replay) != 2 or orderbook is not None:
+            raise ValueError(
+                f"replay=(messages, orderbook) takes two paths and no replay_orderbook, got {replay!r}"
+            )
+        replay, orderbook = replay
+    if not isinstance(replay, (str, os.PathLike)):
+        raise TypeError(
+            f"replay must be a MessageTape, a file path or a (messages, orderbook) pair, got "
+            f"{type(replay).__name__}"
+        )
+    for name, path in (("replay", replay), ("replay_orderbook", orderbook)):
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"{name}: no such file {str(path)!r}")
+    name = str(replay).lower()
+    if name.endswith(".dbn") or name.endswith(".dbn.zst"):
+        if orderbook is not None:
+            raise ValueError("replay_orderbook goes with LOBSTER files, not DBN")
+        from trendgym.envs.lob.dbn import read_dbn
+
+        return read_dbn(replay)
+    from trendgym.envs.lob.lobster import read_lobster
+
+    return read_lobster(replay, orderbook)
+
+
+def prepare(tape: MessageTape, episode_seconds: float) -> ReplayData:
+    """Checkpoints and the start-time span of `tape` for episodes of `episode_seconds` of tape
+    (warm-up and horizon); cached on the tape. ValueError, naming ``replay``, when no start
+    leaves that much tape with a two-sided book before it."""
+    cache = getattr(tape, "_replay_cache", None)
+    if cache is None:
+        cache = tape._replay_cache = {}
+    if "base" not in cache:
+        cache["base"] = _checkpoints(tape)
+    shared, levels, first_two_sided = cache["base"]
+    src = tape.source
+    if first_two_sided < 0:
+        raise ValueError(f"replay: {src} never has a two-sided book (bids and asks at once)")
+    times = shared.times
+    t_lo = float(np.nextafter(times[first_two_sided], np.inf))
+    t_hi = float(times[-1]) - episode_seconds
+    if t_hi < t_lo:
+        raise ValueError(
+            f"replay: {src} is too short for one episode: it has {times[-1] - t_lo:.6g} s of "
+            f"two-sided book, an episode needs {episode_seconds:.6g} s (warm-up and horizon)"
+        )
+    span = np.array([t_lo, t_hi])
+    return ReplayData(tape, shared._replace(span=span), levels, src)
+
+
+def _checkpoints(tape: MessageTape) -> tuple[Replay, int, int]:
+    """The shared `Replay` arrays (span left to `prepare`), the book's window width, and the
+    first message after which the book is two-sided (-1: never)."""
+    m = tape.messages
+    n = len(tape)
+    if n == 0:
+        raise ValueError(f"replay: {tape.source} has no messages")
+    if m["order_id"].min() <= AGENT_FIRST_ID + (1 << 40):
+        raise ValueError(f"replay: {tape.source} has order ids the agent's orders use")
+    snaps = tape.snapshots(1)  # the top of book after every message
+    bid, ask = snaps[:, 2], snaps[:, 0]
+    bid_on, ask_on = snaps[:, 3] > 0, snaps[:, 1] > 0
+    two = np.flatnonzero(bid_on & ask_on)
+    first = int(two[0]) if two.size else -1
+    every = max(MIN_EVERY, math.ceil(n / MAX_CHECKPOINTS))
+    n_ck = math.ceil(n / every)
+    book = tape.initial_book()
+    book.reserve(2)
+    ck_orders = np.zeros((max(64, 2 * int(book.meta[k.N_LIVE])), len(CK)), dtype=np.int64)
+    offsets = np.zeros(n_ck + 1, dtype=np.int64)
+    quotes = np.zeros((n_ck, 2), dtype=np.int64)
+    last = _last_quotes(bid, ask, bid_on, ask_on, tape.tick)
+    capacity, trades = 0, np.empty(1, dtype=k.TRADE_DTYPE)
+    none_out, none_ref, no_row = (
+        np.empty((0, 0), np.int64),
+        np.zeros((0, 4), np.int64),
+        np.zeros(0, np.int64),
+    )
+    counters = np.zeros(len(rb.STAT_NAMES), dtype=np.int64)
+    tick = np.int64(tape.tick)
+    for c in range(n_ck):
+        while (end := dump_book_nb(book.orders, book.levels, book.meta, ck_orders, offsets[c])) < 0:
+            ck_orders = np.resize(ck_orders, (2 * ck_orders.shape[0], len(CK)))
+        offsets[c + 1] = end
+        quotes[c] = last[c * every]
+        capacity = max(capacity, int(book.meta[k.N_LIVE]))
+        i, stop = c * every, min(n, (c + 1) * every)
+        while True:
+            st = book.state
+            i, status = rb.rebuild_nb(
+                st, trades, m, tick, i, stop, none_out, stop, none_ref, no_row, counters, False
+            )
+            if status == rb.DONE:
+                break
+            book.reserve(book.orders.shape[0])
+    settings = np.zeros(len(RS), dtype=np.int64)
+    settings[RS.tick], settings[RS.every] = tape.tick, every
+    settings[RS.base], settings[RS.capacity] = int(book.meta[k.BASE]), capacity + 2
+    shared = Replay(
+        tape=m,
+        times=np.ascontiguousarray(m["time"]),
+        settings=settings,
+        span=np.zeros(2),
+        ck_offsets=offsets,
+        ck_orders=ck_orders[: offsets[-1]].copy(),
+        ck_quotes=quotes,
+        consumed=np.zeros((0, 0), dtype=np.int64),
+        counters=np.zeros((0, len(rb.STAT_NAMES)), dtype=np.int64),
+    )
+    return shared, int(book.levels.shape[0]), first
+
+
+def _last_quotes(bid, ask, bid_on, ask_on, tick) -> np.ndarray:
+    """(n, 2) book ticks: the last bid and ask shown before each message (1 and 2 before any,
+    a stand-in mid that the two-sided start rule keeps from ever being used)."""
+    n = bid.shape[0]
+    out = np.empty((n, 2), dtype=np.int64)
+    for col, price, on, none in ((0, bid, bid_on, 1), (1, ask, ask_on, 2)):
+        idx = np.where(on, np.arange(n), -1)
+        np.maximum.accumulate(idx, out=idx)
+        seen = np.where(idx >= 0, price[np.maximum(idx, 0)] // tick, none)
+        out[1:, col] = seen[:-1]  # before message j: what message j-1 left
+        out[0, col] = none
+    return out
