@@ -559,6 +559,7 @@ def evaluate_agent(
         grid=tuple(grid),
         **config_kwargs,
     )
+    domain_for(config.env_id)  # an env id without a domain is refused before anything is written
     if isinstance(ledger, str | os.PathLike):
         ledger = Ledger(ledger)
     if resume and ledger is None:

@@ -187,3 +187,11 @@ def test_a_failed_evaluation_is_no_trap(tmp_path):
             evaluate_agent("trendgym/Execution-v0", **kw)
         state = json.loads((tmp_path / "report" / "evaluation.json").read_text())
         assert state["status"] == "failed"
+
+
+def test_an_env_without_a_domain_is_refused_before_anything_is_written(tmp_path):
+    from trendgym.evaluate import evaluate_agent
+
+    with pytest.raises(ValueError, match="no walk-forward domain for env id 'CartPole-v1'"):
+        evaluate_agent("CartPole-v1", out_dir=tmp_path / "report", ledger=tmp_path / "l.sqlite")
+    assert list(tmp_path.iterdir()) == []
