@@ -28,8 +28,8 @@ class ExecutionDomain:
     periods_per_year = None
     paired = True
     # the wall-time estimate's rates: one core, PPO with the CLI's defaults (estimate.py)
-    train_steps_per_second = 700.0
-    native_steps_per_second = 1000.0
+    train_steps_per_second = 1150.0
+    native_steps_per_second = 1300.0
     score_seconds_per_period = 0.025  # one episode
     VALIDATION_SEEDS = 500_000
     TEST_SEEDS = 1_000_000

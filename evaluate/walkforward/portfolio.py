@@ -28,7 +28,7 @@ class PortfolioDomain:
     paired = False
     # the wall-time estimate's rates: one core, PPO with the CLI's defaults (estimate.py)
     train_steps_per_second = 300.0
-    native_steps_per_second = 600.0
+    native_steps_per_second = 410.0
     score_seconds_per_period = 0.0005  # one day
 
     def __init__(self) -> None:
