@@ -233,6 +233,25 @@ def merge_model_kwargs(defaults: dict[str, Any], overrides: Mapping[str, Any]) -
     return merged
 
 
+def per_env_rollout(
+    env_id: str | None, algo: str, n_envs: int, model_kwargs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`model_kwargs` with ``n_steps`` (per env, SB3's meaning) set so that `n_envs` envs
+    collect the rollout the defaults collect with one env, unless `model_kwargs` name it.
+
+    The defaults were tuned on one env; 8 envs at the same ``n_steps`` would collect 8x the
+    samples per update, and so make 8x fewer updates in the same budget.
+    """
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+        raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
+    out = dict(model_kwargs)
+    rollout = default_hyperparameters(env_id, algo).get("n_steps")
+    if "n_steps" in out or rollout is None or n_envs == 1:
+        return out
+    out["n_steps"] = max(1, rollout // n_envs)
+    return out
+
+
 def make_model(
     algo: str,
     env: gym.Env | VecEnv | str,

@@ -4,6 +4,10 @@ Run: .venv/bin/python benchmarks/evaluate.py [--verdict-rates N]
 PBO is compared with a straightforward per-combination implementation in the same process.
 ``--verdict-rates N`` measures how often the verdict passes the planted-trend rule search and
 fails the same search on random walks, over N data seeds (the tests check 60).
+``--rule-search PRESET`` runs a search over four trend rules (``StaticTSMOM`` with lookbacks
+21, 42, 63 and 126 days) on ``trendgym/Portfolio-v0`` with ``{"preset": PRESET}`` through the
+walk-forward runner, ledger and placebo markets of ``trendgym evaluate`` (2 folds, default
+data seed) and prints its verdict and wall time.
 """
 
 from __future__ import annotations
@@ -112,13 +116,44 @@ def verdict_rates(n_seeds: int) -> None:
             print(f"{preset}: {word}s in {hits} of {n_seeds} seeds; failed checks {dict(failed)}")
 
 
+RULE_LOOKBACKS = (21, 42, 63, 126)
+
+
+def rule_search(preset: str, ledger_path: str) -> None:
+    """The verdict of a walk-forward search over trend rules on Portfolio-v0 (`preset`)."""
+    from trendgym.agents.portfolio import StaticTSMOM
+    from trendgym.evaluate.survivorship import policy_placebo
+    from trendgym.evaluate.verdict import assess
+    from trendgym.evaluate.walkforward import WalkForwardConfig, run_policy_search
+
+    started = time.perf_counter()
+    config = WalkForwardConfig(
+        "trendgym/Portfolio-v0", algo="rules", env_kwargs={"preset": preset}, experiment="rules"
+    )
+    policies = {
+        f"tsmom{lb}": (lambda env, lb=lb: StaticTSMOM(env, lookback=lb)) for lb in RULE_LOOKBACKS
+    }
+    ledger = Ledger(ledger_path)
+    result = run_policy_search(config, policies, ledger=ledger)
+    placebo = policy_placebo(config, policies, real=result, ledger=ledger)
+    verdict = assess(result, ledger=ledger, placebo=placebo).verdict
+    print(verdict.headline)
+    for check in verdict.checks:
+        print(f"  {check.name}: {check.status} - {check.detail}")
+    print(f"wall time {(time.perf_counter() - started) / 60:.1f} min")
+
+
 if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--verdict-rates", type=int, default=0, metavar="N")
+    parser.add_argument("--rule-search", default=None, metavar="PRESET")
+    parser.add_argument("--ledger", default="runs/ledger.sqlite", help="for --rule-search")
     args = parser.parse_args()
-    if args.verdict_rates:
+    if args.rule_search:
+        rule_search(args.rule_search, args.ledger)
+    elif args.verdict_rates:
         verdict_rates(args.verdict_rates)
     else:
         main()

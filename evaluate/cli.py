@@ -66,7 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--placebo-markets", type=int, default=2, help="placebo searches (portfolio markets)"
     )
     p.add_argument(
-        "--n-envs", type=int, default=1, help="envs per trial (native batched env when > 1)"
+        "--n-envs",
+        type=int,
+        default=8,
+        help="envs per trial, stepped by the env's native batched env (blind placebos: one "
+        "after the other); together they collect the default rollout per update",
     )
     p.add_argument(
         "--resume",

@@ -34,7 +34,7 @@ from trendgym.evaluate.walkforward import (
     domain_for,
     run_walk_forward,
 )
-from trendgym.evaluate.walkforward.loop import expected_seconds
+from trendgym.evaluate.walkforward.estimate import expected_seconds
 from trendgym.evaluate.walkforward.signals import EvaluationInterrupted, stop_on_signals
 
 __all__ = ["Report", "evaluate_agent", "write_report"]

@@ -262,6 +262,20 @@ def test_defaults_per_env_id_and_overrides_merge():
     assert default_hyperparameters("Unknown-v9", "sac") == default_hyperparameters(None, "sac")
 
 
+def test_per_env_rollout_keeps_the_default_samples_per_update():
+    from trendgym.agents.sb3 import per_env_rollout
+
+    rollout = default_hyperparameters("trendgym/Execution-v0", "ppo")["n_steps"]
+    got = per_env_rollout("trendgym/Execution-v0", "ppo", 8, {"learning_rate": 1e-3})
+    assert got == {"learning_rate": 1e-3, "n_steps": rollout // 8}
+    assert per_env_rollout("trendgym/Execution-v0", "ppo", 1, {}) == {}
+    assert per_env_rollout("trendgym/Execution-v0", "ppo", 8, {"n_steps": 32}) == {"n_steps": 32}
+    assert per_env_rollout("trendgym/Execution-v0", "sac", 8, {}) == {}  # off-policy: no rollout
+    assert per_env_rollout("trendgym/Portfolio-v0", "a2c", 64, {})["n_steps"] == 1  # at least 1
+    with pytest.raises(ValueError, match="n_envs must be a positive int, got 0"):
+        per_env_rollout("trendgym/Execution-v0", "ppo", 0, {})
+
+
 def test_make_model_refuses_bad_requests():
     with pytest.raises(ValueError, match="algo"):
         make_model("dqn", "Pendulum-v1")

@@ -35,7 +35,11 @@ class Domain(Protocol):
     # True: a trial is scored by its per-period advantage over the best baseline on the same
     # periods (paired), as execution episodes differ far more than policies do
     paired: bool
-    train_steps_per_second: float  # rough one-core training rate, for the wall-time estimate
+    # one core's PPO training rate with envs stepped one after the other, and with a native
+    # batched env; seconds to score one period (an episode, a day): the wall-time estimate
+    train_steps_per_second: float
+    native_steps_per_second: float
+    score_seconds_per_period: float
 
     def plan(self, config: WalkForwardConfig) -> list[FoldPlan]: ...
 

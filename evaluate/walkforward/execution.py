@@ -27,7 +27,10 @@ class ExecutionDomain:
     name = "execution"
     periods_per_year = None
     paired = True
-    train_steps_per_second = 200.0  # rough one-core PPO rate, for the printed estimate
+    # the wall-time estimate's rates: one core, PPO with the CLI's defaults (estimate.py)
+    train_steps_per_second = 1150.0
+    native_steps_per_second = 1300.0
+    score_seconds_per_period = 0.025  # one episode
     VALIDATION_SEEDS = 500_000
     TEST_SEEDS = 1_000_000
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import time
@@ -31,7 +30,6 @@ from trendgym.evaluate.walkforward.trial import TrialJob, TrialOutcome
 
 __all__ = [
     "baseline_returns",
-    "expected_seconds",
     "finished_trials",
     "fold_slices",
     "run_walk_forward",
@@ -312,16 +310,3 @@ def baseline_returns(
         }
         for name, per in pieces.items()
     }
-
-
-def expected_seconds(
-    config: WalkForwardConfig, workers: int | None = None, placebo: bool = True
-) -> float:
-    """A rough wall time of the search (and its placebos): every trial's training steps at
-    the domain's nominal rate, spread over the worker processes, plus a tenth for scoring."""
-    domain = domain_for(config.env_id)
-    n_jobs = config.n_folds * len(config.seeds) * len(config.grid)
-    searches = 1 + (len(domain.placebos(config)) if placebo else 0)
-    parallel = max(1, min(n_jobs, workers if workers else (os.cpu_count() or 1)))
-    waves = math.ceil(n_jobs / parallel)
-    return 1.1 * searches * waves * config.timesteps / domain.train_steps_per_second

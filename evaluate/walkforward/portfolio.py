@@ -26,7 +26,10 @@ class PortfolioDomain:
 
     name = "portfolio"
     paired = False
-    train_steps_per_second = 150.0  # rough one-core PPO rate, for the printed estimate
+    # the wall-time estimate's rates: one core, PPO with the CLI's defaults (estimate.py)
+    train_steps_per_second = 300.0
+    native_steps_per_second = 410.0
+    score_seconds_per_period = 0.0005  # one day
 
     def __init__(self) -> None:
         from trendgym.envs.market.calendar import BUSINESS_DAYS_PER_YEAR

@@ -19,7 +19,14 @@ import numpy as np
 from trendgym.evaluate.walkforward.domain import block_returns, domain_for
 from trendgym.evaluate.walkforward.plan import Block
 
-__all__ = ["TrialJob", "TrialOutcome", "run_trial", "training_vec_env", "worker_init"]
+__all__ = [
+    "TrialJob",
+    "TrialOutcome",
+    "run_trial",
+    "training_vec_env",
+    "vec_env_for",
+    "worker_init",
+]
 
 
 @dataclass(frozen=True)
@@ -70,16 +77,21 @@ def worker_init(scratch: str | None = None, ignore_signals: bool = True) -> None
         ignore()
 
 
-def training_vec_env(job: TrialJob) -> str:
+def vec_env_for(env_id: str, n_envs: int, blind: bool = False) -> str:
     """Native batched stepping for several envs when the env has it (never blind, since the
     noise wraps single envs); otherwise in-process, as the trial already owns a worker."""
     import gymnasium as gym
 
     import trendgym  # noqa: F401  (registers the ids)
 
-    if job.n_envs > 1 and not job.blind and gym.spec(job.env_id).vector_entry_point is not None:
+    if n_envs > 1 and not blind and gym.spec(env_id).vector_entry_point is not None:
         return "native"
     return "dummy"
+
+
+def training_vec_env(job: TrialJob) -> str:
+    """The ``TrainConfig.vec_env`` of a trial (see :func:`vec_env_for`)."""
+    return vec_env_for(job.env_id, job.n_envs, job.blind)
 
 
 def run_trial(job: TrialJob) -> TrialOutcome:
@@ -90,11 +102,18 @@ def run_trial(job: TrialJob) -> TrialOutcome:
     import torch
 
     from trendgym.agents.loading import load
-    from trendgym.agents.sb3 import merge_model_kwargs
+    from trendgym.agents.sb3 import merge_model_kwargs, per_env_rollout
     from trendgym.train.core import TrainConfig, train
 
     torch.set_num_threads(1)
     domain = domain_for(job.env_id)
+    # n envs collect the defaults' rollout between them (the same samples per update)
+    model_kwargs = per_env_rollout(
+        job.env_id,
+        job.algo,
+        int(job.n_envs),
+        merge_model_kwargs(dict(job.model_kwargs), dict(job.hparams)),
+    )
     with tempfile.TemporaryDirectory(prefix="trendgym-trial-") as tmp:
         run_dir = job.run_dir or str(Path(tmp) / "run")
         config = TrainConfig(
@@ -105,7 +124,7 @@ def run_trial(job: TrialJob) -> TrialOutcome:
             out=run_dir,
             extractor=job.extractor,
             env_kwargs=dict(job.train_kwargs),
-            model_kwargs=merge_model_kwargs(dict(job.model_kwargs), dict(job.hparams)),
+            model_kwargs=model_kwargs,
             checkpoint_every=0,
             progress_bar=False,
             tensorboard=False,
