@@ -288,3 +288,11 @@ def test_api_run_refuses_bad_env_kwargs_before_writing(tmp_path):
     with pytest.raises(TypeError, match="bogus"):
         train(_config(tmp_path / "run", env_kwargs={"bogus": 1}))
     assert not (tmp_path / "run").exists()
+
+
+def test_python_dash_m_trendgym_is_the_console_command():
+    out = subprocess.run(
+        [sys.executable, "-m", "trendgym", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "train" in out.stdout and "evaluate" in out.stdout
