@@ -427,6 +427,7 @@ class _Rates(NamedTuple):
     """The flow's parameters as one call of ``flow_run_nb`` uses them."""
 
     lam_total: float  # limit arrival rate per side, all distances
+    lam_cum: np.ndarray  # cumulative limit rates over distances (a view of the flow's fstate)
     mu_buy: float  # market order rates before bursts and excitation
     mu_sell: float
     alpha: float  # Hawkes jump and decay
@@ -452,6 +453,7 @@ def _rates_nb(params, fstate):
     # (excitation is never negative, so clamping these keeps every market rate >= 0)
     return _Rates(
         lam_total,
+        fstate[FS.limit_cum : FS.limit_cum + MAX_DEPTH],
         max(0.0, mu * (1.0 + drift)),
         max(0.0, mu * (1.0 - drift)),
         params[PARAM.alpha],
@@ -515,8 +517,8 @@ def _decay_nb(r, dt, exc_buy, exc_sell):
 def _event_case_nb(u, lim, m_buy, m_sell, c_bid, c_ask):
     """Which event `u` (uniform on [0, total)) picks: the number of cumulative rates (limit
     buy, limit sell, market buy, market sell, cancel bid, cancel ask; then the burst switch)
-    at or below it, counted rather than branched on; and the cumulative rate below the
-    picked limit or cancel (0 for the others)."""
+    at or below it, counted rather than branched on; and where the cancels' rates start
+    (market orders', bids')."""
     s_lim = 2.0 * lim
     s_mkt = s_lim + (m_buy + m_sell)
     s_bid = s_mkt + c_bid
@@ -528,19 +530,17 @@ def _event_case_nb(u, lim, m_buy, m_sell, c_bid, c_ask):
         + (u >= s_bid)
         + (u >= s_bid + c_ask)
     )
-    below = lim if case == 1 else (s_mkt if case == 4 else (s_bid if case == 5 else 0.0))
-    return case, below
+    return case, s_mkt, s_bid
 
 
 @inline_kernel
-def _limit_event_nb(book, trades, n_trades, flow, side, v, ref, log_q, oid, near, rate):
+def _limit_event_nb(book, trades, n_trades, flow, r, side, v, ref, oid, near, rate):
     """A limit order on `side` (``_limit_arrival_nb``), counted in the side's near queues
     when it lands within MAX_DEPTH (it rests: limits never cross). Returns (n_trades, price,
     qty, near, rate)."""
-    cum = flow.fstate[FS.limit_cum : FS.limit_cum + MAX_DEPTH]
     q = flow.q_bid if side == k.BUY else flow.q_ask
     n_trades, price, qty, d = _limit_arrival_nb(
-        book, trades, n_trades, flow.rng, cum, side, v, ref, log_q, oid
+        book, trades, n_trades, flow.rng, r.lam_cum, side, v, ref, r.log_q_limit, oid
     )
     if 0 <= d < MAX_DEPTH:
         q[d] += 1
@@ -575,33 +575,39 @@ def _market_event_nb(book, trades, n_trades, rng, r, side, oid):
 
 
 @inline_kernel
-def _apply_event_nb(book, trades, n_trades, flow, r, case, v, bid, ask, far, near, oid):
-    """Event `case` (0-5, ``_event_case_nb``) on the book; `v` is uniform on [0, its rate),
-    `far` the (bid, ask) counts of far orders, `near` the near queues' (rate_b, near_b,
-    rate_a, near_a), `oid` the next order id. Returns (n_trades, kind, side, price, qty,
-    order id, near); kind -1 when a cancel found nothing to cancel. Each case calls its
-    book operation with a constant side."""
+def _apply_event_nb(book, trades, n_trades, flow, r, case, pick, bid, ask, far, near, oid):
+    """Event `case` (0-5, ``_event_case_nb``) on the book; `pick` is (u, limit rate per side,
+    where the cancels' rates start (market, bid), 1 / speed), `far` the (bid, ask) counts of
+    far orders, `near` the near queues' (rate_b, near_b, rate_a, near_a), `oid` the next
+    order id. Returns (n_trades, kind, side, price, qty, order id, near); kind -1 when a
+    cancel found nothing to cancel. Each case calls its book operation with a constant side,
+    `v` uniform on [0, its own rate)."""
     rate_b, near_b, rate_a, near_a = near
+    u, lim, s_mkt, s_bid, inv_speed = pick
     kind, side, qty = k.LIMIT, k.BUY, 0
     if case == 0:  # limit buy
+        v = u * inv_speed
         n_trades, price, qty, near_b, rate_b = _limit_event_nb(
-            book, trades, n_trades, flow, k.BUY, v, ask, r.log_q_limit, oid, near_b, rate_b
+            book, trades, n_trades, flow, r, k.BUY, v, ask, oid, near_b, rate_b
         )
     elif case == 1:  # limit sell
         side = k.SELL
+        v = (u - lim) * inv_speed
         n_trades, price, qty, near_a, rate_a = _limit_event_nb(
-            book, trades, n_trades, flow, k.SELL, v, bid, r.log_q_limit, oid, near_a, rate_a
+            book, trades, n_trades, flow, r, k.SELL, v, bid, oid, near_a, rate_a
         )
     elif case <= 3:  # market order
         kind, price = k.MARKET, 0
         side = k.BUY if case == 2 else k.SELL
         n_trades, qty = _market_event_nb(book, trades, n_trades, flow.rng, r, side, oid)
     elif case == 4:  # cancel a bid
+        v = (u - s_mkt) * inv_speed
         kind, price, oid, near_b, rate_b = _cancel_event_nb(
             book, flow, k.BUY, v, ask, far[0], near_b, rate_b
         )
     else:  # cancel an ask
         side = k.SELL
+        v = (u - s_bid) * inv_speed
         kind, price, oid, near_a, rate_a = _cancel_event_nb(
             book, flow, k.SELL, v, bid, far[1], near_a, rate_a
         )
@@ -725,13 +731,13 @@ def flow_run_nb(book, trades, n_trades, flow, t_end, out_msgs):
         exc_buy, exc_sell = _decay_nb(r, dt, exc_buy, exc_sell)
         t += dt
         u = uniform_nb(rng) * total
-        case, below = _event_case_nb(u, lim, m_buy, m_sell, c_bid, c_ask)
+        case, s_mkt, s_bid = _event_case_nb(u, lim, m_buy, m_sell, c_bid, c_ask)
         if case == 6:  # a burst starts or ends; no message
             burst = 1.0 - burst
             continue
         n_before = n_trades
         n_trades, kind, side, price, qty, oid, near = _apply_event_nb(
-            book, trades, n_trades, flow, r, case, (u - below) * inv_speed, bid, ask,
+            book, trades, n_trades, flow, r, case, (u, lim, s_mkt, s_bid, inv_speed), bid, ask,
             (far_bid, far_ask), (rate_b, near_b, rate_a, near_a), next_id,
         )  # fmt: skip
         rate_b, near_b, rate_a, near_a = near
