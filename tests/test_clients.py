@@ -110,15 +110,21 @@ def _numeric(value) -> bool:
     return isinstance(value, (Number, np.number, np.bool_)) and not isinstance(value, complex)
 
 
+@pytest.mark.parametrize("compliance", [None, "strict"])
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_every_info_has_the_same_numeric_keys_from_reset_on(env_id):
+def test_every_info_has_the_same_numeric_keys_from_reset_on(env_id, compliance):
     """Tianshou's ``ReplayBuffer`` stores each step's info in arrays allocated from the first
     one: a key added later, or a text value, stops the first collect. Portfolio-v0's `date`
-    (DESIGN: every info has it) is a ``pd.Timestamp`` every step: one object column."""
+    (DESIGN: every info has it) is a ``pd.Timestamp`` every step: one object column. Under
+    the compliance wrapper (every rule of the strict preset, which random actions break)
+    the same holds, interventions and all."""
     kwargs = dict(SMALL[env_id])
     if env_id == "trendgym/Portfolio-v0":
         kwargs["window"] = 30
+    if compliance:
+        kwargs["compliance"] = compliance
     env = gym.make(env_id, **kwargs)
+    interventions = 0
     for seed in (0, 1):  # two episodes: the terminal info and the next reset's
         _, info = env.reset(seed=seed)
         keys = set(info)
@@ -128,6 +134,7 @@ def test_every_info_has_the_same_numeric_keys_from_reset_on(env_id):
             _, _, terminated, truncated, info = env.step(env.action_space.sample())
             infos.append(info)
             done = terminated or truncated
+        interventions += sum(info.get("compliance", 0) for info in infos)
         for i, info in enumerate(infos):
             assert set(info) == keys, (i, sorted(set(info) ^ keys))
             bad = {
@@ -136,6 +143,10 @@ def test_every_info_has_the_same_numeric_keys_from_reset_on(env_id):
                 if not (_numeric(v) or (k == "date" and isinstance(v, pd.Timestamp)))
             }
             assert not bad, (i, bad)
+    if compliance:
+        rules = env.get_wrapper_attr("rules")
+        assert {f"compliance_{r.name}" for r in rules} <= keys
+        assert interventions > 0  # the rare path ran too
 
 
 # ---------------------------------------------------------------------- TorchRL

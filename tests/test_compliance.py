@@ -351,7 +351,10 @@ def test_penalty_is_subtracted_from_the_reward():
         o1, r1, *_ = bare.step(a)
         o2, r2, _, _, info = wrapped.step(a)
         np.testing.assert_array_equal(o1, o2)  # penalise lets the order through untouched
-        assert r2 == pytest.approx(r1 - 2.5 * len(info["compliance"]))
+        n = len(wrapped.step_records)
+        assert info["compliance"] == info["compliance_max_order_size"] == n
+        assert info["compliance_penalty"] == 2.5 * n
+        assert r2 == pytest.approx(r1 - 2.5 * n)
 
 
 # ------------------------------------------------------------------------------ portfolio rules
@@ -378,7 +381,8 @@ def step_turnover(env, action):
 def test_portfolio_position_limit(mode):
     env = port_wrapped([PositionLimit(max_position=0.25, mode=mode)])
     turnover, info = step_turnover(env, weights(a0=0.25))
-    assert turnover == pytest.approx(0.25) and info["compliance"] == ()
+    assert turnover == pytest.approx(0.25) and info["compliance"] == 0
+    assert env.step_records == ()
     env.reset(seed=0)
     turnover, info = step_turnover(env, weights(a0=0.26))
     assert turnover == pytest.approx({"block": 0.0, "clip": 0.25, "penalize": 0.26}[mode], rel=1e-6)
@@ -741,7 +745,8 @@ def test_same_seed_same_episode_and_pickling(env_id, kwargs):
             obs, r, term, trunc, info = env.step(
                 rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
             )
-            out.append((obs, r, info["compliance"], info["compliance_violations"]))
+            records = env.get_wrapper_attr("step_records")
+            out.append((obs, r, info, list(records)))
             if term or trunc:
                 env.reset()
         return out

@@ -578,7 +578,9 @@ def test_in_step_checks_match_the_python_path(rules, actions, seed):
         penalty = 0.0
         for rec in mine:
             penalty += rec["penalty"]
-        assert list(i1["compliance"]) == mine
+        assert list(wrapped.step_records) == mine
+        assert i1["compliance"] == len(mine)
+        assert i1["compliance_penalty"] == penalty
         assert i1["compliance_violations"] == len(trail) == len(wrapped.audit)
         np.testing.assert_array_equal(o1, o2)
         assert r1 == (float(r2) - penalty if penalty else r2)
@@ -607,7 +609,8 @@ def test_interventions_of_steps_around_the_wrapper_are_reported_not_dropped():
     base.step(big)
     assert len(env.audit) == 0 and base.guard_events == 16
     info = env.step(np.zeros(8, dtype=np.float32))[4]
-    assert len(info["compliance"]) == 16 == info["compliance_violations"] == len(env.audit)
+    assert len(env.step_records) == 16 == info["compliance"] == info["compliance_violations"]
+    assert info["compliance_position_limit"] == 16 == len(env.audit)
     stepped = 0
     with pytest.raises(RuntimeError, match="nobody reported"):
         for _ in range(PENDING_STEPS * 40):

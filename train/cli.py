@@ -93,17 +93,7 @@ def _run_train(args: argparse.Namespace) -> int:
     run_dir = args.out or preflight.default_run_dir(args.env_id, args.algo, args.seed)
     probe, state, start = preflight.check_run(args.env_id, args.env_kwargs, run_dir, args.resume)
     if args.progress_bar:
-        plan = preflight.plan_text(
-            env_id=args.env_id,
-            algo=args.algo,
-            timesteps=args.timesteps,
-            n_envs=args.n_envs,
-            run_dir=run_dir,
-            probe=probe,
-            state=state,
-            start=start,
-        )
-        print(plan, file=sys.stderr, flush=True)
+        preflight.print_plan(args, run_dir, probe, state, start)
 
     from trendgym.train.core import TrainConfig, train
 

@@ -69,7 +69,7 @@ from trendgym.train.preflight import (
     check_run,
     default_run_dir,
     json_object,
-    plan_text,
+    print_plan,
 )
 
 # Fields that may change between a run and its resumption; everything else must match.
@@ -443,17 +443,7 @@ def run(
         _check_resumable(read_config(run_dir), config)
         start_step, start_dir = list_checkpoints(run_dir)[-1]
     if probe is not None:
-        plan = plan_text(
-            env_id=config.env_id,
-            algo=config.algo,
-            timesteps=config.timesteps,
-            n_envs=config.n_envs,
-            run_dir=run_dir,
-            probe=probe,
-            state=state,
-            start=start_step,
-        )
-        print(plan, file=sys.stderr, flush=True)
+        print_plan(config, run_dir, probe, state, start_step)
     venv: VecEnv = _envs(config)  # an env refusing its kwargs stops us before any write
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import argparse
 import difflib
 import json
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -253,3 +254,19 @@ def plan_text(
             f"(env step {probe.step_seconds * 1e3:.2f} ms measured)"
         )
     return text
+
+
+def print_plan(run: Any, run_dir: str | Path, probe: EnvProbe, state: str, start: int) -> None:
+    """`plan_text` of `run` (anything with ``env_id``, ``algo``, ``timesteps`` and ``n_envs``:
+    the CLI's arguments or a ``TrainConfig``) on stderr."""
+    plan = plan_text(
+        env_id=run.env_id,
+        algo=run.algo,
+        timesteps=run.timesteps,
+        n_envs=run.n_envs,
+        run_dir=run_dir,
+        probe=probe,
+        state=state,
+        start=start,
+    )
+    print(plan, file=sys.stderr, flush=True)

@@ -155,6 +155,16 @@ def _rings_nb(guard, n):
 
 
 @kernel
+def _asset_hit_nb(m, rule, i, out, w_now, events, ne):
+    """Asset `i`'s trade broke `rule` (mode `m`): a block keeps its current weight. Returns
+    n_events."""
+    asked = out[i]
+    if m == BLOCK:
+        out[i] = w_now[i]
+    return _event_nb(events, w_now, ne, rule, i, asked, out[i], m)
+
+
+@kernel
 def _restricted_nb(m, no_buy, no_sell, out, w_now, events, ne):
     """Restricted list: a buy of a no-buy asset or a sale of a no-sell one. Returns (n_events,
     changed)."""
@@ -162,11 +172,8 @@ def _restricted_nb(m, no_buy, no_sell, out, w_now, events, ne):
     for i in range(out.shape[0]):
         dw = out[i] - w_now[i]
         if (no_buy[i] != 0.0 and dw > EPS) or (no_sell[i] != 0.0 and dw < -EPS):
-            asked = out[i]
-            if m == BLOCK:
-                out[i] = w_now[i]
-                changed = True
-            ne = _event_nb(events, w_now, ne, R_RESTRICTED, i, asked, out[i], m)
+            ne = _asset_hit_nb(m, R_RESTRICTED, i, out, w_now, events, ne)
+            changed = changed or m == BLOCK
     return ne, changed
 
 
@@ -183,11 +190,8 @@ def _wash_nb(m, wash_min, wash_hist, wash_slot, out, w_now, events, ne):
             x = wash_hist[r, i]  # signs are random, a branch mispredicts half the time
             opposite += abs(x) if (x * dw < 0.0) & (r != wash_slot) else 0.0
         if min(abs(dw), opposite) >= wash_min - TOL:
-            asked = out[i]
-            if m == BLOCK:
-                out[i] = w_now[i]
-                changed = True
-            ne = _event_nb(events, w_now, ne, R_WASH, i, asked, out[i], m)
+            ne = _asset_hit_nb(m, R_WASH, i, out, w_now, events, ne)
+            changed = changed or m == BLOCK
     return ne, changed
 
 

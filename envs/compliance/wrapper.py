@@ -11,6 +11,8 @@ from trendgym.envs.compliance.audit import AuditLog
 from trendgym.envs.compliance.rules import EXECUTION, MODES, PORTFOLIO, PRESETS, RULES, Rule
 
 _NO_RECORDS: tuple = ()
+# the step's info keys (besides one ``compliance_<rule>`` per active rule); see the class docs
+INFO_KEYS = ("compliance", "compliance_violations", "compliance_penalty", "compliance_killed")
 
 
 def resolve_rules(
@@ -122,11 +124,21 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     the kill switch cancels the agent's resting orders and blocks every later order of the
     episode.
 
-    Every intervention is appended to ``self.audit`` (an `AuditLog`) and to the step's
-    ``info["compliance"]`` (a list of record dicts; an empty tuple when none), and
-    ``info["compliance_violations"]`` is the episode's running count of interventions (the
-    terminal info's contract key). A penalised intervention subtracts the rule's ``penalty``
-    from that step's reward; blocks and clips cost nothing beyond their market effect.
+    Every intervention is appended to ``self.audit`` (an `AuditLog`); ``self.step_records``
+    holds the last ``step``'s (or ``reset``'s) as record dicts (an empty tuple when none). A
+    penalised intervention subtracts the rule's ``penalty`` from that step's reward; blocks
+    and clips cost nothing beyond their market effect.
+
+    Every info, from ``reset`` on, has the same numeric keys (RL clients such as Tianshou
+    store infos in arrays sized from the first one):
+
+    - ``compliance``: interventions this step (0 on most steps);
+    - ``compliance_violations``: the episode's running count (the terminal info's contract
+      key);
+    - ``compliance_penalty``: what the step's penalties took off its reward;
+    - ``compliance_killed``: 1 once the kill switch has tripped this episode, else 0;
+    - ``compliance_<rule>`` for each active rule (e.g. ``compliance_position_limit``): its
+      interventions this step.
 
     Parameters
     ----------
@@ -168,9 +180,15 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._t = 0
         self._penalty = 0.0
         self._records: list[dict[str, Any]] = []
+        self.step_records: tuple[dict[str, Any], ...] | list[dict[str, Any]] = _NO_RECORDS
+        self._killed = 0
         self._base = base
         self.engine: Any = engine_class(kind).for_env(self.rules, self._record, base, instrument)
         base.attach_compliance(self.engine)
+        self._rule_keys = {r.name: f"compliance_{r.name}" for r in self.rules}
+        # a quiet step's info (the common case, added in one update)
+        self._quiet = {"compliance": 0, "compliance_penalty": 0.0}
+        self._quiet.update(dict.fromkeys(self._rule_keys.values(), 0))
 
     # ------------------------------------------------------------------ audit
     def _record(self, rule: Rule, action: str, asked: dict, done: dict, why: str) -> None:
@@ -180,7 +198,28 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._records.append(rec)
         self.violations += 1
         self._penalty += penalty
+        if action == "trip":
+            self._killed = 1
         self.engine.count(self._base, self.violations)
+
+    def _report(self, info: dict[str, Any]) -> float:
+        """Put the compliance keys into `info`; returns the step's penalty."""
+        info.update(self._quiet)
+        penalty = 0.0
+        if self._records:  # the rare path: some rule intervened
+            records, self._records = self._records, []
+            self.step_records = records
+            info["compliance"] = len(records)
+            for rec in records:
+                key = self._rule_keys[rec["rule"]]
+                info[key] += 1
+            penalty, self._penalty = self._penalty, 0.0
+            info["compliance_penalty"] = penalty
+        else:
+            self.step_records = _NO_RECORDS
+        info["compliance_violations"] = self.violations
+        info["compliance_killed"] = self._killed
+        return penalty
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -190,14 +229,10 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.violations = 0
         self._t = 0
         self._penalty = 0.0
+        self._killed = 0
         self._records = []
         self.engine.start_episode(self._base, info)
-        if self._records:
-            info["compliance"] = self._records
-            self._records = []
-        else:
-            info["compliance"] = _NO_RECORDS
-        info["compliance_violations"] = self.violations
+        self._report(info)
         return obs, info
 
     def step(self, action):
@@ -206,15 +241,8 @@ class ComplianceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         obs, reward, terminated, truncated, info = self.env.step(action)
         engine.after_step(base, info)
         self._t += 1
-        if self._records:  # the rare path: some rule intervened
-            if self._penalty:
-                reward = float(reward) - self._penalty
-                self._penalty = 0.0
-            info["compliance"] = self._records
-            self._records = []
-        else:
-            info["compliance"] = _NO_RECORDS
-        info["compliance_violations"] = self.violations
+        if self._report(info):
+            reward = float(reward) - info["compliance_penalty"]
         return obs, reward, terminated, truncated, info
 
     def audit_summary(self):

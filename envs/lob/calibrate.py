@@ -53,6 +53,25 @@ def _near_nb(i, q, lo, n_px, ref, step):
 
 
 @kernel
+def _queue_time_nb(acc, count, lots, lo, ref_bid, ref_ask, totals, dt):
+    """Add `dt` seconds of the book's queues (orders and lots, per side, by distance from the
+    opposite quote; the far remainder in the last column) to `acc`."""
+    n_px = count.shape[0]
+    for s in range(2):
+        ref, step = (ref_ask, -1) if s == 0 else (ref_bid, 1)
+        near_o = near_l = 0
+        for d in range(MAX_DEPTH):
+            c = _near_nb(d, count, lo, n_px, ref, step)
+            v = _near_nb(d, lots, lo, n_px, ref, step)
+            near_o += c
+            near_l += v
+            acc[s, ACC.order_time, d] += c * dt
+            acc[s, ACC.lot_time, d] += v * dt
+        acc[s, ACC.order_time, MAX_DEPTH] += (totals[0][s] - near_o) * dt
+        acc[s, ACC.lot_time, MAX_DEPTH] += (totals[1][s] - near_l) * dt
+
+
+@kernel
 def queue_scan_nb(msgs, dense, ptick, lo, left, count, lots, totals, acc, counts, quotes):
     """One pass over the tape `msgs` (TAPE_DTYPE): `dense` maps each row's order id to an index
     into `left` (its resting size), `ptick` is its price in book ticks, `count`/`lots` the
@@ -69,18 +88,7 @@ def queue_scan_nb(msgs, dense, ptick, lo, left, count, lots, totals, acc, counts
         if i > 0:
             dt = m.time - msgs[i - 1].time
             if dt > 0.0 and ref_bid >= 0 and ref_ask >= 0:
-                for s in range(2):
-                    ref, step = (ref_ask, -1) if s == 0 else (ref_bid, 1)
-                    near_o = near_l = 0
-                    for d in range(MAX_DEPTH):
-                        c = _near_nb(d, count, lo, n_px, ref, step)
-                        v = _near_nb(d, lots, lo, n_px, ref, step)
-                        near_o += c
-                        near_l += v
-                        acc[s, ACC.order_time, d] += c * dt
-                        acc[s, ACC.lot_time, d] += v * dt
-                    acc[s, ACC.order_time, MAX_DEPTH] += (tot_orders[s] - near_o) * dt
-                    acc[s, ACC.lot_time, MAX_DEPTH] += (tot_lots[s] - near_l) * dt
+                _queue_time_nb(acc, count, lots, lo, ref_bid, ref_ask, totals, dt)
         ev = m.event
         if 1 <= ev <= 4:
             s = 0 if m.direction > 0 else 1

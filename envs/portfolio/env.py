@@ -55,6 +55,19 @@ WEIGHT_CLIP = 10.0  # bound of the observed (drifted) weight; the book itself is
 DEFAULT_COSTS_BPS = 2.0
 
 
+def checked_action(action: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """`action` as an array of `shape` that the step kernels take (float32 and float64 as
+    they are, other numbers as float64); ValueError naming `name` otherwise."""
+    a = action if type(action) is np.ndarray else np.asarray(action)
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+    if a.dtype != np.float32 and a.dtype != np.float64:
+        if a.dtype.kind not in "fiu":
+            raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
+        a = a.astype(np.float64)
+    return a
+
+
 class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
     """Allocate a portfolio across a universe, daily, with costs and a point-in-time universe.
 
@@ -443,13 +456,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._done:
             raise RuntimeError("episode is over: call reset() before step()")
-        a = action if type(action) is np.ndarray else np.asarray(action)
-        if a.shape != self.action_space.shape:
-            raise ValueError(f"action must have shape {self.action_space.shape}, got {a.shape}")
-        if a.dtype != np.float32 and a.dtype != np.float64:
-            if a.dtype.kind not in "fiu":
-                raise ValueError(f"action must be numeric, got dtype {a.dtype}")
-            a = a.astype(np.float64)
+        a = checked_action(action, self.action_space.shape, "action")
         obs = np.empty(self._obs_dim, dtype=np.float32)
         if self._guard is None:
             code = self._call_kernel(a, obs)

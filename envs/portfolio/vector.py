@@ -15,6 +15,7 @@ from trendgym.envs.portfolio.env import (
     INFO_KEYS,
     OPEN_EPISODE_INFO,
     PortfolioEnv,
+    checked_action,
     summarize_episode,
 )
 from trendgym.envs.portfolio.kernels import vector_reset_nb, vector_step_nb, vector_step_serial_nb
@@ -164,9 +165,12 @@ class PortfolioVectorEnv(NativeVectorEnv):
         }
         for value in self._open_summary.values():
             value.flags.writeable = False
+        self._open_everyone = self._open_template(self._everyone)
         # all-False mask, shared; never written (a read-only array would be a second numba type
         # of the kernels' `reset_first`, compiled a second time)
         self._no_reset = np.zeros(n, dtype=bool)
+        # the resets of a step that resets nobody first (most steps), built once
+        self._quiet_resets = Resets(self._no_reset, self._next_start, False)
         # numba's thread pool size, read from its config: asking numba.get_num_threads() would
         # start the pool (and costs microseconds a step); the count only sets the split
         self._n_chunks = CHUNKS_PER_THREAD * numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
@@ -211,13 +215,7 @@ class PortfolioVectorEnv(NativeVectorEnv):
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        a = actions if type(actions) is np.ndarray else np.asarray(actions)
-        if a.shape != self.action_space.shape:
-            raise ValueError(f"actions must have shape {self.action_space.shape}, got {a.shape}")
-        if a.dtype != np.float32 and a.dtype != np.float64:
-            if a.dtype.kind not in "fiu":
-                raise ValueError(f"actions must be numeric, got dtype {a.dtype}")
-            a = a.astype(np.float64)
+        a = checked_action(actions, self.action_space.shape, "actions")
         mode = self.metadata["autoreset_mode"]
         next_step = mode is AutoresetMode.NEXT_STEP
         any_reset_first = next_step and self._any_autoreset
@@ -232,7 +230,11 @@ class PortfolioVectorEnv(NativeVectorEnv):
         use_prange = self._threads.use_prange()
         if not a.flags.c_contiguous:
             a = np.ascontiguousarray(a)
-        resets = Resets(reset_first, self._next_start, same_step)
+        resets = self._quiet_resets
+        if reset_first is not self._no_reset:
+            resets = Resets(reset_first, self._next_start, same_step)
+        elif resets.same_step != same_step:
+            resets = self._quiet_resets = Resets(self._no_reset, self._next_start, same_step)
         t = self.template
         args = (a, resets, self._state, t._data, t._settings, obs, self._buffers, self._n_chunks)
         key = (use_prange, a.dtype, a.flags.writeable)
@@ -279,16 +281,24 @@ class PortfolioVectorEnv(NativeVectorEnv):
     ) -> dict[str, Any]:
         """Every info key (``INFO_KEYS``) for the envs in `shown`, as in an episode that has not
         ended: the summary keys 0 (shared read-only arrays, copied before any write)."""
-        infos: dict[str, Any] = {
-            "nav": self._fstate[:, FState.nav].copy(),
-            "date": self._dates64[self._istate[:, IState.t]],
-            "turnover": turnover,
-            "costs": cost,
-            "step_turnover": turnover,  # the same arrays: `_add_summaries` copies before writing
-            "step_costs": cost,
-            **self._open_summary,
-            "n_steps": self._istate[:, IState.k].copy(),
-        }
+        if shown is self._everyone:  # every step's case: one copy of the prepared dict
+            infos = self._open_everyone.copy()
+        else:
+            infos = self._open_template(shown)
+        infos["nav"] = self._fstate[:, FState.nav].copy()
+        infos["date"] = self._dates64[self._istate[:, IState.t]]
+        # the same arrays twice: `_add_summaries` copies before writing
+        infos["turnover"] = infos["step_turnover"] = turnover
+        infos["costs"] = infos["step_costs"] = cost
+        infos["n_steps"] = self._istate[:, IState.k].copy()
+        return infos
+
+    def _open_template(self, shown: np.ndarray) -> dict[str, Any]:
+        """`_open_infos`' keys in their order: the shared summary arrays and the masks set,
+        the per-step values still None."""
+        infos: dict[str, Any] = dict.fromkeys(INFO_KEYS[:6])
+        infos.update(self._open_summary)
+        infos["n_steps"] = None
         infos.update(dict.fromkeys(_MASK_KEYS, shown))
         return infos
 
