@@ -220,6 +220,20 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         self._build_market(signals, int(min_history), impact_coef, participation)
         self._build_observation()
         self._set_span(window, start, end, warmup)
+        self._allocate()
+        self._settings_ready = True
+        self._rebuild_settings()
+        self._done = True
+        # pre-trade checks installed by ComplianceWrapper (see `install_guard`); `guard_events`
+        # is how many interventions the last step's kernel wrote
+        self._guard: tuple | None = None
+        self.guard_events = 0
+        # the step kernel's compiled entry per action type (see ``fastcall``): the other
+        # arguments' types never change
+        self._kernels: dict[tuple, Any] = {}
+
+    def _allocate(self) -> None:
+        """The kernels' state and step buffers: one row (a batch of one env)."""
         n, first, last = len(self.assets), *self._span
         self._state = PortfolioState(
             fstate=np.zeros((1, len(FState))),
@@ -235,16 +249,6 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
             codes=np.zeros(1, dtype=np.int64),
         )
         self._obs_dim = self._static_obs.shape[1]
-        self._settings_ready = True
-        self._rebuild_settings()
-        self._done = True
-        # pre-trade checks installed by ComplianceWrapper (see `install_guard`); `guard_events`
-        # is how many interventions the last step's kernel wrote
-        self._guard: tuple | None = None
-        self.guard_events = 0
-        # the step kernel's compiled entry per action type (see ``fastcall``): the other
-        # arguments' types never change
-        self._kernels: dict[tuple, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
