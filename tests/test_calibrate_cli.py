@@ -241,7 +241,7 @@ def test_flow_works_in_the_native_vector_env(calibrated):
     single = ExecutionEnv(flow=path)
     obs0, _ = single.reset(seed=7)
     np.testing.assert_array_equal(obs[0], obs0)
-    np.testing.assert_array_equal(info["preset"], [-1, -1])
+    np.testing.assert_array_equal(info["preset"], [-2, -2])
     for _ in range(3):
         obs, *_ = vec.step(np.zeros((2, 3), np.float32))
         obs0, *_ = single.step(np.zeros(3, np.float32))
@@ -272,9 +272,12 @@ def test_bad_flow_is_refused_naming_flow(flow, error, words, calibrated, tmp_pat
         assert word in str(err.value)
 
 
-def test_flow_and_preset_are_exclusive(calibrated):
+def test_flow_is_exclusive_with_preset_and_replay(calibrated, lobster):
+    path = str(calibrated[3] / CALIBRATION_JSON)
     with pytest.raises(ValueError, match="flow and preset"):
-        ExecutionEnv(flow=str(calibrated[3] / CALIBRATION_JSON), preset="calm")
+        ExecutionEnv(flow=path, preset="calm")
+    with pytest.raises(ValueError, match="flow and replay"):
+        ExecutionEnv(flow=path, replay=str(lobster[0]), replay_orderbook=str(lobster[1]))
 
 
 def test_train_cli_on_the_calibrated_flow(calibrated, tmp_path, capsys):
