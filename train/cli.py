@@ -1,4 +1,5 @@
-"""The ``trendgym`` console command: ``trendgym train --env ID --algo ppo --timesteps N ...``.
+"""The ``trendgym`` console command: ``trendgym train --env ID --algo ppo --timesteps N ...``,
+``trendgym evaluate ...``, ``trendgym calibrate TAPE ...``.
 
 Subcommands live in :data:`COMMANDS` (name -> help, argument adder, runner); adding one (e.g.
 ``evaluate``) is one entry. Runners import their heavy modules lazily so ``--help`` stays fast.
@@ -106,6 +107,8 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+_CALIBRATE = "trendgym.train.calibrate_cli"
+
 COMMANDS: dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 ] = {
@@ -118,6 +121,11 @@ COMMANDS: dict[
         "walk-forward evaluation of an agent vs the baselines, with a verdict and a report",
         lambda p: __import__("trendgym.evaluate.cli", fromlist=["add_arguments"]).add_arguments(p),
         lambda a: __import__("trendgym.evaluate.cli", fromlist=["run"]).run(a),
+    ),
+    "calibrate": (
+        "fit the simulated order flow to a LOBSTER or Databento tape; compare their facts",
+        lambda p: __import__(_CALIBRATE, fromlist=["add_arguments"]).add_arguments(p),
+        lambda a: __import__(_CALIBRATE, fromlist=["run"]).run(a),
     ),
 }
 

@@ -46,6 +46,7 @@ from trendgym.envs.lob.flow import (
     N_ISTATE,
     N_PARAMS,
     PRESETS,
+    FlowParams,
     flow_price_span,
 )
 from trendgym.envs.lob.layout import STATUS, Book, FlowState
@@ -71,7 +72,13 @@ INFO_SPEC = (
     ("vwap_slippage_bps", "end", "side × (avg_price / market_vwap − 1), bps"),
     ("side", "step", "+1 buy, -1 sell"),
     ("quantity", "step", "parent order, lots"),
-    ("preset", "step", "flow preset, index into PRESET_NAMES: " + ", ".join(PRESET_NAMES)),
+    (
+        "preset",
+        "step",
+        "flow preset, index into PRESET_NAMES: "
+        + ", ".join(PRESET_NAMES)
+        + "; -1 in replay, -2 on a calibrated flow (flow=)",
+    ),
     ("urgency", "step", "strength of the adverse drift, [0, 1]"),
     ("replay_start_time", "step", "replay: the episode's start in the tape, s after midnight"),
     ("replay_consumed", "step", "replay: tape messages on liquidity the agent took"),
@@ -87,11 +94,35 @@ def info_table() -> str:
     return "\n".join(rows)
 
 
-def preset_table() -> np.ndarray:
+def preset_table(flow: FlowParams | None = None) -> np.ndarray:
     """Every preset's flow parameters (rows in ``PRESET_NAMES`` order), its initial depth in
-    the last column: what the step kernel draws an episode's flow from."""
-    return np.array(
-        [np.append(PRESETS[name].to_array(), PRESETS[name].initial_depth) for name in PRESET_NAMES]
+    the last column: what the step kernel draws an episode's flow from. Given `flow`, the
+    one row of that flow instead (a calibrated day, ``ExecutionEnv(flow=...)``)."""
+    flows = [PRESETS[name] for name in PRESET_NAMES] if flow is None else [flow]
+    return np.array([np.append(p.to_array(), p.initial_depth) for p in flows])
+
+
+def resolve_flow(flow: Any) -> FlowParams:
+    """The ``FlowParams`` of ``ExecutionEnv``'s `flow` argument: a ``FlowParams``, a
+    ``Calibration`` or the path of the ``calibration.json`` ``trendgym calibrate`` writes."""
+    import os
+
+    if isinstance(flow, FlowParams):
+        return flow
+    if isinstance(flow, (str, os.PathLike)):
+        from trendgym.envs.lob.calibrate import load_calibration
+
+        try:
+            return load_calibration(flow).params()
+        except ValueError as err:
+            raise ValueError(f"flow: {err}") from None
+    from trendgym.envs.lob.calibrate import Calibration
+
+    if isinstance(flow, Calibration):
+        return flow.params()
+    raise TypeError(
+        "flow must be FlowParams, a Calibration or the path of a calibration.json, "
+        f"got {type(flow).__name__}"
     )
 
 
@@ -107,7 +138,13 @@ def encode_action(order_type: int, fraction: float, replace: bool = False) -> np
 
 
 def episode_infos(
-    ei: np.ndarray, ef: np.ndarray, tick_size: float, ended: np.ndarray, violations: int = 0
+    ei: np.ndarray,
+    ef: np.ndarray,
+    tick_size: float,
+    ended: np.ndarray,
+    violations: int = 0,
+    *,
+    calibrated: bool = False,
 ) -> dict[str, np.ndarray]:
     """Every row's info (``INFO_SPEC``, one entry per env) from the step kernel's state; rows
     whose episode has not `ended` hold 0 in the end-only keys. Lots
@@ -134,7 +171,7 @@ def episode_infos(
         "vwap_slippage_bps": side * (avg / vwap - 1.0) * 1e4,
         "side": side.copy(),
         "quantity": quantity.copy(),
-        "preset": ei[:, EI.preset].copy(),
+        "preset": np.full_like(side, -2) if calibrated else ei[:, EI.preset].copy(),
         "urgency": ef[:, EF.urgency].copy(),
         "replay_start_time": ef[:, EF.start_time].copy(),
         "replay_consumed": ei[:, EI.consumed_msgs].copy(),
@@ -243,7 +280,11 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     LOBSTER message file, a ``(messages, orderbook)`` pair of files or a ``.dbn``/``.dbn.zst``
     file: the recorded day drives the book instead of the flow, episodes start at seeded times
     in it, and the agent's orders join its real queues; see docs/execution.md, "Replay"),
-    ``replay_orderbook=None`` (the LOBSTER orderbook file that goes with ``replay``).
+    ``replay_orderbook=None`` (the LOBSTER orderbook file that goes with ``replay``),
+    ``flow=None`` (instead of a preset, a calibrated flow: ``FlowParams``, a ``Calibration`` or
+    the path of the ``calibration.json`` ``trendgym calibrate`` writes; its fitted drift's size
+    is the base drift, turned against the agent's side as a preset's is; exclusive with
+    ``preset`` and ``replay``).
 
     ## Version History
 
@@ -272,7 +313,15 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         render_mode: str | None = None,
         replay: Any = None,
         replay_orderbook: Any = None,
+        flow: FlowParams | str | Any = None,
     ) -> None:
+        if flow is not None:
+            if preset is not None:
+                raise ValueError(f"flow and preset are exclusive: got flow= and preset={preset!r}")
+            if replay is not None:
+                raise ValueError("flow and replay are exclusive: a replayed day has no flow")
+            flow = resolve_flow(flow)
+        self.flow_params = flow
         _check_kwargs(locals(), self.metadata["render_modes"])
         self.replay_data = None
         if replay is not None:
@@ -295,7 +344,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         self.action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
         self.cfg = self.kernel_config()
-        self.preset_params = preset_table()
+        self.preset_params = preset_table(self.flow_params)
         if self.replay_data is None:
             self.book = OrderBook(index_background=False)
             self._replay = empty_replay(1)
@@ -336,6 +385,8 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         cfg[CFG.quantity] = self.quantity_arg or 0
         cfg[CFG.qty_lo], cfg[CFG.qty_hi] = self.quantity_range
         cfg[CFG.preset] = PRESET_NAMES.index(self.preset_arg) if self.preset_arg else -1
+        if self.flow_params is not None:
+            cfg[CFG.preset] = 0  # the table's one row
         cfg[CFG.urgency] = -1.0 if self.urgency_arg is None else self.urgency_arg
         cfg[CFG.max_drift] = self.max_drift
         return cfg
@@ -437,7 +488,9 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         self._run()
         self.compliance_violations = 0
         self._started = True
-        rows = episode_infos(self._ei, self._ef, self.tick_size, np.zeros(1, dtype=bool))
+        rows = episode_infos(
+            self._ei, self._ef, self.tick_size, np.zeros(1, dtype=bool), calibrated=self.calibrated
+        )
         self._info_base = {key: v[0].item() for key, v in rows.items()}
         return self._ep.obs[0].copy(), self._info()
 
@@ -493,11 +546,15 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     fees_ticks = _column("_ef", EF.fees, float)
     market_value = _column("_ef", EF.market_value, float)
     prev_mid = _column("_ef", EF.prev_mid, float, "last mid, ticks")
-    preset = property(
-        lambda self: (
-            "replay" if self.replay_data is not None else PRESET_NAMES[int(self._ei[0, EI.preset])]
-        )
-    )
+    calibrated = property(lambda self: self.flow_params is not None, doc="runs on flow=")
+
+    @property
+    def preset(self) -> str:
+        """The episode's flow preset ("replay" on ``replay=``, "calibrated" on ``flow=``)."""
+        if self.replay_data is not None:
+            return "replay"
+        return "calibrated" if self.calibrated else PRESET_NAMES[int(self._ei[0, EI.preset])]
+
     replay_start_time = _column("_ef", EF.start_time, float, "replay: s after midnight")
     replay_consumed = _column("_ei", EI.consumed_msgs, int, "replay: messages on taken liquidity")
 
@@ -515,7 +572,12 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _summary(self) -> dict[str, Any]:
         rows = episode_infos(
-            self._ei, self._ef, self.tick_size, np.ones(1, dtype=bool), self.compliance_violations
+            self._ei,
+            self._ef,
+            self.tick_size,
+            np.ones(1, dtype=bool),
+            self.compliance_violations,
+            calibrated=self.calibrated,
         )
         return {key: v[0].item() for key, v in rows.items()}
 
@@ -599,7 +661,8 @@ def _check_kwargs(kw: dict[str, Any], render_modes: list[str]) -> None:
     if kw["replay"] is not None:
         return  # the tape, not a preset, bounds what can fill (replay_setup checks the rest)
     seconds = kw["warmup_seconds"] + kw["horizon"] * kw["step_seconds"] + MAX_COMPLETION_SECONDS
-    most = fillable_bound(seconds, [preset] if preset else list(PRESETS))
+    flows = [kw["flow"]] if kw["flow"] is not None else [preset] if preset else list(PRESETS)
+    most = fillable_bound(seconds, flows)
     for name, lots in (("quantity", quantity), ("quantity_range high", qrange[1])):
         if lots is not None and lots > most:
             raise ValueError(
@@ -609,15 +672,15 @@ def _check_kwargs(kw: dict[str, Any], render_modes: list[str]) -> None:
             )
 
 
-def fillable_bound(seconds: float, presets: list[str]) -> int:
+def fillable_bound(seconds: float, presets: list[str | FlowParams]) -> int:
     """More lots than an episode's book can ever fill on one side: the seeded depth plus the
     expected volume of limit orders the flow adds to that side in `seconds` (warm-up, every
     decision and the forced completion's whole give-up time), as if every second were a burst
-    second, for the most liquid of `presets`. Background market orders and cancels only take
+    second, for the most liquid of `presets` (names or ``FlowParams``). Background market orders and cancels only take
     from that volume, so a parent order above it runs the forced completion out of time."""
     most = 0.0
     for name in presets:
-        p = PRESETS[name]
+        p = PRESETS[name] if isinstance(name, str) else name
         seeded = p.initial_depth * MAX_DEPTH * p.limit_size
         added = sum(p.limit_rates) * p.limit_size * p.burst_scale * seconds
         most = max(most, seeded + added)

@@ -350,7 +350,8 @@ class ExecutionVectorEnv(NativeVectorEnv):
         ended = np.zeros(n, dtype=bool) if ended is None else ended
         mask = np.ones(n, dtype=bool) if shown is None else shown
         infos: dict[str, Any] = {}
-        for key, value in episode_infos(ei, ef, self.tick_size, ended).items():
+        infos_of = episode_infos(ei, ef, self.tick_size, ended, calibrated=self.template.calibrated)
+        for key, value in infos_of.items():
             infos[key] = value if shown is None else np.where(shown, value, value.dtype.type(0))
             infos[f"_{key}"] = mask.copy()
         return infos
@@ -371,9 +372,12 @@ class ExecutionVectorEnv(NativeVectorEnv):
         attrs = super().per_env_attrs()
         attrs.update({name: (lambda i, c=c: int(ei[i, c])) for name, c in ints.items()})
         attrs.update({name: (lambda i, c=c: float(ef[i, c])) for name, c in floats.items()})
-        attrs["preset"] = lambda i: (
-            "replay" if ei[i, EI.preset] < 0 else PRESET_NAMES[int(ei[i, EI.preset])]
-        )
+        if self.template.calibrated:
+            attrs["preset"] = lambda i: "calibrated"
+        else:
+            attrs["preset"] = lambda i: (
+                "replay" if ei[i, EI.preset] < 0 else PRESET_NAMES[int(ei[i, EI.preset])]
+            )
         attrs["replay_start_time"] = lambda i: float(ef[i, EF.start_time])
         attrs["replay_consumed"] = lambda i: int(ei[i, EI.consumed_msgs])
         attrs["episodes"] = lambda i: int(self.episodes[i])

@@ -2,7 +2,12 @@
 Databento MBO) rebuilt into it (no gym, torch or SB3 here)."""
 
 from trendgym.envs.lob.book import OrderBook, as_messages, empty_messages
-from trendgym.envs.lob.calibrate import Calibration, calibrate_flow
+from trendgym.envs.lob.calibrate import (
+    Calibration,
+    calibrate_flow,
+    load_calibration,
+    save_calibration,
+)
 from trendgym.envs.lob.dbn import read_dbn, write_dbn
 from trendgym.envs.lob.kernels import (
     BUY,
@@ -23,6 +28,8 @@ __all__ = [
     "BUY",
     "Calibration",
     "calibrate_flow",
+    "load_calibration",
+    "save_calibration",
     "CANCEL",
     "LIMIT",
     "MARKET",

@@ -20,9 +20,14 @@ What is fitted, and how:
 
 The queue sizes come from one pass of a numba kernel over the tape that keeps, per price,
 resting orders and lots (orders are told apart by their id, mapped to dense indices first).
-Orders that rested before the tape's first message are unknown to it: messages on them
-are skipped and counted (``unknown_ids``), so a tape should start from an empty book or
-include its resting orders as new orders, as ``record_flow`` writes them.
+Orders that rested before the tape's first message are unknown to it. With the orderbook
+file (``tape.orderbook``), the scan starts from the book before the first message: each
+level's volume as anonymous orders (as many as its lots make orders of the tape's mean new
+size, at least one); messages on unknown ids at that price take their size from it, a delete
+takes one of its orders, and the last lot takes them all. Without the file, or beyond its
+depth, messages on unknown ids are skipped and counted (``unknown_ids``), so such a tape
+should start from an empty book or include its resting orders as new orders, as
+``record_flow`` writes them.
 
 Not fitted: activity bursts (their effect is averaged into every rate) and Pareto market
 size tails.
@@ -35,14 +40,17 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from trendgym.envs.lob.flow import MAX_DEPTH, FlowParams
-from trendgym.envs.lob.kernels import kernel
+from trendgym.envs.lob.kernels import inline_kernel, kernel
 from trendgym.envs.lob.layout import layout
-from trendgym.envs.lob.tape import EVENT, MessageTape
+from trendgym.envs.lob.tape import EVENT, MessageTape, seed_levels
 
 # per side (0 bid, 1 ask) and distance column (0..MAX_DEPTH-1 near, MAX_DEPTH far), the sums
 # the scan accumulates
 ACC = layout("CalibAcc", "arrivals deletes cancel_lots order_time lot_time")
-COUNT = layout("CalibCount", "unknown_ids far_arrivals crossing_arrivals")
+COUNT = layout("CalibCount", "unknown_ids far_arrivals crossing_arrivals anonymous_reductions")
+# per price (rows of the scan's `anon`): the anonymous volume resting before the tape, its
+# estimated number of orders and its side (+1 bid, -1 ask, 0 none)
+ANON = layout("CalibAnon", "lots orders side")
 
 
 @kernel
@@ -72,16 +80,64 @@ def _queue_time_nb(acc, count, lots, lo, ref_bid, ref_ask, totals, dt):
 
 
 @kernel
-def queue_scan_nb(msgs, dense, ptick, lo, left, count, lots, totals, acc, counts, quotes):
+def _seeded_quotes_nb(anon):
+    """The book indices of the best bid and ask of the anonymous volume (-1: none)."""
+    bid = ask = -1
+    for j in range(anon.shape[1]):
+        if anon[ANON.lots, j] > 0:
+            if anon[ANON.side, j] > 0:
+                bid = j
+            elif ask < 0:
+                ask = j
+    return bid, ask
+
+
+@inline_kernel
+def _take_anonymous_nb(anon, j, ev, size):
+    """Take a message's `size` from the anonymous volume at book index `j`; returns (lots,
+    orders) removed."""
+    q = min(size, anon[ANON.lots, j])
+    anon[ANON.lots, j] -= q
+    gone = 0
+    if anon[ANON.lots, j] == 0:
+        gone = anon[ANON.orders, j]
+    elif ev == EVENT.delete and anon[ANON.orders, j] > 1:
+        gone = 1
+    anon[ANON.orders, j] -= gone
+    return q, gone
+
+
+@inline_kernel
+def _quotes_after_nb(count, s, added, j, bid, ask):
+    """The best bid and ask (book indices, -1: empty) after a message on side `s` at index
+    `j` (`added`: a new order) moved the orders `count` per index."""
+    if s == 0:
+        if added and (bid < 0 or j > bid):
+            bid = j
+        while bid >= 0 and count[bid] == 0:
+            bid -= 1
+    else:
+        if added and (ask < 0 or j < ask):
+            ask = j
+        while 0 <= ask < count.shape[0] and count[ask] == 0:
+            ask += 1
+        if ask >= count.shape[0]:
+            ask = -1
+    return bid, ask
+
+
+@kernel
+def queue_scan_nb(msgs, dense, ptick, lo, left, count, lots, totals, acc, counts, quotes, anon):
     """One pass over the tape `msgs` (TAPE_DTYPE): `dense` maps each row's order id to an index
     into `left` (its resting size), `ptick` is its price in book ticks, `count`/`lots` the
     orders and lots resting at each tick from `lo` and `totals` (2, 2) per side (orders,
-    lots) (zeros on entry). Accumulates into `acc`
-    (2, len(ACC), MAX_DEPTH + 1) and `counts` (COUNT) and writes each message's best bid and
-    ask after it into `quotes` (n, 2) (0 when a side is empty)."""
-    n_px = count.shape[0]
-    bid = ask = -1  # book indices of the best quotes; -1: empty
-    ref_bid = ref_ask = -1  # last known quotes (ticks), the distances' reference
+    lots) (on entry: the anonymous volume `anon` (ANON rows), or zeros). Accumulates into
+    `acc` (2, len(ACC), MAX_DEPTH + 1) and `counts` (COUNT) and writes each message's best
+    bid and ask after it into `quotes` (n, 2) (0 when a side is empty)."""
+    bid, ask = _seeded_quotes_nb(anon)  # book indices of the best quotes; -1: empty
+    # last known quotes (ticks), the distances' reference
+    ref_bid = bid + lo if bid >= 0 else -1
+    ref_ask = ask + lo if ask >= 0 else -1
     tot_orders, tot_lots = totals[0], totals[1]
     for i in range(msgs.shape[0]):
         m = msgs[i]
@@ -110,6 +166,16 @@ def queue_scan_nb(msgs, dense, ptick, lo, left, count, lots, totals, acc, counts
                     counts[COUNT.far_arrivals] += dist > MAX_DEPTH
                 else:
                     counts[COUNT.crossing_arrivals] += 1
+            elif left[o] <= 0 and anon[ANON.lots, j] > 0 and anon[ANON.side, j] == m.direction:
+                q, gone = _take_anonymous_nb(anon, j, ev, m.size)
+                counts[COUNT.anonymous_reductions] += 1
+                lots[j] -= q
+                tot_lots[s] -= q
+                count[j] -= gone
+                tot_orders[s] -= gone
+                if ev != 4 and dist >= 1:
+                    acc[s, ACC.cancel_lots, col] += q
+                    acc[s, ACC.deletes, col] += ev == EVENT.delete
             elif left[o] <= 0:
                 counts[COUNT.unknown_ids] += 1
             else:
@@ -123,23 +189,11 @@ def queue_scan_nb(msgs, dense, ptick, lo, left, count, lots, totals, acc, counts
                 if ev != 4 and dist >= 1:
                     acc[s, ACC.cancel_lots, col] += q
                     acc[s, ACC.deletes, col] += gone
-            # the best quotes after the message
-            if s == 0:
-                if ev == 1 and (bid < 0 or j > bid):
-                    bid = j
-                while bid >= 0 and count[bid] == 0:
-                    bid -= 1
-                if bid >= 0:
-                    ref_bid = bid + lo
-            else:
-                if ev == 1 and (ask < 0 or j < ask):
-                    ask = j
-                while 0 <= ask < n_px and count[ask] == 0:
-                    ask += 1
-                if ask >= n_px:
-                    ask = -1
-                if ask >= 0:
-                    ref_ask = ask + lo
+            bid, ask = _quotes_after_nb(count, s, ev == 1, j, bid, ask)
+            if s == 0 and bid >= 0:
+                ref_bid = bid + lo
+            if s == 1 and ask >= 0:
+                ref_ask = ask + lo
         quotes[i, 0] = bid + lo if bid >= 0 else 0
         quotes[i, 1] = ask + lo if ask >= 0 else 0
 
@@ -181,6 +235,7 @@ class Calibration:
     unknown_ids: int
     far_arrivals: int
     crossing_arrivals: int
+    anonymous_reductions: int = 0  # messages on orders resting before the tape (its file)
 
     @property
     def market_intensity(self) -> float:
@@ -209,22 +264,45 @@ class Calibration:
         return asdict(self)
 
 
+def pre_start_volume(tape: MessageTape) -> np.ndarray:
+    """(side, book price, lots) rows of the volume resting before the tape's first message,
+    from its orderbook rows (none without them)."""
+    if tape.orderbook is None or len(tape) == 0:
+        return np.zeros((0, 3), np.int64)
+    seed = seed_levels(tape.messages[0], tape.orderbook[0], tape.tick, tape.source)
+    return np.column_stack([seed["side"], seed["price"], seed["qty"]]).astype(np.int64)
+
+
 def _queue_sums(tape: MessageTape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(acc, counts, quotes) of `queue_scan_nb` over the tape."""
+    """(acc, counts, quotes) of `queue_scan_nb` over the tape, from the book before it."""
     m = tape.messages
     visible = (m["event"] >= EVENT.new) & (m["event"] <= EVENT.execute)
     ptick = np.where(visible, m["price"] // tape.tick, 0).astype(np.int64)
-    lo = int(ptick[visible].min())
-    n_px = int(ptick[visible].max()) - lo + 1
+    seeded = pre_start_volume(tape)
+    prices = np.concatenate([ptick[visible], seeded[:, 1]])
+    lo = int(prices.min())
+    n_px = int(prices.max()) - lo + 1
     ids, dense = np.unique(m["order_id"], return_inverse=True)
     acc = np.zeros((2, len(ACC), MAX_DEPTH + 1))
     counts = np.zeros(len(COUNT), np.int64)
     quotes = np.zeros((len(m), 2), np.int64)
     left = np.zeros(ids.size, np.int64)
-    count, lots = np.zeros(n_px, np.int64), np.zeros(n_px, np.int64)
+    anon = np.zeros((len(ANON), n_px), np.int64)
     totals = np.zeros((2, 2), np.int64)
+    if seeded.shape[0]:
+        new = m["size"][m["event"] == EVENT.new]
+        mean_size = float(new.mean()) if new.size else 1.0
+        j = seeded[:, 1] - lo
+        anon[ANON.side, j] = seeded[:, 0]
+        anon[ANON.lots, j] = seeded[:, 2]
+        anon[ANON.orders, j] = np.maximum(1, np.rint(seeded[:, 2] / mean_size)).astype(np.int64)
+        for s, side in ((0, 1), (1, -1)):
+            on = seeded[:, 0] == side
+            totals[0, s] = anon[ANON.orders, j[on]].sum()
+            totals[1, s] = seeded[on, 2].sum()
+    count, lots = anon[ANON.orders].copy(), anon[ANON.lots].copy()
     queue_scan_nb(
-        m, dense.astype(np.int64), ptick, lo, left, count, lots, totals, acc, counts, quotes
+        m, dense.astype(np.int64), ptick, lo, left, count, lots, totals, acc, counts, quotes, anon
     )
     return acc, counts, quotes
 
@@ -324,4 +402,65 @@ def calibrate_flow(tape: MessageTape, *, hawkes: bool = True) -> Calibration:
         unknown_ids=int(counts[COUNT.unknown_ids]),
         far_arrivals=int(counts[COUNT.far_arrivals]),
         crossing_arrivals=int(counts[COUNT.crossing_arrivals]),
+        anonymous_reductions=int(counts[COUNT.anonymous_reductions]),
     )
+
+
+# ------------------------------------------------------------------------------ files
+CALIBRATION_FORMAT = "trendgym.calibration/1"
+
+
+def save_calibration(cal: Calibration, path, **extra) -> None:
+    """Write `cal` (and its ``params()``) as JSON to `path`, with `extra` JSON-able entries
+    (``trendgym calibrate`` adds the source files and the facts). NaN is written as null."""
+    import json
+    import math
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {key: clean(x) for key, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    doc = {
+        "format": CALIBRATION_FORMAT,
+        "calibration": cal.as_dict(),
+        "flow_params": cal.params().as_dict(),
+        **clean(extra),
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=2, allow_nan=False)
+        f.write("\n")
+
+
+def load_calibration(path) -> Calibration:
+    """The `Calibration` a ``save_calibration`` file holds; ValueError naming the file when
+    it is not one (unreadable, not JSON, another format, fields missing or invalid)."""
+    import json
+    from dataclasses import MISSING, fields
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a readable calibration file ({err})") from None
+    if not isinstance(doc, dict) or doc.get("format") != CALIBRATION_FORMAT:
+        raise ValueError(
+            f'{path}: not a calibration file (no "format": "{CALIBRATION_FORMAT}"; '
+            "write one with trendgym calibrate)"
+        )
+    raw = doc.get("calibration")
+    names = {f.name: f for f in fields(Calibration)}
+    required = {n for n, f in names.items() if f.default is MISSING}
+    if not isinstance(raw, dict) or not required <= raw.keys() or not raw.keys() <= names.keys():
+        raise ValueError(f'{path}: its "calibration" entry lacks or adds fields')
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    try:
+        cal = Calibration(**values)
+        cal.params()  # validates every fitted value
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: invalid calibration ({err})") from None
+    return cal

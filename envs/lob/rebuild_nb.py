@@ -62,6 +62,14 @@ def book_limit_inline_nb(book, trades, n_trades, order_id, side, price, qty):
     return k.limit_nb(book, trades, n_trades, order_id, side, 0, price, qty, 0)
 
 
+@inline_kernel
+def book_rest_nb(book, order_id, side, price, qty):
+    """A limit order known not to cross: rested at once (as ``limit_nb`` would, its matching
+    loop skipped), the book's counters kept as it keeps them."""
+    book[4][k.ADDED_QTY] += qty
+    k._rest_nb(book, order_id, side, 0, price, qty, 0)
+
+
 @kernel
 def book_limit_nb(book, trades, n_trades, order_id, side, price, qty):
     """`book_limit_inline_nb` as a call, for paths off the per-message loop."""
@@ -98,10 +106,10 @@ def book_shrink_nb(book, slot, cut):
 def _reduce_nb(book, slot, size):
     """Take `size` from the order in `slot` (removing it when nothing is left); returns
     whether `size` exceeded what it had. Rebuilt orders show all they have."""
-    o = book[0][slot]
-    shown = o.qty
+    orders, levels, keys, slots, meta, _ = book
+    shown = orders[slot].qty
     if size >= shown:
-        book_cancel_nb(book, o.id)
+        meta[k.CANCELLED_QTY] += k._remove_nb(orders, levels, keys, slots, meta, slot)
         return size > shown
     book_shrink_nb(book, slot, size)
     return False
@@ -247,6 +255,24 @@ def resync_nb(book, trades, ref, lref, tick):
 
 
 # ------------------------------------------------------------------------------ replay
+@kernel
+def price_span_nb(tape):
+    """(lowest, highest) price (source units) of the visible events (new order to
+    execution) in `tape`; (0, 0) when there are none. One pass, no temporary arrays."""
+    lo, hi, seen = 0, 0, False
+    for i in range(tape.shape[0]):
+        m = tape[i]
+        if m.event <= EXECUTE:
+            p = m.price
+            if not seen:
+                lo, hi, seen = p, p, True
+            elif p < lo:
+                lo = p
+            elif p > hi:
+                hi = p
+    return lo, hi
+
+
 @inline_kernel
 def apply_nb(book, trades, m, tick, counters):
     """Apply one tape message; returns the side whose levels may have changed (0 none, 2
@@ -264,7 +290,7 @@ def apply_nb(book, trades, m, tick, counters):
             _clear_crossing_nb(book, m.direction, p)
             counters[S_CROSSING] += 1
             touched = 2
-        book_limit_inline_nb(book, trades, 0, m.order_id, m.direction, p, m.size)
+        book_rest_nb(book, m.order_id, m.direction, p, m.size)
         return touched, m.price
     if ev <= EXECUTE:
         slot = k.hash_find_nb(keys, slots, m.order_id)

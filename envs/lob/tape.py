@@ -156,9 +156,7 @@ class MessageTape:
     def _price_span(self) -> tuple[int, int]:
         """Book ticks the rebuild can meet (messages and orderbook rows), so the book's price
         window is sized once and the kernel never stops for it."""
-        m = self.messages
-        p = m["price"][m["event"] <= EVENT.execute]
-        lo, hi = (int(p.min()), int(p.max())) if p.size else (0, 0)
+        lo, hi = (int(p) for p in rb.price_span_nb(self.messages))
         if self.orderbook is not None:
             ob = self.orderbook
             prices = np.concatenate([ob[:, 0::4].ravel(), ob[:, 2::4].ravel()])
