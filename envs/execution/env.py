@@ -71,7 +71,11 @@ INFO_SPEC = (
     ("vwap_slippage_bps", "end", "side × (avg_price / market_vwap − 1), bps"),
     ("side", "step", "+1 buy, -1 sell"),
     ("quantity", "step", "parent order, lots"),
-    ("preset", "step", "flow preset, index into PRESET_NAMES: " + ", ".join(PRESET_NAMES)),
+    (
+        "preset",
+        "step",
+        "flow preset, index into PRESET_NAMES: " + ", ".join(PRESET_NAMES) + "; -1: replay",
+    ),
     ("urgency", "step", "strength of the adverse drift, [0, 1]"),
     ("replay_start_time", "step", "replay: the episode's start in the tape, s after midnight"),
     ("replay_consumed", "step", "replay: tape messages on liquidity the agent took"),
