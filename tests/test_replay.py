@@ -170,13 +170,14 @@ def test_reset_is_deterministic_and_starts_at_seeded_times():
     assert len(starts) == 4
 
 
-def test_vector_env_on_one_tape_matches_single_envs():
+@pytest.mark.parametrize("parallel", [False, True])
+def test_vector_env_on_one_tape_matches_single_envs(parallel):
     from trendgym.envs.execution.vector import ExecutionVectorEnv
 
     tape = recorded_tape()
     kw = {"horizon": 6, "step_seconds": 1.0, "warmup_seconds": 2.0}
     n = 3
-    venv = ExecutionVectorEnv(n, replay=tape, parallel=False, **kw)
+    venv = ExecutionVectorEnv(n, replay=tape, parallel=parallel, **kw)
     assert venv._replay.tape is venv.template._replay.tape  # one tape, not n copies
     singles = [ExecutionEnv(replay=tape, **kw) for _ in range(n)]
     rng = np.random.default_rng(1)
@@ -364,3 +365,18 @@ def test_checkpoints_do_not_change_episodes(monkeypatch):
             a = rng.uniform(-1, 1, 3).astype(np.float32)
             x, y = near.step(a), whole.step(a)
             assert x[0].tolist() == y[0].tolist() and x[1:] == y[1:]
+
+
+def test_dbn_file_replays_like_its_tape(tmp_path):
+    pytest.importorskip("databento_dbn")
+    from trendgym.envs.lob.dbn import write_dbn
+
+    tape = recorded_tape()
+    path = tmp_path / "day.mbo.dbn.zst"
+    write_dbn(tape, path, zstd=True)
+    kw = {"horizon": 4, "step_seconds": 1.0, "warmup_seconds": 2.0}
+    from_file, in_memory = ExecutionEnv(replay=str(path), **kw), ExecutionEnv(replay=tape, **kw)
+    assert from_file.tick_size == in_memory.tick_size
+    assert from_file.reset(seed=2)[0].tolist() == in_memory.reset(seed=2)[0].tolist()
+    a = encode_action(ORDER.market, 0.3)
+    assert from_file.step(a)[1] == in_memory.step(a)[1]
