@@ -258,7 +258,7 @@ def record_twin(nav, k, turnover_sum, cost_sum, dsr_a, dsr_b, t, end, net, cost,
     until_end=st.integers(1, 3),
 )
 def test_record_kernel_matches_python_twin(net, k, log_reward, moments, until_end):
-    from trendgym.envs.portfolio.kernels import record_step_nb
+    from trendgym.envs.portfolio.kernels import record_nb
     from trendgym.envs.portfolio.layout import Out, PortfolioState, Settings, StepBuffers
 
     fstate = np.array([[1.3, 0.4, 0.01, *moments]])
@@ -269,7 +269,7 @@ def test_record_kernel_matches_python_twin(net, k, log_reward, moments, until_en
         np.zeros((1, 4), np.float32), np.zeros((len(Out), 1)), np.zeros((2, 1), bool),
         np.zeros(1, np.int64),
     )  # fmt: skip
-    ended = record_step_nb(net, 0.002, 0.3, state, settings_, buffers)
+    ended = record_nb(0, net, 0.002, 0.3, state, settings_, buffers)
     want = record_twin(1.3, k, 0.4, 0.01, *moments, 100, 100 + until_end, net, 0.002, 0.3,
                        log_reward, 0.05)  # fmt: skip
     nav, k1, tsum, csum, a, b, t, reward, term, trunc = want
