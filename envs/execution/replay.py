@@ -38,7 +38,7 @@ from trendgym.envs.execution.layout import (
     TOB_LEVELS,
 )
 from trendgym.envs.execution.observe import mid_nb
-from trendgym.envs.execution.reset import clear_book_nb
+from trendgym.envs.execution.reset import clear_book_nb, draw_order_nb
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob import rebuild_nb as rb
 from trendgym.envs.lob.flow import FS, IS
@@ -287,12 +287,7 @@ def draw_replay_episode_nb(i, raw, cfg, ep, replay):
     """Env i's episode from its raw words: side, quantity (each unless given) and the start
     time, uniform over the tape's admissible span; returns the start time."""
     r = raw[i]
-    side = int(cfg[CFG.side]) if cfg[CFG.side] != 0 else (1 if unit_nb(r[0]) < 0.5 else -1)
-    if cfg[CFG.quantity] > 0:
-        qty = int(cfg[CFG.quantity])
-    else:
-        lo, hi = int(cfg[CFG.qty_lo]), int(cfg[CFG.qty_hi])
-        qty = lo + int(unit_nb(r[1]) * (hi - lo + 1))
+    side, qty = draw_order_nb(r, cfg)
     ep.ei[i, EI.side] = side
     ep.ei[i, EI.qty] = qty
     ep.ei[i, EI.preset] = -1

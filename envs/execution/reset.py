@@ -64,17 +64,23 @@ def clear_book_nb(i, base, start_price, book, fstate, istate):
 
 
 @njit(cache=True, _nrt=False)
+def draw_order_nb(r, cfg):
+    """The parent order's side and quantity, each from its kwarg when given, else from the raw
+    words r[0] and r[1]: the same draw in simulated and replay mode."""
+    side = int(cfg[CFG.side]) if cfg[CFG.side] != 0 else (1 if unit_nb(r[0]) < 0.5 else -1)
+    if cfg[CFG.quantity] > 0:
+        return side, int(cfg[CFG.quantity])
+    lo, hi = int(cfg[CFG.qty_lo]), int(cfg[CFG.qty_hi])
+    return side, lo + int(unit_nb(r[1]) * (hi - lo + 1))
+
+
+@njit(cache=True, _nrt=False)
 def draw_episode_nb(i, raw, cfg, preset_params, ep, flow):
     """Env i's episode from eight raw words of its generator: side, quantity, preset, urgency
     (each drawn only when its kwarg is None) and the flow's xoshiro stream; returns the
     preset's initial depth. The informed drift is side × (preset drift + urgency × max_drift)."""
     r = raw[i]
-    side = int(cfg[CFG.side]) if cfg[CFG.side] != 0 else (1 if unit_nb(r[0]) < 0.5 else -1)
-    if cfg[CFG.quantity] > 0:
-        qty = int(cfg[CFG.quantity])
-    else:
-        lo, hi = int(cfg[CFG.qty_lo]), int(cfg[CFG.qty_hi])
-        qty = lo + int(unit_nb(r[1]) * (hi - lo + 1))
+    side, qty = draw_order_nb(r, cfg)
     n_presets = preset_params.shape[0]
     preset = int(cfg[CFG.preset]) if cfg[CFG.preset] >= 0 else int(unit_nb(r[2]) * n_presets)
     urgency = cfg[CFG.urgency] if cfg[CFG.urgency] >= 0 else unit_nb(r[3])
