@@ -20,7 +20,6 @@ from pathlib import Path
 
 CALIBRATION_JSON = "calibration.json"
 CALIBRATION_PNG = "calibration.png"
-_DBN_SUFFIXES = (".dbn", ".dbn.zst")
 
 
 def _positive_float(text: str) -> float:
@@ -64,10 +63,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _is_dbn(path: Path) -> bool:
-    return path.name.endswith(_DBN_SUFFIXES)
-
-
 def check_input(path: str, what: str) -> Path:
     """Refuse a path that is not a readable file, naming the argument."""
     p = Path(path)
@@ -87,16 +82,14 @@ def default_out(tape: Path) -> Path:
 
 def read_tape(tape: Path, orderbook: Path | None):
     """The tape (LOBSTER or DBN by its name), refusals as ValueError naming the file."""
-    from trendgym.envs.lob import read_dbn, read_lobster
+    from trendgym.envs.lob.tape import is_dbn, read_tape
 
-    if _is_dbn(tape):
-        if orderbook is not None:
-            raise ValueError("ORDERBOOK: a DBN file carries no orderbook file; give TAPE alone")
-        try:
-            return read_dbn(tape)
-        except ImportError as err:
-            raise ValueError(str(err)) from None
-    return read_lobster(tape, orderbook)
+    if is_dbn(tape) and orderbook is not None:
+        raise ValueError("ORDERBOOK: a DBN file carries no orderbook file; give TAPE alone")
+    try:
+        return read_tape(tape, orderbook)
+    except ImportError as err:  # the optional databento-dbn extra is missing
+        raise ValueError(str(err)) from None
 
 
 def facts_table(facts: dict[str, tuple[float, float]]) -> str:

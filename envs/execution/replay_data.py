@@ -21,7 +21,7 @@ from trendgym.envs.execution.layout import CK, CONSUMED_SLOTS, RS, Replay
 from trendgym.envs.execution.replay import AGENT_FIRST_ID, dump_book_nb
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob import rebuild_nb as rb
-from trendgym.envs.lob.tape import TAPE_DTYPE, MessageTape
+from trendgym.envs.lob.tape import TAPE_DTYPE, MessageTape, is_dbn, read_tape
 
 MAX_CHECKPOINTS = 512  # checkpoints per tape at most (fewer messages apart on short tapes)
 MIN_EVERY = 64  # messages between checkpoints at least
@@ -81,16 +81,9 @@ def load_tape(replay: Any, orderbook: Any = None) -> MessageTape:
     for name, path in (("replay", replay), ("replay_orderbook", orderbook)):
         if path is not None and not Path(path).is_file():
             raise ValueError(f"{name}: no such file {str(path)!r}")
-    name = str(replay).lower()
-    if name.endswith(".dbn") or name.endswith(".dbn.zst"):
-        if orderbook is not None:
-            raise ValueError("replay_orderbook goes with LOBSTER files, not DBN")
-        from trendgym.envs.lob.dbn import read_dbn
-
-        return read_dbn(replay)
-    from trendgym.envs.lob.lobster import read_lobster
-
-    return read_lobster(replay, orderbook)
+    if is_dbn(replay) and orderbook is not None:
+        raise ValueError("replay_orderbook goes with LOBSTER files, not DBN")
+    return read_tape(replay, orderbook)
 
 
 def prepare(tape: MessageTape, episode_seconds: float) -> ReplayData:

@@ -243,3 +243,25 @@ def seed_levels(first: np.ndarray, row: np.ndarray, tick: int, source: str) -> n
     for i, ((side, price), qty) in enumerate(levels):
         msgs[i] = (0, side, 0, price // tick, qty, anonymous_id(side, price // tick), 0)
     return msgs
+
+
+DBN_SUFFIXES = (".dbn", ".dbn.zst")
+
+
+def is_dbn(path) -> bool:
+    """Whether `path` names a Databento DBN file (plain or zstd) rather than LOBSTER messages."""
+    return str(path).lower().endswith(DBN_SUFFIXES)
+
+
+def read_tape(path, orderbook=None) -> MessageTape:
+    """The tape in `path`: a Databento ``.dbn``/``.dbn.zst`` file, or a LOBSTER message file
+    (with its `orderbook` file when given), told apart by the file's name."""
+    if is_dbn(path):
+        if orderbook is not None:
+            raise ValueError(f"{path}: a DBN file carries no orderbook file")
+        from trendgym.envs.lob.dbn import read_dbn
+
+        return read_dbn(path)
+    from trendgym.envs.lob.lobster import read_lobster
+
+    return read_lobster(path, orderbook)
