@@ -12,7 +12,7 @@ them to an ex-ante annual vol (constant-correlation covariance from the observed
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -69,6 +69,8 @@ def _scale_to_vol(
 class PortfolioPolicy:
     """Shared plumbing: the env's observation layout, batching, vol targeting, clipping."""
 
+    batches: ClassVar[bool] = True  # False: the weights follow one env's clock, one obs a call
+
     def __init__(self, env: Any, portfolio_vol: float | None = None) -> None:
         self.env = env
         unwrapped = getattr(env, "unwrapped", env)
@@ -98,6 +100,10 @@ class PortfolioPolicy:
     ) -> tuple[np.ndarray, Any]:
         obs = np.asarray(observation, dtype=np.float64)
         batched = obs.ndim == 2
+        if batched and obs.shape[0] != 1 and not self.batches:
+            raise ValueError(
+                f"{type(self).__name__} follows one env's clock; got a batch of observations"
+            )
         rows = obs if batched else obs[None, :]
         size = self.n_assets * self._n_features
         if rows.shape[1] != size + len(self._glob):
@@ -200,6 +206,8 @@ class StaticTSMOM(PortfolioPolicy):
     time (the row is the env's); a batch of several observations is refused.
     """
 
+    batches: ClassVar[bool] = False
+
     def __init__(
         self,
         env: Any,
@@ -212,18 +220,6 @@ class StaticTSMOM(PortfolioPolicy):
         super().__init__(env, portfolio_vol)
         self.table = tsmom_weights(self._env.prices, lookback, vol_com, target_vol, periods)
         self._table = self.table.to_numpy()
-
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: Any = None,
-        episode_start: Any = None,
-        deterministic: bool = True,
-    ) -> tuple[np.ndarray, Any]:
-        obs = np.asarray(observation)
-        if obs.ndim == 2 and obs.shape[0] != 1:
-            raise ValueError("StaticTSMOM follows one env's clock; got a batch of observations")
-        return super().predict(observation, state, episode_start, deterministic)
 
     def _weights(self, per_asset: np.ndarray, glob: np.ndarray) -> np.ndarray:
         return self._table[self._env.t]

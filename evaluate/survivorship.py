@@ -33,6 +33,7 @@ from trendgym.evaluate.walkforward import (
     run_walk_forward,
     safe_sharpe,
 )
+from trendgym.evaluate.walkforward.portfolio import DATA_KEYS
 from trendgym.evaluate.walkforward.results import scores
 
 __all__ = [
@@ -48,21 +49,6 @@ __all__ = [
     "policy_placebo",
     "survivorship_check",
 ]
-
-# keys that choose the data; everything else (leverage, vol target, impact, ...) is kept
-_DATA_KEYS = (
-    "prices",
-    "preset",
-    "data_seed",
-    "n_years",
-    "n_assets",
-    "costs_bps",
-    "delisting_returns",
-    "signals",
-    "start",
-    "end",
-    "window",
-)
 
 
 # --------------------------------------------------------------------------- 1. data
@@ -216,7 +202,7 @@ def survivorship_check(
     data = delisting_check(frame, min_years=min_years, periods_per_year=PERIODS_PER_YEAR)
     alive = survivors(frame)
     costs = dict(zip(frame.columns, pit.unwrapped.costs_bps, strict=True))
-    keep = {k: v for k, v in env_kwargs.items() if k not in _DATA_KEYS}
+    keep = {k: v for k, v in env_kwargs.items() if k not in DATA_KEYS}
     survivor_env = make_env(
         "trendgym/Portfolio-v0",
         {

@@ -145,6 +145,14 @@ class TrainConfig:
             except TypeError as err:
                 raise TypeError(f"{name} must be JSON-serialisable ({err})") from None
 
+    @classmethod
+    def from_args(cls, args: Any, **fields: Any) -> TrainConfig:
+        """A config from a training script's ``Args`` dataclass: each of its fields that
+        TrainConfig also has, then `fields` (what the script sets or derives itself)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        given = {f.name: getattr(args, f.name) for f in dataclasses.fields(args)}
+        return cls(**{**{k: v for k, v in given.items() if k in names}, **fields})
+
     @property
     def run_dir(self) -> Path:
         return Path(self.out) if self.out else default_run_dir(self.env_id, self.algo, self.seed)

@@ -44,23 +44,7 @@ class Args:
 
 
 def main(args: Args) -> Path:
-    config = TrainConfig(
-        env_id=ENV_ID,
-        algo="ppo",
-        timesteps=args.timesteps,
-        seed=args.seed,
-        n_envs=args.n_envs,
-        out=args.out,
-        resume=args.resume,
-        n_stack=args.n_stack,
-        env_kwargs=args.env_kwargs,
-        model_kwargs=args.model_kwargs,
-        norm_obs=True,
-        norm_reward=args.norm_reward,
-        checkpoint_every=args.checkpoint_every,
-        progress_bar=args.progress_bar,
-    )
-    return train(config)
+    return train(TrainConfig.from_args(args, env_id=ENV_ID, algo="ppo", norm_obs=True))
 
 
 def evaluate(

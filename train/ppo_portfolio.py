@@ -84,23 +84,14 @@ def main(args: Args) -> Path:
         n_layers=args.n_layers,
         asset_embedding=False,  # asset identities would let it memorise each asset's past
     )
-    config = TrainConfig(
-        env_id=args.env_id,
+    raw = args.extractor == "none"
+    config = TrainConfig.from_args(
+        args,
         algo="ppo",
-        timesteps=args.timesteps,
-        seed=args.seed,
-        n_envs=args.n_envs,
-        out=args.out,
-        resume=args.resume,
-        extractor=None if args.extractor == "none" else "attention",
-        extractor_kwargs={} if args.extractor == "none" else attention,
-        n_stack=args.n_stack,
+        extractor=None if raw else "attention",
+        extractor_kwargs={} if raw else attention,
         env_kwargs=train_env_kwargs(args),
-        model_kwargs=args.model_kwargs,
         norm_obs=True,
-        norm_reward=args.norm_reward,
-        checkpoint_every=args.checkpoint_every,
-        progress_bar=args.progress_bar,
     )
     return train(config)
 

@@ -153,7 +153,7 @@ def _checkpoints(tape: MessageTape) -> tuple[Replay, int, int]:
             i, status = rb.rebuild_nb(
                 st, trades, m, tick, i, stop, none_out, stop, none_ref, no_row, counters, False
             )
-            if status == rb.DONE:
+            if status == rb.STATUS.done:
                 break
             book.reserve(book.orders.shape[0])
     settings = np.zeros(len(RS), dtype=np.int64)

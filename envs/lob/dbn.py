@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit, types
 from numba.typed import Dict
 
-from trendgym.envs.lob.tape import EVENT, TAPE_DTYPE, MessageTape
+from trendgym.envs.lob.tape import EVENT, TAPE_DTYPE, MessageTape, emit_event_nb
 
 MBO_DTYPE = np.dtype(
     [
@@ -178,15 +178,6 @@ _LIVE = types.UniTuple(types.int64, 3)  # a live order: size left, price, direct
 
 
 @njit(cache=True)
-def _emit_nb(out, n, t, event, oid, size, price, direction):
-    r = out[n]
-    r.time, r.event, r.order_id, r.size, r.price, r.direction = (
-        t, event, oid, size, price, direction,
-    )  # fmt: skip
-    return n + 1
-
-
-@njit(cache=True)
 def _mbo_events_nb(action, side, price, size, oid, t_ns, out):
     """Map MBO records to tape events, tracking each live order's (size, price, side). The
     output needs room for three events per record. Returns the events written, or
@@ -203,7 +194,7 @@ def _mbo_events_nb(action, side, price, size, oid, t_ns, out):
             return -(i + 1)
         if a == _A:
             live[o] = (size[i], price[i], d)
-            n = _emit_nb(out, n, t, EVENT.new, o, size[i], price[i], d)
+            n = emit_event_nb(out, n, t, EVENT.new, o, size[i], price[i], d)
         elif a == _C:
             if o in live:
                 left, p, d = live[o]
@@ -211,29 +202,29 @@ def _mbo_events_nb(action, side, price, size, oid, t_ns, out):
                     ev = EVENT.execute
                 else:
                     ev = EVENT.delete if size[i] >= left else EVENT.cancel
-                n = _emit_nb(out, n, t, ev, o, size[i], p, d)
+                n = emit_event_nb(out, n, t, ev, o, size[i], p, d)
                 if size[i] >= left:
                     del live[o]
                 else:
                     live[o] = (left - size[i], p, d)
             else:
-                n = _emit_nb(out, n, t, EVENT.cancel, o, size[i], price[i], d)
+                n = emit_event_nb(out, n, t, EVENT.cancel, o, size[i], price[i], d)
         elif a == _M:
             if o in live:
                 left, p, d = live[o]
                 if price[i] == p and size[i] <= left:
                     if size[i] < left:
-                        n = _emit_nb(out, n, t, EVENT.cancel, o, left - size[i], p, d)
+                        n = emit_event_nb(out, n, t, EVENT.cancel, o, left - size[i], p, d)
                         live[o] = (size[i], p, d)
                     fill_id = -1
                     continue
-                n = _emit_nb(out, n, t, EVENT.delete, o, left, p, d)
+                n = emit_event_nb(out, n, t, EVENT.delete, o, left, p, d)
             live[o] = (size[i], price[i], d)
-            n = _emit_nb(out, n, t, EVENT.new, o, size[i], price[i], d)
+            n = emit_event_nb(out, n, t, EVENT.new, o, size[i], price[i], d)
         elif a == _R:
             for key in live:
                 left, p, d = live[key]
-                n = _emit_nb(out, n, t, EVENT.delete, key, left, p, d)
+                n = emit_event_nb(out, n, t, EVENT.delete, key, left, p, d)
             live.clear()
         if a == _F:
             fill_id, fill_size = o, size[i]

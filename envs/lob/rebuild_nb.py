@@ -12,6 +12,8 @@ import numpy as np
 
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.kernels import inline_kernel, kernel
+from trendgym.envs.lob.layout import STATUS
+from trendgym.envs.lob.retry import run_to_done
 
 EMPTY_ASK, EMPTY_BID = 9999999999, -9999999999  # LOBSTER's price of an empty level
 
@@ -39,7 +41,6 @@ STAT_NAMES = (
     S_HALTS,
 ) = range(len(STAT_NAMES))
 
-DONE, NEED_SLOT = 0, 1
 # The kernels here never allocate and are compiled without reference counting, as the
 # book's are (see kernels.py): counting the references of the book's arrays at every
 # message would cost more than the message's own work.
@@ -314,7 +315,8 @@ def rebuild_nb(book, trades, tape, tick, start, stop, out, out_from, ref, row, c
     row from message to message (depth: the larger of `out`'s and `ref`'s); after message i
     its first columns go to ``out[i - out_from]`` when i >= out_from, and it is compared
     with ``ref[i]`` when `ref` has rows (and the book resynced to it if `resync`). Returns
-    (next message, DONE) or, when the pool may lack room, (that message, NEED_SLOT)."""
+    (next message, ``STATUS.done``) or, when the pool may lack room, (that message,
+    ``STATUS.need_slot``)."""
     orders, levels, meta = book[0], book[1], book[4]
     n_row = row.shape[0] // 4
     n_out = out.shape[1] // 4
@@ -322,7 +324,7 @@ def rebuild_nb(book, trades, tape, tick, start, stop, out, out_from, ref, row, c
     want_rows = n_row > 0
     for i in range(start, stop):
         if orders.shape[0] - meta[k.N_LIVE] < 2 * lref + 2:
-            return i, NEED_SLOT
+            return i, STATUS.need_slot
         touched, price = apply_nb(book, trades, tape[i], tick, counters)
         if not want_rows:
             continue
@@ -347,7 +349,7 @@ def rebuild_nb(book, trades, tape, tick, start, stop, out, out_from, ref, row, c
         if i >= out_from:
             for c in range(4 * n_out):
                 out[i - out_from, c] = row[c]
-    return stop, DONE
+    return stop, STATUS.done
 
 
 def run_rebuild(book, tape, tick, stop, out, out_from, ref, counters, resync) -> None:
@@ -356,11 +358,13 @@ def run_rebuild(book, tape, tick, stop, out, out_from, ref, counters, resync) ->
     row = np.zeros(4 * depth, dtype=np.int64)
     trades = np.empty(1, dtype=k.TRADE_DTYPE)  # the rebuild never trades
     i = 0
-    while True:
+
+    def call() -> int:
+        nonlocal i
         i, status = rebuild_nb(
             book.state, trades, tape, np.int64(tick), i, stop, out, out_from, ref, row,
             counters, bool(resync),
         )  # fmt: skip
-        if status == DONE:
-            return
-        book.reserve(book.orders.shape[0])
+        return status
+
+    run_to_done(call, lambda status: book.reserve(book.orders.shape[0]))

@@ -17,18 +17,9 @@ from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob import rebuild_nb as rb
 from trendgym.envs.lob.book import OrderBook, as_messages, empty_messages
 from trendgym.envs.lob.kernels import inline_kernel, kernel
-from trendgym.envs.lob.tape import EVENT, TAPE_DTYPE, MessageTape
-
-DONE, NEED_ROOM, NEED_SLOT, LIVE_ID = 0, 1, 2, 3
-
-
-@inline_kernel
-def _emit_nb(out, n, time, event, order_id, size, price, direction):
-    r = out[n]
-    r.time, r.event, r.order_id, r.size, r.price, r.direction = (
-        time, event, order_id, size, price, direction,
-    )  # fmt: skip
-    return n + 1
+from trendgym.envs.lob.layout import STATUS
+from trendgym.envs.lob.retry import run_to_done
+from trendgym.envs.lob.tape import EVENT, TAPE_DTYPE, MessageTape, emit_event_nb
 
 
 @inline_kernel
@@ -38,11 +29,11 @@ def _emit_limit_nb(book, trades, out, n, origin, i, t, oid, side, price, qty, ti
     for j in range(n_tr):
         tr = trades[j]
         origin[n] = i
-        n = _emit_nb(out, n, t, EVENT.execute, tr.maker_id, tr.qty, tr.price * tick, -side)
+        n = emit_event_nb(out, n, t, EVENT.execute, tr.maker_id, tr.qty, tr.price * tick, -side)
     slot = k.hash_find_nb(book[2], book[3], oid)
     if slot >= 0:
         origin[n] = i
-        n = _emit_nb(out, n, t, EVENT.new, oid, book[0][slot].qty, price * tick, side)
+        n = emit_event_nb(out, n, t, EVENT.new, oid, book[0][slot].qty, price * tick, side)
     return n
 
 
@@ -50,20 +41,20 @@ def _emit_limit_nb(book, trades, out, n, origin, i, t, oid, side, price, qty, ti
 def orders_to_tape_nb(book, trades, msgs, times, start, out, n_out, origin, tick):
     """Replay `msgs` from `start` into `book`, writing their feed events to `out` from row
     `n_out` (and each row's message index to `origin`). Returns (next message, rows written,
-    status): DONE, NEED_ROOM (grow `out`/`trades`), NEED_SLOT (grow the pool) or LIVE_ID (a
-    limit reused a live id)."""
+    status): a ``STATUS``: done, need_trade_room (grow `out`/`trades`), need_slot (grow the
+    pool) or duplicate_id (a limit reused a live id)."""
     orders, _, keys, slots, meta, _ = book
     n = n_out
     for i in range(start, msgs.shape[0]):
         room = k.trade_room_needed_nb(meta) + 2
         if out.shape[0] - n < room or trades.shape[0] < room:
-            return i, n, NEED_ROOM
+            return i, n, STATUS.need_trade_room
         if meta[k.FREE_HEAD] < 0:
-            return i, n, NEED_SLOT
+            return i, n, STATUS.need_slot
         m, t = msgs[i], times[i]
         if m.kind == k.LIMIT:
             if k.hash_find_nb(keys, slots, m.order_id) >= 0:
-                return i, n, LIVE_ID
+                return i, n, STATUS.duplicate_id
             n = _emit_limit_nb(
                 book, trades, out, n, origin, i, t, m.order_id, m.side, m.price, m.qty, tick
             )
@@ -72,7 +63,7 @@ def orders_to_tape_nb(book, trades, msgs, times, start, out, n_out, origin, tick
             for j in range(n_tr):
                 tr = trades[j]
                 origin[n] = i
-                n = _emit_nb(
+                n = emit_event_nb(
                     out, n, t, EVENT.execute, tr.maker_id, tr.qty, tr.price * tick, -m.side
                 )
         else:
@@ -85,19 +76,19 @@ def orders_to_tape_nb(book, trades, msgs, times, start, out, n_out, origin, tick
             if m.kind == k.MODIFY and new_price == price and m.qty <= left:
                 if m.qty < left:
                     origin[n] = i
-                    n = _emit_nb(
+                    n = emit_event_nb(
                         out, n, t, EVENT.cancel, m.order_id, left - m.qty, price * tick, side
                     )
                     rb.book_shrink_nb(book, slot, left - m.qty)
                 continue
             origin[n] = i
-            n = _emit_nb(out, n, t, EVENT.delete, m.order_id, left, price * tick, side)
+            n = emit_event_nb(out, n, t, EVENT.delete, m.order_id, left, price * tick, side)
             rb.book_cancel_nb(book, m.order_id)
             if m.kind == k.MODIFY:  # to the back of the queue at the new price or size
                 n = _emit_limit_nb(
                     book, trades, out, n, origin, i, t, m.order_id, side, new_price, m.qty, tick
                 )
-    return msgs.shape[0], n, DONE
+    return msgs.shape[0], n, STATUS.done
 
 
 def tape_from_orders(
@@ -123,19 +114,33 @@ def tape_from_orders(
     prices = msgs["price"][msgs["price"] > 0]
     if prices.size:
         book.reserve(0, int(prices.min()), int(prices.max()))
+    out, origin, n = _record_events(book, msgs, times, tick)
+    tape = MessageTape(out[:n].copy(), tick=tick, source="<orders>")
+    return (tape, origin[:n].copy()) if return_origin else tape
+
+
+def _record_events(
+    book: OrderBook, msgs: np.ndarray, times: np.ndarray, tick: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(events, their message indices, rows used): `orders_to_tape_nb` run to the end, the
+    arrays grown whenever it stops for room."""
     out = np.empty(msgs.shape[0] + 64, dtype=TAPE_DTYPE)
     origin = np.empty(out.shape[0], dtype=np.int64)
     trades = np.empty(256, dtype=k.TRADE_DTYPE)
     i, n = 0, 0
-    while True:
+
+    def call() -> int:
+        nonlocal i, n
         i, n, status = orders_to_tape_nb(
             book.state, trades, msgs, times, i, out, n, origin, np.int64(tick)
         )
-        if status == DONE:
-            break
-        if status == NEED_SLOT:
+        return status
+
+    def make_room(status: int) -> None:
+        nonlocal trades, out, origin
+        if status == STATUS.need_slot:
             book.reserve(book.orders.shape[0])
-        elif status == NEED_ROOM:
+        elif status == STATUS.need_trade_room:
             room = k.trade_room_needed_nb(book.meta) + 2
             if trades.shape[0] < room:
                 trades = np.empty(2 * room, dtype=k.TRADE_DTYPE)
@@ -144,8 +149,9 @@ def tape_from_orders(
                 origin = np.resize(origin, out.shape[0])
         else:
             raise ValueError(f"message {i}: limit order id {msgs['order_id'][i]} is already live")
-    tape = MessageTape(out[:n].copy(), tick=tick, source="<orders>")
-    return (tape, origin[:n].copy()) if return_origin else tape
+
+    run_to_done(call, make_room)
+    return out, origin, n
 
 
 def resting_orders(book: OrderBook) -> np.ndarray:

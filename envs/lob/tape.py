@@ -24,6 +24,7 @@ import numpy as np
 
 from trendgym.envs.lob import rebuild_nb as rb
 from trendgym.envs.lob.book import OrderBook
+from trendgym.envs.lob.kernels import inline_kernel
 
 TAPE_DTYPE = np.dtype(
     [
@@ -49,6 +50,17 @@ class EventT(NamedTuple):
 
 
 EVENT = EventT()
+
+
+@inline_kernel
+def emit_event_nb(out, n, time, event, order_id, size, price, direction):
+    """Write one event to row `n` of `out` (TAPE_DTYPE); the next free row."""
+    r = out[n]
+    r.time, r.event, r.order_id, r.size, r.price, r.direction = (
+        time, event, order_id, size, price, direction,
+    )  # fmt: skip
+    return n + 1
+
 
 EMPTY_ASK, EMPTY_BID = rb.EMPTY_ASK, rb.EMPTY_BID  # how LOBSTER writes an empty level's price
 STAT_NAMES = rb.STAT_NAMES

@@ -138,7 +138,7 @@ class PortfolioDomain:
         n_days, n_assets = env.prices.shape
         from trendgym.envs.market.calendar import BUSINESS_DAYS_PER_YEAR
 
-        keep = {k: v for k, v in config.env_kwargs.items() if k not in PLACEBO_REPLACED}
+        keep = {k: v for k, v in config.env_kwargs.items() if k not in DATA_KEYS}
         names = [f"RW{i + 1:02d}" for i in range(n_assets)]
         market = {
             **keep,
@@ -158,8 +158,9 @@ class PortfolioDomain:
         ]
 
 
-# keys that choose the data: a placebo market replaces them all
-PLACEBO_REPLACED = (
+# the Portfolio-v0 kwargs that choose the market data: a placebo market, or the survivors of a
+# universe, replaces them all and keeps the rest (leverage, vol target, impact, ...)
+DATA_KEYS = (
     "prices",
     "preset",
     "data_seed",
