@@ -67,6 +67,8 @@ def test_before_engine_is_the_revision_not_this_tree(engines):
     assert after["ExecutionVectorEnv"].__module__ == "trendgym.envs.execution.vector"
 
 
+# the old engine's book kernels compile in about a minute on an empty cache: expensive
+@pytest.mark.expensive
 def test_order_books_of_both_engines_trade_alike(engines):
     before, after = engines
     w = ab.order_book(20_000)
@@ -74,6 +76,7 @@ def test_order_books_of_both_engines_trade_alike(engines):
     assert w.build(before)(0.0) > 0 and w.build(after)(0.0) > 0
 
 
+@pytest.mark.expensive
 def test_a_changed_engine_is_caught(engines):
     """The identity check fails when one side's results differ by a single trade."""
     before, after = engines
