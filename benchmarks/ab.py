@@ -1,6 +1,7 @@
 """The engine at a git revision against this tree, in one process: same workloads, timed in turn.
 
     python benchmarks/ab.py [--before 9b6eedb] [--rounds 7] [--seconds 1.0] [--parallel serial]
+                            [--clock wall|cpu]
 
 The revision's ``__init__.py`` and ``envs/`` are extracted once (``git archive``) into
 ``.ab_cache/<commit>/trendgym_before/`` with every ``trendgym`` import (and env id) renamed
@@ -18,7 +19,8 @@ hits both sides alike) for ``--seconds`` each; the table gives each side's media
 rate, the ratio of the medians and the range of the per-round ratios. Single envs time only
 ``step`` calls (resets excluded); vector envs time ``step`` including their autoresets. The
 vector envs run one thread by default (``--parallel serial``): ``prange`` on a shared machine
-measures the other processes more than the kernels.
+measures the other processes more than the kernels; ``--clock cpu`` times this thread's CPU
+time instead of the elapsed time, which other processes on the cores disturb far less.
 """
 
 from __future__ import annotations
@@ -133,13 +135,13 @@ def load_engine(package: str, home: Path | None = None) -> dict[str, Any]:
 # ---------------------------------------------------------------- workloads
 @dataclass
 class Workload:
-    """One thing timed on both engines: `build(engine)` returns a `run(seconds) -> rate`
-    closure (state built untimed), `same(before, after)` raises unless the two engines give
-    bit-identical results on it."""
+    """One thing timed on both engines: `build(engine, clock)` returns a `run(seconds) ->
+    rate` closure (state built untimed; `clock`: time.perf_counter or time.thread_time),
+    `same(before, after)` raises unless the two engines give bit-identical results on it."""
 
     name: str
     unit: str
-    build: Callable[[dict[str, Any]], Callable[[float], float]]
+    build: Callable[[dict[str, Any], Callable[[], float]], Callable[[float], float]]
     same: Callable[[dict[str, Any], dict[str, Any]], str]
 
 
@@ -188,7 +190,7 @@ def single(cls: str, kwargs: dict, lo: float, hi: float, seeds: tuple[int, ...])
         env = engine[cls](**kwargs)
         return env, _bank(np.random.default_rng(0), env.action_space.shape, lo, hi)
 
-    def build(engine):
+    def build(engine, clock):
         env, bank = make(engine)
         episode = [0]
 
@@ -197,12 +199,12 @@ def single(cls: str, kwargs: dict, lo: float, hi: float, seeds: tuple[int, ...])
             while spent < seconds or steps == 0:
                 env.reset(seed=episode[0])
                 episode[0] += 1
-                done, t0 = False, time.perf_counter()
+                done, t0 = False, clock()
                 while not done:
                     _, _, term, trunc, _ = env.step(bank[steps & 63])
                     steps += 1
                     done = term or trunc
-                spent += time.perf_counter() - t0
+                spent += clock() - t0
             return steps / spent
 
         return run
@@ -225,13 +227,13 @@ def vector(cls: str, kwargs: dict, lo: float, hi: float, steps: int, parallel) -
         shape = (N_VECTOR, *env.single_action_space.shape)
         return env, _bank(np.random.default_rng(0), shape, lo, hi)
 
-    def build(engine):
+    def build(engine, clock):
         env, bank = make(engine)
         env.reset(seed=0)
 
         def run(seconds: float) -> float:
-            calls, t0 = 0, time.perf_counter()
-            while (elapsed := time.perf_counter() - t0) < seconds or calls < 3:
+            calls, t0 = 0, clock()
+            while (elapsed := clock() - t0) < seconds or calls < 3:
                 env.step(bank[calls & 63])
                 calls += 1
             return calls * N_VECTOR / elapsed
@@ -262,7 +264,7 @@ def order_book(n_messages: int) -> Workload:
             stream.extend(generate_stream(n_messages, "calm"))
         return stream[0], stream[1]
 
-    def build(engine):
+    def build(engine, clock):
         seed_msgs, msgs = messages()
 
         def run(seconds: float) -> float:
@@ -270,9 +272,9 @@ def order_book(n_messages: int) -> Workload:
             while spent < seconds or done == 0:
                 book = engine["OrderBook"]()
                 book.process(seed_msgs)
-                t0 = time.perf_counter()
+                t0 = clock()
                 book.process(msgs)
-                spent += time.perf_counter() - t0
+                spent += clock() - t0
                 done += msgs.size
             return done / spent
 
@@ -342,6 +344,24 @@ def _rate(v: float) -> str:
     return f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.1f}k"
 
 
+def checked(items: list[Workload], before: dict, after: dict, clock) -> list[tuple]:
+    """(workload, before's run, after's run) of each, once the two engines have given the
+    same results on it (the first runs also compile or load every kernel, untimed)."""
+    print("\nbit-identity of the two engines (also compiles or loads every kernel, untimed):")
+    jobs = []
+    for w in items:
+        t0 = time.perf_counter()
+        try:
+            what = w.same(before, after)
+        except AssertionError as exc:
+            raise SystemExit(f"not timed: {exc}") from None
+        print(f"  {w.name:<28} identical: {what} ({time.perf_counter() - t0:.1f} s)")
+        jobs.append((w, w.build(before, clock), w.build(after, clock)))
+    for _, run_b, run_a in jobs:  # a first untimed call of each: allocations, caches
+        run_b(0.05), run_a(0.05)
+    return jobs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -356,8 +376,18 @@ def main() -> None:
         default="serial",
         help="the vector envs' kernel: one thread, prange, or the env's own choice",
     )
+    ap.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: elapsed time; cpu: this thread's CPU time (steadier on a busy machine; "
+        "serial only)",
+    )
     args = ap.parse_args()
     parallel = {"serial": False, "prange": True, "auto": None}[args.parallel]
+    if args.clock == "cpu" and args.parallel != "serial":
+        ap.error(f"--clock cpu times one thread: it needs --parallel serial, got {args.parallel}")
+    clock = time.perf_counter if args.clock == "wall" else time.thread_time
 
     t0 = time.perf_counter()
     try:
@@ -372,22 +402,10 @@ def main() -> None:
     print(f"after:  this tree ({ROOT}); load {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores")
     print(f"imported both in {time.perf_counter() - t0:.1f} s")
 
-    print("\nbit-identity of the two engines (also compiles or loads every kernel, untimed):")
-    jobs = []
-    for w in workloads(parallel, args.messages):
-        t0 = time.perf_counter()
-        try:
-            what = w.same(before, after)
-        except AssertionError as exc:
-            raise SystemExit(f"not timed: {exc}") from None
-        print(f"  {w.name:<28} identical: {what} ({time.perf_counter() - t0:.1f} s)")
-        jobs.append((w, w.build(before), w.build(after)))
-    for _, run_b, run_a in jobs:  # a first untimed call of each: allocations, caches
-        run_b(0.05), run_a(0.05)
-
+    jobs = checked(workloads(parallel, args.messages), before, after, clock)
     print(
-        f"\n{args.rounds} rounds of {args.seconds:g} s per side, alternating; vector envs "
-        f"{args.parallel}; median [min-max]"
+        f"\n{args.rounds} rounds of {args.seconds:g} s ({args.clock} clock) per side, "
+        f"alternating; vector envs {args.parallel}; median [min-max]"
     )
     print(f"{'workload':<28}{'unit':<13}{'before':>28}{'after':>28}{'after/before':>24}")
     for w, run_b, run_a in jobs:
