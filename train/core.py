@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -71,6 +70,7 @@ from trendgym.train.preflight import (
     json_object,
     print_plan,
 )
+from trendgym.train.signals import handlers_set
 
 # Fields that may change between a run and its resumption; everything else must match.
 _RESUMABLE_CHANGES = frozenset(
@@ -393,9 +393,6 @@ def _stop_on_signals(stop: StopOnSignal) -> Iterator[None]:
     Signal handlers can only be set from the main thread; elsewhere this does nothing. A signal
     the process ignores stays ignored (a worker whose parent stops it, a background job).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def handler(signum: int, frame: Any) -> None:
         if stop.received is not None:
@@ -403,12 +400,8 @@ def _stop_on_signals(stop: StopOnSignal) -> Iterator[None]:
         stop.received = signum
 
     routed = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) != signal.SIG_IGN]
-    previous = {sig: signal.signal(sig, handler) for sig in routed}
-    try:
+    with handlers_set(routed, handler):
         yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from trendgym.train.signals import handlers_set
 
 __all__ = ["SIGNALS", "EvaluationInterrupted", "ignore_signals", "signals_held", "stop_on_signals"]
 
@@ -30,17 +31,10 @@ class EvaluationInterrupted(KeyboardInterrupt):
         super().__init__(message or f"{signal.Signals(self.signum).name}: evaluation stopped")
 
 
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Raise :class:`EvaluationInterrupted` on the first SIGINT or SIGTERM; ignore later ones
     until the block is left (the cleanup runs undisturbed). Main thread only; elsewhere a no-op."""
-    if not _in_main_thread():
-        yield
-        return
     fired: list[int] = []
 
     def handler(signum: int, frame: Any) -> None:
@@ -49,31 +43,21 @@ def stop_on_signals() -> Iterator[None]:
         fired.append(signum)
         raise EvaluationInterrupted(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in SIGNALS}
-    try:
+    with handlers_set(SIGNALS, handler):
         yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 @contextmanager
 def signals_held() -> Iterator[None]:
     """Hold SIGINT and SIGTERM while the block runs (a ledger write), then hand the first one
     received to the handler that was in place before."""
-    if not _in_main_thread():
-        yield
-        return
     held: list[int] = []
-    previous = {
-        sig: signal.signal(sig, lambda signum, frame: held.append(signum)) for sig in SIGNALS
-    }
+    previous: dict[int, Any] = {}
     try:
-        yield
+        with handlers_set(SIGNALS, lambda signum, frame: held.append(signum)) as previous:
+            yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-        if held:
+        if held:  # the handlers are back: hand the signal to the one that was in place
             _deliver(held[0], previous[held[0]])
 
 
