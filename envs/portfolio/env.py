@@ -51,6 +51,10 @@ class _NotGiven:
 
 
 NOT_GIVEN: Any = _NotGiven()
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # action dtypes the kernel takes
+# `step` unpacks a step's outcome rows in this order
+if Out._fields != ("nav", "turnover", "cost", "t", "k", "turnover_sum", "cost_sum", "reward"):
+    raise ImportError(f"PortfolioEnv.step reads Out in another order than {Out._fields}")
 WEIGHT_CLIP = 10.0  # bound of the observed (drifted) weight; the book itself is never clipped
 DEFAULT_COSTS_BPS = 2.0
 
@@ -347,6 +351,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
             lo.astype(np.float32), hi.astype(np.float32), dtype=np.float32
         )
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n,), dtype=np.float32)
+        self._shape = self.action_space.shape
 
     def _set_span(self, window: Any, start: Any, end: Any, warmup: int | None) -> None:
         """The rows an episode may use (`_span`) and the episode length (`window`)."""
@@ -460,40 +465,49 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._done:
             raise RuntimeError("episode is over: call reset() before step()")
-        a = checked_action(action, self.action_space.shape, "action")
+        a = action
+        # the common case (a float array of the right shape) skips the checks' call
+        if type(a) is not np.ndarray or a.dtype not in _KERNEL_DTYPES or a.shape != self._shape:
+            a = checked_action(action, self.action_space.shape, "action")
         obs = np.empty(self._obs_dim, dtype=np.float32)
         if self._guard is None:
             code = self._call_kernel(a, obs)
         else:
             code = self._guarded_step(a, obs)
-        if code != ActionCode.ok:
-            if code == ActionCode.unreported:
-                raise RuntimeError(
-                    "this env's pre-trade checks hold interventions nobody reported: "
-                    "step it through its ComplianceWrapper"
-                )
-            why = "NaN" if code == ActionCode.nan else "outside [-1, 1]"
-            raise ValueError(f"action has weights {why}: {np.asarray(a).tolist()}")
-        out = self._buffers.out[:, 0].tolist()
+        if code:  # ActionCode.ok is 0
+            self._refuse(code, a)
+        nav, turnover, cost, t, k, _, _, reward = self._buffers.out[:, 0].tolist()
         terminated, truncated = self._buffers.ends[:, 0].tolist()
-        info = self._info(
-            out[Out.nav], int(out[Out.t]), out[Out.turnover], out[Out.cost], int(out[Out.k])
-        )
+        info = self._info(nav, int(t), turnover, cost, int(k))
         if terminated or truncated:
             self._done = True
             info.update(self.episode_summary())  # turnover and costs become the episode's
-        return obs, out[Out.reward], terminated, truncated, info
+        return obs, reward, terminated, truncated, info
+
+    @staticmethod
+    def _refuse(code: int, a: np.ndarray) -> None:
+        """The error of a step kernel's action code (not ``ok``)."""
+        if code == ActionCode.unreported:
+            raise RuntimeError(
+                "this env's pre-trade checks hold interventions nobody reported: "
+                "step it through its ComplianceWrapper"
+            )
+        why = "NaN" if code == ActionCode.nan else "outside [-1, 1]"
+        raise ValueError(f"action has weights {why}: {np.asarray(a).tolist()}")
 
     def _call_kernel(self, a: np.ndarray, obs: np.ndarray) -> int:
         """``env_step_nb`` through its compiled entry for this action type (see ``fastcall``:
         the other arguments' types never change); the action's code."""
-        if not a.flags.c_contiguous:
+        flags = a.flags
+        if not flags.c_contiguous:
             a = np.ascontiguousarray(a)
-        args = (a, self._state, self._data, self._settings, obs, self._buffers)
-        entry = self._kernels.get((a.dtype, a.flags.writeable))
+            flags = a.flags
+        key = (a.dtype, flags.writeable)
+        entry = self._kernels.get(key)
         if entry is None:
-            entry = self._kernels[(a.dtype, a.flags.writeable)] = compiled_entry(env_step_nb, args)
-        return entry(*args)
+            args = (a, self._state, self._data, self._settings, obs, self._buffers)
+            entry = self._kernels[key] = compiled_entry(env_step_nb, args)
+        return entry(a, self._state, self._data, self._settings, obs, self._buffers)
 
     def _guarded_step(self, a: np.ndarray, obs: np.ndarray) -> int:
         """Step through the installed pre-trade guard, which checks, trades and books the step."""
@@ -506,13 +520,16 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
     def _info(self, nav: float, t: int, turnover: float, cost: float, k: int) -> dict[str, Any]:
         """A step's info (see Episode End): the same keys from ``reset`` on, the summary's
         0 until the episode ends."""
-        info = OPEN_EPISODE_INFO.copy()
-        info["nav"] = nav
-        info["date"] = self.dates[t]
-        info["turnover"] = info["step_turnover"] = turnover
-        info["costs"] = info["step_costs"] = cost
-        info["n_steps"] = k
-        return info
+        return {
+            **OPEN_EPISODE_INFO,
+            "nav": nav,
+            "date": self.dates[t],
+            "turnover": turnover,
+            "costs": cost,
+            "step_turnover": turnover,
+            "step_costs": cost,
+            "n_steps": k,
+        }
 
     def episode_summary(self) -> dict[str, Any]:
         """Performance of the episode so far (the terminal info's summary keys)."""
