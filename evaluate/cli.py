@@ -2,7 +2,12 @@
 
     trendgym evaluate --env trendgym/Portfolio-v0 --algo ppo --folds 2 --seeds 2 \\
         --timesteps 2048 --out report/ [--ledger runs/ledger.sqlite] [--ray-address ADDR] \\
-        [--env-kwargs JSON] [--model-kwargs JSON] [--episodes N] [--universe pit|futures] [--resume]
+        [--env-kwargs JSON] [--test-env-kwargs JSON] [--model-kwargs JSON] [--episodes N] \\
+        [--universe pit|futures] [--resume]
+
+``--test-env-kwargs`` (Execution-v0) replaces ``--env-kwargs`` for the held-out episodes and
+the baselines scored on them: train on a calibrated flow, test on a replayed day, whose
+validation and OOS blocks are then disjoint windows of the tape.
 
 Prints the verdict and the report path; exits 0 whether the agent passes or not (a failing
 verdict is a result, not an error), 2 on bad arguments. SIGINT or SIGTERM stops it with one
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from trendgym.train.preflight import json_object
 
@@ -36,6 +42,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=None, help="local worker processes (0: in process)"
     )
     p.add_argument("--env-kwargs", type=json_object, default={}, metavar="JSON")
+    p.add_argument(
+        "--test-env-kwargs",
+        type=json_object,
+        default=None,
+        metavar="JSON",
+        help="execution: gym.make kwargs of the validation and OOS episodes and their "
+        "baselines, replacing --env-kwargs there (e.g. a replayed tape; default: --env-kwargs)",
+    )
     p.add_argument(
         "--model-kwargs", type=json_object, default={}, metavar="JSON", help="SB3 keywords"
     )
@@ -85,8 +99,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def preflight(args: argparse.Namespace) -> None:
     """Refuse what would fail after training, before it starts; creates nothing.
 
-    The env id and kwargs (the env is built once), the report folder and the ledger (not SQLite,
-    corrupt, foreign, another schema version, read-only): each a one-line ValueError.
+    The env id and kwargs (the env is built once), the test kwargs (their env too, with the
+    training env's spaces), the report folder and the ledger (not SQLite, corrupt, foreign,
+    another schema version, read-only): each a one-line ValueError.
     """
     from trendgym.train.preflight import check_writable_dir, probe_env
 
@@ -98,10 +113,55 @@ def preflight(args: argparse.Namespace) -> None:
     if not isinstance(args.grid, list) or not all(isinstance(g, dict) for g in args.grid):
         raise ValueError(f"--grid must be a JSON list of objects, got {args.grid!r}")
     check_writable_dir(args.out, "--out")
-    probe_env(args.env_id, args.env_kwargs)
+    train = probe_env(args.env_id, args.env_kwargs)
+    if args.test_env_kwargs is not None:
+        check_test_env(args.env_id, train, args.test_env_kwargs)
+    check_tape_windows(args)
     from trendgym.evaluate.ledger import check_ledger
 
     check_ledger(args.ledger)
+
+
+def check_test_env(env_id: str, train: Any, test_env_kwargs: dict[str, Any]) -> None:
+    """Refuse test kwargs the env id's domain cannot use, that its env refuses, or whose env
+    has other spaces than the training env (`train`: its probe)."""
+    from trendgym.evaluate.walkforward import domain_for
+    from trendgym.train.preflight import probe_env
+
+    refusal = getattr(domain_for(env_id), "test_env_kwargs_refusal", None)
+    if refusal:
+        raise ValueError(f"--test-env-kwargs: {refusal}")
+    test = probe_env(env_id, test_env_kwargs, flag="--test-env-kwargs")
+    check_same_spaces(train, test)
+
+
+def check_tape_windows(args: argparse.Namespace) -> None:
+    """A replayed held-out tape must hold the validation and every OOS window: the plan is
+    made once here (it only reads the tape), so a short tape is refused before the ledger."""
+    held_out = args.env_kwargs if args.test_env_kwargs is None else args.test_env_kwargs
+    if "replay" not in held_out:
+        return
+    from trendgym.evaluate.walkforward import WalkForwardConfig, domain_for
+
+    config = WalkForwardConfig(
+        env_id=args.env_id,
+        n_folds=args.folds,
+        episodes=args.episodes,
+        env_kwargs=args.env_kwargs,
+        test_env_kwargs=args.test_env_kwargs,
+    )
+    domain_for(config.env_id).plan(config)
+
+
+def check_same_spaces(train: Any, test: Any) -> None:
+    """The policy trained on one env must act in the other: the same spaces, else ValueError."""
+    for what in ("observation_space", "action_space"):
+        a, b = getattr(train, what), getattr(test, what)
+        if a != b:
+            raise ValueError(
+                f"--test-env-kwargs: the test env's {what} {b} differs from the training "
+                f"env's {a} (--env-kwargs); a policy trained on one cannot act in the other"
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
         seeds=tuple(range(args.seeds)),
         timesteps=args.timesteps,
         env_kwargs=args.env_kwargs,
+        test_env_kwargs=args.test_env_kwargs,
         model_kwargs=args.model_kwargs,
         grid=tuple(args.grid),
         ledger=args.ledger,

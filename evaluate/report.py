@@ -279,6 +279,10 @@ def _summary(a: Assessment) -> dict[str, Any]:
             for c in a.verdict.checks
         ],
         "config": cfg.to_json(),
+        # what the agents trained on and what the held-out blocks and baselines ran on (each
+        # fold's replay windows, if any, are in "folds")
+        "trained_on": dict(cfg.env_kwargs),
+        "tested_on": cfg.held_out_kwargs,
         "folds": [{"fold": p.fold, **dict(p.describe)} for p in res.folds],
         "selected": {
             str(f): {"seed": o.job.seed, "hp_index": o.job.hp_index}
@@ -429,6 +433,8 @@ def write_report(assessment: Assessment, out_dir: str | os.PathLike[str]) -> Rep
         f"{cfg.timesteps} timesteps per trial, selection on the last {cfg.validation_fraction:.0%} "
         f"of each training span; baselines on the same OOS blocks; costs x{', x'.join(f'{m:g}' for m in cfg.cost_multipliers)}"
     )
+    if cfg.test_env_kwargs is not None:
+        setup += "; " + trained_tested(cfg)
     md = [
         f"# {title}",
         "",
@@ -524,6 +530,7 @@ def evaluate_agent(
     env_kwargs: Mapping[str, Any] | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
     grid: tuple[Mapping[str, Any], ...] = ({},),
+    test_env_kwargs: Mapping[str, Any] | None = None,
     ledger: Ledger | str | os.PathLike[str] | None = DEFAULT_LEDGER_PATH,
     workers: int | None = None,
     ray_address: str | None = None,
@@ -539,7 +546,10 @@ def evaluate_agent(
     Runs the search (folds x seeds x grid), the same search on the placebo market, the
     survivorship check (portfolio), computes the verdict and writes `out_dir`. Extra keywords
     go to :class:`WalkForwardConfig` (e.g. ``extractor``, ``purge``, ``baseline``,
-    ``episodes``, ``universe``). `announce` receives the expected wall time before it starts.
+    ``episodes``, ``universe``). `test_env_kwargs` (execution): the env kwargs of the
+    validation and OOS episodes and their baselines instead of `env_kwargs` (say, a replayed
+    tape, cut into disjoint windows per block). `announce` receives the expected wall time
+    and, with test kwargs or a replayed tape, what is trained and tested on, before it starts.
 
     SIGINT or SIGTERM stops it with :class:`EvaluationInterrupted` (a KeyboardInterrupt): the
     finished trials are in the ledger, the ones in flight are dropped. ``resume=True`` (same
@@ -557,6 +567,7 @@ def evaluate_agent(
         env_kwargs=dict(env_kwargs or {}),
         model_kwargs=dict(model_kwargs or {}),
         grid=tuple(grid),
+        test_env_kwargs=None if test_env_kwargs is None else dict(test_env_kwargs),
         **config_kwargs,
     )
     domain_for(config.env_id)  # an env id without a domain is refused before anything is written
@@ -574,6 +585,8 @@ def evaluate_agent(
             + (", placebo searches included" if placebo else "")
             + (" (finished trials reused from the ledger)" if resume else "")
         )
+        for line in held_out_plan(config):
+            announce(line)
     state.write("running")
     searches = dict(workers=workers, ray_address=ray_address, progress=progress, resume=resume)
     with stop_on_signals():  # later signals wait while the interruption is recorded
@@ -597,6 +610,29 @@ def evaluate_agent(
             raise
     state.write("done")
     return Report(report.out_dir, assessment, report.images, time.perf_counter() - started)
+
+
+def trained_tested(config: WalkForwardConfig) -> str:
+    """One line: the env kwargs trials train on and those of the held-out blocks."""
+    return (
+        f"trained on env_kwargs {json.dumps(dict(config.env_kwargs))}; validation, OOS and "
+        f"baselines on test_env_kwargs {json.dumps(config.held_out_kwargs)}"
+    )
+
+
+def held_out_plan(config: WalkForwardConfig) -> list[str]:
+    """What the printed plan says about the held-out blocks: the train/test kwargs when they
+    differ, and each block's window of a replayed tape (nothing for the default search)."""
+    replays = "replay" in config.held_out_kwargs
+    if config.test_env_kwargs is None and not replays:
+        return []
+    lines = [trained_tested(config)] if config.test_env_kwargs is not None else []
+    if replays:
+        plans = domain_for(config.env_id).plan(config)
+        lo, hi = plans[0].describe["validation_window"]
+        lines.append(f"validation (every fold, its own seeds): tape window [{lo:.6g}, {hi:.6g}] s")
+        lines += [f"fold {p.fold} OOS: {p.describe['test']}" for p in plans]
+    return lines
 
 
 def _interrupted(

@@ -57,6 +57,8 @@ class EnvProbe:
 
     env_id: str
     step_seconds: float | None
+    observation_space: Any = None
+    action_space: Any = None
 
 
 _probed: dict[tuple[str, str], EnvProbe] = {}
@@ -94,11 +96,12 @@ def check_env_id(env_id: str) -> None:
         ) from None
 
 
-def probe_env(env_id: str, env_kwargs: dict[str, Any]) -> EnvProbe:
+def probe_env(env_id: str, env_kwargs: dict[str, Any], flag: str = "--env-kwargs") -> EnvProbe:
     """Build the env once with ``env_kwargs`` (refusing what it refuses) and time a few steps.
 
     Random actions stand in for the policy; if they make the env fail, only the estimate is lost.
-    Probes are remembered per (id, kwargs) so the CLI and the trainer build the env once.
+    Probes are remembered per (id, kwargs) so the CLI and the trainer build the env once;
+    `flag` names the kwargs in the error.
     """
     key = (env_id, json.dumps(env_kwargs, sort_keys=True, default=str))
     if key in _probed:
@@ -111,7 +114,7 @@ def probe_env(env_id: str, env_kwargs: dict[str, Any]) -> EnvProbe:
         env.reset(seed=0)
     except Exception as err:  # any refusal by the env is the user's kwargs, reported in one line
         raise ValueError(
-            f"--env-kwargs: {env_id} refused {json.dumps(env_kwargs)}: {_one_line(err)}"
+            f"{flag}: {env_id} refused {json.dumps(env_kwargs)}: {_one_line(err)}"
         ) from None
     step_seconds = None
     try:
@@ -127,7 +130,7 @@ def probe_env(env_id: str, env_kwargs: dict[str, Any]) -> EnvProbe:
         step_seconds = None
     finally:
         env.close()
-    probe = _probed[key] = EnvProbe(env_id, step_seconds)
+    probe = _probed[key] = EnvProbe(env_id, step_seconds, env.observation_space, env.action_space)
     return probe
 
 

@@ -32,6 +32,7 @@ from trendgym.envs.execution.layout import (
 from trendgym.envs.execution.replay_data import (
     LOBSTER_PRICE_UNIT,
     ReplayData,
+    check_window,
     empty_replay,
     load_tape,
     prepare,
@@ -281,6 +282,9 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     file: the recorded day drives the book instead of the flow, episodes start at seeded times
     in it, and the agent's orders join its real queues; see docs/execution.md, "Replay"),
     ``replay_orderbook=None`` (the LOBSTER orderbook file that goes with ``replay``),
+    ``replay_window=None`` (``[start, end]``, s after midnight in tape time: episodes start
+    only where the whole episode, warm-up and horizon, lies inside it; e.g. disjoint windows of
+    one day for validation and test),
     ``flow=None`` (instead of a preset, a calibrated flow: ``FlowParams``, a ``Calibration`` or
     the path of the ``calibration.json`` ``trendgym calibrate`` writes; its fitted drift's size
     is the base drift, turned against the agent's side as a preset's is; exclusive with
@@ -314,6 +318,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         replay: Any = None,
         replay_orderbook: Any = None,
         flow: FlowParams | str | Any = None,
+        replay_window: Any = None,
     ) -> None:
         if flow is not None:
             if preset is not None:
@@ -328,8 +333,6 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
             self.replay_data = replay_setup(locals())
             if tick_size is None:
                 tick_size = self.replay_data.tape.tick * LOBSTER_PRICE_UNIT
-        elif replay_orderbook is not None:
-            raise ValueError("replay_orderbook needs replay= (the message file)")
         tick_size = 0.01 if tick_size is None else tick_size
         self.side_arg, self.quantity_arg = side, quantity
         self.preset_arg, self.urgency_arg = preset, urgency
@@ -658,6 +661,9 @@ def _check_kwargs(kw: dict[str, Any], render_modes: list[str]) -> None:
         raise ValueError(
             f"render_mode must be None, 'ansi' or 'rgb_array', got {kw['render_mode']!r}"
         )
+    for name in ("replay_orderbook", "replay_window"):
+        if kw["replay"] is None and kw[name] is not None:
+            raise ValueError(f"{name} needs replay= (the message file)")
     if kw["replay"] is not None:
         return  # the tape, not a preset, bounds what can fill (replay_setup checks the rest)
     seconds = kw["warmup_seconds"] + kw["horizon"] * kw["step_seconds"] + MAX_COMPLETION_SECONDS
@@ -717,5 +723,6 @@ def replay_setup(kw: dict[str, Any]) -> ReplayData:
                 f"leave it at {default!r}"
             )
     tape = load_tape(kw["replay"], kw["replay_orderbook"])
+    window = None if kw["replay_window"] is None else check_window(kw["replay_window"])
     n_warm = int(kw["warmup_seconds"] / kw["step_seconds"])
-    return prepare(tape, (n_warm + kw["horizon"]) * kw["step_seconds"])
+    return prepare(tape, (n_warm + kw["horizon"]) * kw["step_seconds"], window)

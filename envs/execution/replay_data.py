@@ -36,6 +36,9 @@ class ReplayData:
     shared: Replay  # per-env arrays empty: see ``rows``
     price_levels: int  # width of the book's price window
     source: str
+    episode_seconds: float = 0.0  # tape one episode spans (warm-up and horizon)
+    # (first, last) tape time an episode may cover: the two-sided book's span, cut to the window
+    usable: tuple[float, float] = (0.0, 0.0)
 
     def rows(self, n_envs: int) -> Replay:
         """The kernel's `Replay` for `n_envs` envs: the shared arrays and per-env rows."""
@@ -86,10 +89,13 @@ def load_tape(replay: Any, orderbook: Any = None) -> MessageTape:
     return read_tape(replay, orderbook)
 
 
-def prepare(tape: MessageTape, episode_seconds: float) -> ReplayData:
+def prepare(
+    tape: MessageTape, episode_seconds: float, window: tuple[float, float] | None = None
+) -> ReplayData:
     """Checkpoints and the start-time span of `tape` for episodes of `episode_seconds` of tape
-    (warm-up and horizon); cached on the tape. ValueError, naming ``replay``, when no start
-    leaves that much tape with a two-sided book before it."""
+    (warm-up and horizon); cached on the tape. With `window` (``replay_window``: start and end,
+    s after midnight), every episode lies wholly inside it. ValueError, naming ``replay`` (or
+    ``replay_window``), when no start leaves that much tape with a two-sided book before it."""
     cache = getattr(tape, "_replay_cache", None)
     if cache is None:
         cache = tape._replay_cache = {}
@@ -101,14 +107,56 @@ def prepare(tape: MessageTape, episode_seconds: float) -> ReplayData:
         raise ValueError(f"replay: {src} never has a two-sided book (bids and asks at once)")
     times = shared.times
     t_lo = float(np.nextafter(times[first_two_sided], np.inf))
-    t_hi = float(times[-1]) - episode_seconds
-    if t_hi < t_lo:
+    t_end = float(times[-1])
+    if t_end - episode_seconds < t_lo:
         raise ValueError(
-            f"replay: {src} is too short for one episode: it has {times[-1] - t_lo:.6g} s of "
+            f"replay: {src} is too short for one episode: it has {t_end - t_lo:.6g} s of "
             f"two-sided book, an episode needs {episode_seconds:.6g} s (warm-up and horizon)"
         )
-    span = np.array([t_lo, t_hi])
-    return ReplayData(tape, shared._replace(span=span), levels, src)
+    if window is not None:
+        t_lo, t_end = _in_window(window, (t_lo, t_end), episode_seconds, src)
+    span = np.array([t_lo, t_end - episode_seconds])
+    return ReplayData(
+        tape, shared._replace(span=span), levels, src, float(episode_seconds), (t_lo, t_end)
+    )
+
+
+def _in_window(
+    window: tuple[float, float], usable: tuple[float, float], episode_seconds: float, src: str
+) -> tuple[float, float]:
+    """The part of the tape's two-sided span `usable` inside `window`; ValueError when the
+    window misses it or leaves too little of it for one episode."""
+    w_lo, w_hi = float(window[0]), float(window[1])
+    where = (
+        f"replay_window=[{w_lo:.6g}, {w_hi:.6g}] (s after midnight) on {src}, whose two-sided "
+        f"book spans [{usable[0]:.6g}, {usable[1]:.6g}] s"
+    )
+    if w_hi <= usable[0] or w_lo >= usable[1]:
+        raise ValueError(f"{where}: the window lies outside the tape")
+    lo, hi = max(w_lo, usable[0]), min(w_hi, usable[1])
+    if hi - lo < episode_seconds:
+        raise ValueError(
+            f"{where}: the window holds {hi - lo:.6g} s of it, too short for one episode, which "
+            f"needs {episode_seconds:.6g} s (warm-up and horizon)"
+        )
+    return lo, hi
+
+
+def check_window(window: Any) -> tuple[float, float]:
+    """``replay_window`` as a (start, end) pair of floats; TypeError/ValueError naming it."""
+    if isinstance(window, (str, bytes)) or not hasattr(window, "__len__") or len(window) != 2:
+        raise TypeError(
+            f"replay_window must be a [start, end] pair of seconds after midnight, got {window!r}"
+        )
+    for value in window:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"replay_window must hold two numbers, got {window!r}")
+    lo, hi = float(window[0]), float(window[1])
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
+        raise ValueError(
+            f"replay_window must be finite with start < end (s after midnight), got {window!r}"
+        )
+    return lo, hi
 
 
 def _checkpoints(tape: MessageTape) -> tuple[Replay, int, int]:

@@ -31,6 +31,10 @@ class WalkForwardConfig:
     seeds : training seeds tried in every fold (each one is a trial, paid for in the ledger).
     timesteps : training steps per trial.
     env_kwargs : ``gymnasium.make`` kwargs of the evaluation universe (JSON-serialisable).
+    test_env_kwargs : execution domain: the ``gymnasium.make`` kwargs of the held-out
+        episodes (validation and OOS blocks, and the baselines scored on them), replacing
+        `env_kwargs` there (not merged into them); None: `env_kwargs`. Train on a calibrated
+        flow, test on a replayed tape: its blocks become disjoint windows of the tape.
     model_kwargs : SB3 keywords for every trial; ``grid`` entries are merged over them.
     grid : hyper-parameter sets tried in every fold (``({},)``: the defaults only).
     extractor : features extractor for ``TrainConfig`` ("default": the env id's default).
@@ -71,6 +75,7 @@ class WalkForwardConfig:
     universe: Literal["pit", "futures"] | None = None
     blind: bool = False
     n_envs: int = 1
+    test_env_kwargs: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.env_id, str) or not self.env_id:
@@ -81,6 +86,9 @@ class WalkForwardConfig:
         object.__setattr__(self, "cost_multipliers", tuple(float(m) for m in self.cost_multipliers))
         object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
+        if self.test_env_kwargs is not None:
+            _check_json(self.test_env_kwargs, "test_env_kwargs")
+            object.__setattr__(self, "test_env_kwargs", dict(self.test_env_kwargs))
         if self.universe not in (None, "pit", "futures"):
             raise ValueError(f"universe must be 'pit', 'futures' or None, got {self.universe!r}")
         for name in (
@@ -147,7 +155,14 @@ class WalkForwardConfig:
             "universe": self.universe,
             "blind": self.blind,
             "n_envs": self.n_envs,
+            "test_env_kwargs": None if self.test_env_kwargs is None else dict(self.test_env_kwargs),
         }
+
+    @property
+    def held_out_kwargs(self) -> dict[str, Any]:
+        """The env kwargs of the held-out episodes: `test_env_kwargs`, else `env_kwargs`."""
+        kwargs = self.env_kwargs if self.test_env_kwargs is None else self.test_env_kwargs
+        return dict(kwargs)
 
 
 def _positive_int(value: object, name: str) -> None:

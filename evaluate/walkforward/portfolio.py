@@ -30,6 +30,11 @@ class PortfolioDomain:
     train_steps_per_second = 300.0
     native_steps_per_second = 410.0
     score_seconds_per_period = 0.0005  # one day
+    test_env_kwargs_refusal = (
+        "Portfolio-v0 splits one price history in time (train on its past, test on its later "
+        "dates), so held-out blocks on other data have no dates to split: give the data in "
+        "env_kwargs and leave test_env_kwargs unset"
+    )
 
     def __init__(self) -> None:
         from trendgym.envs.market.calendar import BUSINESS_DAYS_PER_YEAR
@@ -50,6 +55,8 @@ class PortfolioDomain:
         return kwargs
 
     def plan(self, config: WalkForwardConfig) -> list[FoldPlan]:
+        if config.test_env_kwargs is not None:
+            raise ValueError(f"test_env_kwargs: {self.test_env_kwargs_refusal}")
         env = self._universe(config.env_kwargs)
         base = {k: v for k, v in config.env_kwargs.items() if k not in ("window", "start", "end")}
         walk = {**base, "window": None}  # validation and OOS blocks walk their whole span

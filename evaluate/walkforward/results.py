@@ -155,6 +155,12 @@ def ledger_records(
                     "blind": config.blind,
                     "n_envs": config.n_envs,
                     "score": f"advantage over {hurdle_name}" if hurdle else "returns",
+                    # only when given, so the default search's trials keep their identity
+                    **(
+                        {"test_env_kwargs": dict(config.test_env_kwargs)}
+                        if config.test_env_kwargs is not None
+                        else {}
+                    ),
                 },
                 is_metrics={
                     "validation": oos.pop("validation", {}),
