@@ -22,7 +22,11 @@ from trendgym.evaluate.walkforward import (
     domain_for,
 )
 from trendgym.evaluate.walkforward.config import run_key
-from trendgym.evaluate.walkforward.estimate import expected_seconds
+from trendgym.evaluate.walkforward.estimate import (
+    block_setup_seconds,
+    expected_seconds,
+    search_costs,
+)
 from trendgym.evaluate.walkforward.windows import tape_windows
 from trendgym.train.calibrate_cli import CALIBRATION_JSON
 from trendgym.train.cli import main
@@ -166,8 +170,13 @@ def test_replayed_blocks_are_disjoint_in_time_and_the_episodes_stay_inside(days)
             assert lo <= info["replay_start_time"] and info["replay_start_time"] + EPISODE <= hi
         env.close()
         assert p.describe["test_window"] == [lo, hi]
-    # estimate: the same periods as simulated blocks
-    assert expected_seconds(config, workers=1, placebo=False) > 0
+    # the estimate adds each block env's build (it reads the tape) to a trial's scoring
+    setup = block_setup_seconds(config)
+    assert setup > 0 and block_setup_seconds(WalkForwardConfig(env_id=EXEC)) == 0.0
+    (slow,) = search_costs(config, workers=1, placebo=False, setup=2.0)
+    (free,) = search_costs(config, workers=1, placebo=False, setup=0.0)
+    assert slow.score_seconds - free.score_seconds == pytest.approx(3 * 2.0)  # val, 1x, 2x
+    assert expected_seconds(config, workers=1, placebo=False) > free.seconds
 
 
 def test_a_tape_too_short_for_the_blocks_says_what_each_got(days):

@@ -5,21 +5,30 @@ steps at the domain's single-core rate (one for a native batched env, one for en
 one after the other) plus the periods it scores (validation and every OOS cost scenario).
 Before the trials, the baselines score every OOS block once; every search pays for starting
 its workers. The rates are one core of this project's development machine training PPO
-with the CLI's defaults; they are the model's only calibration.
+with the CLI's defaults; they are the model's only calibration. Held-out blocks that replay a
+tape add the time their env takes to build (it reads the tape and rebuilds its checkpoints,
+once per block), measured by building it once.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from trendgym.evaluate.walkforward.config import WalkForwardConfig
-from trendgym.evaluate.walkforward.domain import domain_for
+from trendgym.evaluate.walkforward.domain import domain_for, make_env
 from trendgym.evaluate.walkforward.trial import vec_env_for
 
-__all__ = ["SearchCost", "expected_seconds", "search_costs", "worker_count"]
+__all__ = [
+    "SearchCost",
+    "block_setup_seconds",
+    "expected_seconds",
+    "search_costs",
+    "worker_count",
+]
 
 STARTUP_SECONDS = 10.0  # a search's worker pool: process start, torch and SB3 imports
 N_BASELINES = 5  # at most: the portfolio's five, the execution's three
@@ -47,11 +56,27 @@ def worker_count(n_jobs: int, workers: int | None) -> int:
     return max(1, min(n_jobs, workers or os.cpu_count() or 1))
 
 
+def block_setup_seconds(config: WalkForwardConfig) -> float:
+    """Seconds to build one held-out block's env when it replays a tape (measured once);
+    0 for simulated blocks, whose envs build in milliseconds."""
+    kwargs = config.held_out_kwargs
+    if "replay" not in kwargs:
+        return 0.0
+    started = time.perf_counter()
+    make_env(config.env_id, kwargs).close()
+    return time.perf_counter() - started
+
+
 def search_costs(
-    config: WalkForwardConfig, workers: int | None = None, placebo: bool = True
+    config: WalkForwardConfig,
+    workers: int | None = None,
+    placebo: bool = True,
+    setup: float | None = None,
 ) -> list[SearchCost]:
-    """The search of `config` and, with `placebo`, each of its placebo searches."""
+    """The search of `config` and, with `placebo`, each of its placebo searches; `setup`: a
+    held-out block's env build time (None: :func:`block_setup_seconds`)."""
     domain = domain_for(config.env_id)
+    setup = block_setup_seconds(config) if setup is None else setup
     searches: Sequence[WalkForwardConfig] = [
         config,
         *(domain.placebos(config) if placebo else []),
@@ -59,6 +84,7 @@ def search_costs(
     plans = domain.plan(config)
     periods = sum(len(p.period_index) for p in plans) / len(plans)  # one OOS block
     scored = (len(config.cost_multipliers) + config.validation_fraction) * periods
+    blocks = len(config.cost_multipliers) + 1  # a trial builds each of its blocks' envs
     out = []
     for search in searches:
         n_jobs = search.n_folds * len(search.seeds) * len(search.grid)
@@ -69,7 +95,7 @@ def search_costs(
                 trials=n_jobs,
                 waves=math.ceil(n_jobs / worker_count(n_jobs, workers)),
                 train_seconds=search.timesteps / rate,
-                score_seconds=scored * domain.score_seconds_per_period,
+                score_seconds=scored * domain.score_seconds_per_period + blocks * setup,
             )
         )
     return out
@@ -83,5 +109,9 @@ def expected_seconds(
     domain = domain_for(config.env_id)
     plans = domain.plan(config)
     oos = sum(len(p.period_index) for p in plans)
-    baselines = N_BASELINES * len(config.cost_multipliers) * oos * domain.score_seconds_per_period
-    return baselines + sum(s.seconds for s in search_costs(config, workers, placebo))
+    setup = block_setup_seconds(config)
+    scenarios = len(config.cost_multipliers)
+    baselines = scenarios * (
+        N_BASELINES * oos * domain.score_seconds_per_period + len(plans) * setup
+    )
+    return baselines + sum(s.seconds for s in search_costs(config, workers, placebo, setup))
