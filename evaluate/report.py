@@ -570,7 +570,11 @@ def evaluate_agent(
         test_env_kwargs=None if test_env_kwargs is None else dict(test_env_kwargs),
         **config_kwargs,
     )
-    domain_for(config.env_id)  # an env id without a domain is refused before anything is written
+    # an env id without a domain, or test kwargs its domain has no use for, are refused
+    # before anything is written
+    refusal = getattr(domain_for(config.env_id), "test_env_kwargs_refusal", None)
+    if refusal and config.test_env_kwargs is not None:
+        raise ValueError(f"test_env_kwargs: {refusal}")
     if isinstance(ledger, str | os.PathLike):
         ledger = Ledger(ledger)
     if resume and ledger is None:

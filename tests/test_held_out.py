@@ -103,10 +103,20 @@ def test_config_checks_and_serialises_test_env_kwargs():
         WalkForwardConfig(env_id=EXEC, test_env_kwargs=["replay"])
 
 
-def test_portfolio_refuses_test_env_kwargs():
+def test_portfolio_refuses_test_env_kwargs(tmp_path):
+    from trendgym.evaluate import evaluate_agent
+
     config = WalkForwardConfig(env_id="trendgym/Portfolio-v0", test_env_kwargs={"preset": "x"})
     with pytest.raises(ValueError, match="test_env_kwargs: Portfolio-v0 splits one price"):
         domain_for(config.env_id).plan(config)
+    with pytest.raises(ValueError, match="test_env_kwargs: Portfolio-v0 splits one price"):
+        evaluate_agent(
+            "trendgym/Portfolio-v0",
+            out_dir=tmp_path / "report",
+            ledger=tmp_path / "ledger.sqlite",
+            test_env_kwargs={"preset": "crypto"},
+        )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_simulated_test_kwargs_keep_the_seed_blocks():
@@ -252,8 +262,8 @@ def test_evaluate_cli_trains_on_the_calibrated_flow_and_tests_on_windows_of_anot
 
     def recorded(self, env, policy, seed):
         out = real(self, env, policy, seed)
-        u = env.unwrapped
-        seen.append((u.replay_data.usable, u.replay_start_time, seed))
+        window = tuple(env.spec.kwargs["replay_window"])  # as the block built its env
+        seen.append((window, env.unwrapped.replay_start_time, seed))
         return out
 
     monkeypatch.setattr(ExecutionDomain, "episode_returns", recorded)

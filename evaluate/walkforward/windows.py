@@ -33,7 +33,10 @@ def tape_windows(
     `what` (the kwargs and tape) when a window is too short for one episode."""
     lo, hi = float(usable[0]), float(usable[1])
     cut = lo + validation_fraction * (hi - lo)
-    edges = [cut + (hi - cut) * k / n_folds for k in range(n_folds)] + [hi]
+    # edges in whole milliseconds (readable in the report); the env clips a window to the
+    # tape, so an edge rounded past the tape's ends changes nothing
+    lo, hi, cut = round(lo, 3), round(hi, 3), round(cut, 3)
+    edges = [round(cut + (hi - cut) * k / n_folds, 3) for k in range(n_folds)] + [hi]
     folds = tuple((edges[k], edges[k + 1]) for k in range(n_folds))
     validation = (lo, cut)
     shortest = min(b - a for a, b in (validation, *folds))
