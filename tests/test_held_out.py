@@ -321,3 +321,19 @@ def test_evaluate_subprocess_with_placebo_on_the_replayed_day(days, calibration,
     results = json.loads((tmp_path / "report" / "results.json").read_text())
     assert results["tested_on"] == test and results["placebo"]["blind"] == [True]
     assert [len(f["test_window"]) for f in results["folds"]] == [2, 2]
+
+
+def test_a_window_in_the_test_kwargs_is_cut_into_the_blocks(days):
+    user = [34_350.0, 34_470.0]
+    config = WalkForwardConfig(
+        env_id=EXEC,
+        n_folds=2,
+        episodes=3,
+        env_kwargs=SHORT,
+        test_env_kwargs=_replay(days, replay_window=user),
+    )
+    plans = ExecutionDomain().plan(config)
+    validation = plans[0].validation.env_kwargs["replay_window"]
+    folds = [p.tests[cost_label(1.0)].env_kwargs["replay_window"] for p in plans]
+    assert validation == [34_350.0, 34_374.0]
+    assert folds == [[34_374.0, 34_422.0], [34_422.0, 34_470.0]]
