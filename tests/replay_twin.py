@@ -2,7 +2,9 @@
 the tape twin's FIFO dicts plus the agent's resting order, its fills and the liquidity it
 took. Same model: an execution behind the agent, at a worse price, or hidden at its price
 fills the agent first; a new order crossing the agent trades with it; messages on taken
-liquidity are counted and only reduce what is left."""
+liquidity are counted and only reduce what is left. Halt messages set the trading state
+(-1 halted, 0 quoting, 1 open): outside open trading the agent never fills and its market
+orders are refused."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from tests.tape_twin import TwinRebuild, anonymous_id
 
 
 class TwinReplay(TwinRebuild):
-    def __init__(self, tick, orders, agent_id=None, agent_side=0):
+    def __init__(self, tick, orders, agent_id=None, agent_side=0, halt=0):
         """`orders`: (id, side, book price, qty, taken) in queue order, level by level."""
         super().__init__(tick)
         self.tagged = set()  # tape orders the agent took part of
@@ -21,6 +23,7 @@ class TwinReplay(TwinRebuild):
                 self.tagged.add(oid)
         self.agent_id, self.agent_side = agent_id, agent_side
         self.filled_qty = self.filled_value = self.consumed_msgs = 0
+        self.halt = halt  # 0 open, 1 halted, 2 quoting
 
     # ----------------------------------------------------------------- the agent
     def agent(self):
@@ -38,6 +41,8 @@ class TwinReplay(TwinRebuild):
 
     def market(self, side, qty):
         """The agent's market order walks the opposite side; what it takes is marked."""
+        if self.halt != 0:
+            return qty  # refused: nothing trades
         opp = -side
         while qty > 0 and self.best(opp) is not None:
             p = self.best(opp)
@@ -69,7 +74,10 @@ class TwinReplay(TwinRebuild):
     def replay(self, event, oid, size, price, direction):
         p = price // self.tick
         side = self.agent_side
-        if event == 1 and self.agent() is not None and direction == -side:
+        if event == 7 and price in (-1, 0, 1):
+            self.halt = {-1: 1, 0: 2, 1: 0}[price]
+        open_ = self.halt == 0
+        if open_ and event == 1 and self.agent() is not None and direction == -side:
             a = self.agent()[0]
             if (side == 1 and p <= a) or (side == -1 and p >= a):
                 qty = min(size, self.agent()[1])
@@ -83,7 +91,12 @@ class TwinReplay(TwinRebuild):
                     self.tagged.add(oid)
                 return
         if event in (4, 5):
-            if self.agent() is not None and direction == side and self._ahead(oid, p, event):
+            if (
+                open_
+                and self.agent() is not None
+                and direction == side
+                and self._ahead(oid, p, event)
+            ):
                 self._fill(min(size, self.agent()[1]))
             if event == 5:
                 return

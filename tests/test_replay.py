@@ -28,10 +28,11 @@ END = 3.0 + 1e-6  # a hand-built tape's last message: every episode starts withi
 
 
 def tape_of(rows, tick=100):
-    """A tape from (time, event, id, size, book price, direction) rows (prices in ticks)."""
+    """A tape from (time, event, id, size, book price, direction) rows (prices in ticks; a
+    halt's price, -1, 0 or 1, as it is)."""
     m = np.zeros(len(rows), dtype=TAPE_DTYPE)
     for i, (t, ev, oid, size, price, d) in enumerate(rows):
-        m[i] = (t, oid, size, price * tick, ev, d)
+        m[i] = (t, oid, size, price if ev == 7 else price * tick, ev, d)
     return MessageTape(m, tick=tick)
 
 

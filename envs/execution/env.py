@@ -83,6 +83,12 @@ INFO_SPEC = (
     ("urgency", "step", "strength of the adverse drift, [0, 1]"),
     ("replay_start_time", "step", "replay: the episode's start in the tape, s after midnight"),
     ("replay_consumed", "step", "replay: tape messages on liquidity the agent took"),
+    (
+        "replay_halted",
+        "step",
+        "replay: the tape's trading state after the step: 0 open, 1 halted, 2 quoting only",
+    ),
+    ("replay_rejected", "step", "replay: the agent's orders refused in halts so far"),
 )
 INFO_KEYS = tuple(name for name, _, _ in INFO_SPEC)
 _END_ONLY = tuple(name for name, when, _ in INFO_SPEC if when == "end")
@@ -176,6 +182,8 @@ def episode_infos(
         "urgency": ef[:, EF.urgency].copy(),
         "replay_start_time": ef[:, EF.start_time].copy(),
         "replay_consumed": ei[:, EI.consumed_msgs].copy(),
+        "replay_halted": ei[:, EI.halt].copy(),
+        "replay_rejected": ei[:, EI.rejected].copy(),
     }
     if not ended.all():
         for key in _END_ONLY:
@@ -280,7 +288,9 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     book and the episode's progress, see ``render``), ``replay=None`` (a ``MessageTape``, a
     LOBSTER message file, a ``(messages, orderbook)`` pair of files or a ``.dbn``/``.dbn.zst``
     file: the recorded day drives the book instead of the flow, episodes start at seeded times
-    in it, and the agent's orders join its real queues; see docs/execution.md, "Replay"),
+    in it, and the agent's orders join its real queues; in the tape's trading halts its
+    market orders (and, fully halted, any new order) are refused, nothing of its executes,
+    and a forced completion waits for trading to resume; see docs/execution.md, "Replay"),
     ``replay_orderbook=None`` (the LOBSTER orderbook file that goes with ``replay``),
     ``replay_window=None`` (``[start, end]``, s after midnight in tape time: episodes start
     only where the whole episode, warm-up and horizon, lies inside it; e.g. disjoint windows of
@@ -560,6 +570,8 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
 
     replay_start_time = _column("_ef", EF.start_time, float, "replay: s after midnight")
     replay_consumed = _column("_ei", EI.consumed_msgs, int, "replay: messages on taken liquidity")
+    replay_halted = _column("_ei", EI.halt, int, "replay: 0 open, 1 halted, 2 quoting only")
+    replay_rejected = _column("_ei", EI.rejected, int, "replay: orders refused in halts")
 
     def _info(self) -> dict[str, Any]:
         """A step's info before the end: the episode's fixed entries (set at reset), the
@@ -571,6 +583,8 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         info["n_orders"] = int(ei[0, EI.n_orders])
         info["compliance_violations"] = self.compliance_violations
         info["replay_consumed"] = int(ei[0, EI.consumed_msgs])
+        info["replay_halted"] = int(ei[0, EI.halt])
+        info["replay_rejected"] = int(ei[0, EI.rejected])
         return info
 
     def _summary(self) -> dict[str, Any]:

@@ -36,7 +36,7 @@ EI = layout(
     "side qty remaining filled_end cash n_orders next_id own_id t market_qty seen_qty "
     "seen_value phase n_msgs msg_start n_trades iter warm_i order_type replace ref_touch "
     "need_lo need_hi terminated preset hooked act_only reset_done hook_first "
-    "batch_trades cursor n_consumed consumed_msgs",
+    "batch_trades cursor n_consumed consumed_msgs halt rejected",
 )
 # float state per env
 EF = layout(
@@ -154,6 +154,7 @@ class Replay(NamedTuple):
     ck_offsets: np.ndarray  # int64 (n_checkpoints + 1,): rows of each checkpoint in ck_orders
     ck_orders: np.ndarray  # int64 (rows, 4): CK columns, each level front to back
     ck_quotes: np.ndarray  # int64 (n_checkpoints, 2): last known bid, ask before it
+    ck_halt: np.ndarray  # int64 (n_checkpoints,): the trading state (TRADING) before it
     consumed: np.ndarray  # int64 (n_envs, CONSUMED_SLOTS): a ring of consumed ids
     counters: np.ndarray  # int64 (n_envs, len(STAT_NAMES)): the rebuild's counters
 
@@ -162,6 +163,10 @@ class Replay(NamedTuple):
 # window base, the pool a restored checkpoint needs
 RS = layout("ReplaySettings", "tick every base capacity")
 CK = layout("Checkpoint", "order_id side price qty")
+# A tape's trading state, set by its halt messages (event 7: price -1 halts trading, 0 resumes
+# quoting, 1 resumes trading). Halted: only cancels reach the book. Quoting: orders that do
+# not cross may rest, be modified or cancelled, but nothing executes.
+TRADING = layout("TradingState", "open halted quoting")
 CONSUMED_SLOTS = 1024  # consumed tape orders an episode remembers (a ring: the oldest go)
 
 

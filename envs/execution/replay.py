@@ -19,6 +19,10 @@ Liquidity the agent took (by its market orders, crossing limits, or the crossing
 above) stays gone: a tape order it took part of is tagged ``CONSUMED`` (owner), one it took
 all of is remembered in the env's ring of ids; later messages on either are counted in
 ``EI.consumed_msgs`` and only reduce what is left (never below zero).
+
+Halt messages set the env's trading state (``TRADING``, in ``EI.halt``). Outside open
+trading the agent never fills, and its messages that the state refuses are dropped before
+they reach the book (``reject_in_halt_nb``); the forced completion waits (``step.py``).
 """
 
 from __future__ import annotations
@@ -36,8 +40,10 @@ from trendgym.envs.execution.layout import (
     PHASE,
     RS,
     TOB_LEVELS,
+    TRADING,
 )
 from trendgym.envs.execution.observe import mid_nb
+from trendgym.envs.execution.orders import copy_msg_nb
 from trendgym.envs.execution.reset import clear_book_nb, draw_order_nb
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob import rebuild_nb as rb
@@ -48,7 +54,7 @@ from trendgym.envs.lob.rng import unit_nb
 
 CONSUMED = k.MAX_OWNERS - 1  # owner tag of a tape order the agent took part of
 AGENT_FIRST_ID = k.EMPTY_KEY + 1  # the agent's ids lie below every tape and anonymous id
-NEW, EXECUTE, HIDDEN = rb.NEW, rb.EXECUTE, rb.HIDDEN
+NEW, EXECUTE, HIDDEN, HALT = rb.NEW, rb.EXECUTE, rb.HIDDEN, rb.HALT
 
 
 @kernel
@@ -161,6 +167,56 @@ def note_consumed_nb(i, book, trades, ep, replay):
     ei[EI.batch_trades] = 0
 
 
+# ------------------------------------------------------------------ halts
+@njit(cache=True, _nrt=False)
+def set_trading_nb(ei, price):
+    """A halt message's price sets the trading state: -1 halted, 0 quoting, 1 open (any
+    other price leaves it)."""
+    if price == -1:
+        ei[EI.halt] = TRADING.halted
+    elif price == 0:
+        ei[EI.halt] = TRADING.quoting
+    elif price == 1:
+        ei[EI.halt] = TRADING.open
+
+
+@njit(cache=True, _nrt=False)
+def _rejected_in_halt_nb(meta, m, state):
+    """Whether the agent's message `m` is refused in trading state `state` (not open):
+    halted, all but cancels; quoting, market orders and limits that would cross."""
+    if m.kind == k.CANCEL:
+        return False
+    if state == TRADING.halted or m.kind == k.MARKET:
+        return True
+    if m.kind != k.LIMIT:
+        return False  # a modify changes only the size: it never crosses
+    opp = meta[k.BEST_ASK] if m.side == k.BUY else meta[k.BEST_BID]
+    return opp > 0 and (m.price >= opp if m.side == k.BUY else m.price <= opp)
+
+
+@njit(cache=True, _nrt=False)
+def reject_in_halt_nb(i, book, ep):
+    """Before env `i`'s batch reaches its book in a halt: drop the messages the trading
+    state refuses (counted in ``EI.rejected``; nothing of them trades, so the agent's
+    quantity and cash stay as they were), keeping the others in order."""
+    ei, msgs = ep.ei[i], ep.msgs[i]
+    state = ei[EI.halt]
+    n = ei[EI.n_msgs]
+    if state == TRADING.open or ei[EI.msg_start] != 0 or n == 0:
+        return
+    kept = 0
+    for j in range(n):
+        if _rejected_in_halt_nb(book.meta[i], msgs[j], state):
+            ei[EI.rejected] += 1
+            if msgs[j].kind == k.LIMIT and msgs[j].order_id == ei[EI.own_id]:
+                ei[EI.own_id] = k.EMPTY_KEY  # a refused limit never rests
+        else:
+            if kept != j:
+                copy_msg_nb(msgs[kept], msgs[j])
+            kept += 1
+    ei[EI.n_msgs] = kept
+
+
 # ------------------------------------------------------------------ one tape message
 @njit(cache=True, _nrt=False)
 def crossing_new_nb(book, trades, m, tick, own, fstate, consumed, ei, counters):
@@ -187,8 +243,9 @@ def replay_message_nb(book, trades, m, tick, own, fstate, consumed, ei, counters
     orders = book.orders
     side = ei[EI.side]
     ev = m.event
+    trading = ei[EI.halt] == TRADING.open  # in a halt the agent's order never fills
     if ev == NEW:
-        if own >= 0 and m.direction == -side:
+        if trading and own >= 0 and m.direction == -side:
             a, p = orders[own].price, m.price // tick
             if (side == k.BUY and p <= a) or (side == k.SELL and p >= a):
                 return crossing_new_nb(book, trades, m, tick, own, fstate, consumed, ei, counters)
@@ -197,7 +254,7 @@ def replay_message_nb(book, trades, m, tick, own, fstate, consumed, ei, counters
             own = -1  # a crossing add cleared the agent's level (a data quirk)
         return own
     if ev == EXECUTE or ev == HIDDEN:
-        if own >= 0 and m.direction == side and agent_ahead_nb(book, own, m, tick):
+        if trading and own >= 0 and m.direction == side and agent_ahead_nb(book, own, m, tick):
             own = agent_fill_nb(book, own, min(m.size, orders[own].qty), fstate)
         fstate[FS.traded_qty] += m.size
         fstate[FS.traded_value] += m.size * (m.price // tick)
@@ -210,6 +267,8 @@ def replay_message_nb(book, trades, m, tick, own, fstate, consumed, ei, counters
         if not skip:
             apply_tape_nb(book, trades, m, tick, counters)
         return own
+    if ev == HALT:
+        set_trading_nb(ei, m.price)
     apply_tape_nb(book, trades, m, tick, counters)  # halts are counted; crosses change nothing
     return own
 
@@ -312,6 +371,8 @@ def replay_reset_nb(i, book, trades, flow, ep, cfg, replay):
     b = book
     row = Book(b.orders[i], b.levels[i], b.keys[i], b.slots[i], b.meta[i], b.owner_stats[i])
     restore_nb(row, trades[i], replay, c, istate[i])
+    ei[i, EI.halt] = replay.ck_halt[c]
+    ei[i, EI.rejected] = 0
     ei[i, EI.cursor] = c * replay.settings[RS.every]
     ei[i, EI.own_id] = k.EMPTY_KEY
     ei[i, EI.n_consumed] = 0
@@ -341,7 +402,9 @@ def after_replay_flow_nb(i, ep, replay):
     ei = ep.ei
     if ei[i, EI.reset_done] == 1:
         ei[i, EI.next_id] = AGENT_FIRST_ID
-    elif (
+    # not an `elif`: the single env never clears `reset_done` (only the vector env's Python
+    # does), and a completion halted until the tape ends would otherwise wait forever
+    if (
         ei[i, EI.phase] == PHASE.complete_market
         and ei[i, EI.remaining] != 0
         and ei[i, EI.cursor] >= replay.tape.shape[0]

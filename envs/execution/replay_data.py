@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from trendgym.envs.execution.layout import CK, CONSUMED_SLOTS, RS, Replay
+from trendgym.envs.execution.layout import CK, CONSUMED_SLOTS, RS, TRADING, Replay
 from trendgym.envs.execution.replay import AGENT_FIRST_ID, dump_book_nb
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob import rebuild_nb as rb
@@ -58,6 +58,7 @@ def empty_replay(n_envs: int) -> Replay:
         ck_offsets=np.zeros(1, dtype=np.int64),
         ck_orders=np.zeros((0, len(CK)), dtype=np.int64),
         ck_quotes=np.zeros((0, 2), dtype=np.int64),
+        ck_halt=np.zeros(0, dtype=np.int64),
         consumed=np.zeros((n_envs, 0), dtype=np.int64),
         counters=np.zeros((n_envs, len(rb.STAT_NAMES)), dtype=np.int64),
     )
@@ -215,10 +216,27 @@ def _checkpoints(tape: MessageTape) -> tuple[Replay, int, int]:
         ck_offsets=offsets,
         ck_orders=ck_orders[: offsets[-1]].copy(),
         ck_quotes=quotes,
+        ck_halt=_trading_states(m)[::every].copy(),
         consumed=np.zeros((0, 0), dtype=np.int64),
         counters=np.zeros((0, len(rb.STAT_NAMES)), dtype=np.int64),
     )
     return shared, int(book.levels.shape[0]), first
+
+
+def _trading_states(m: np.ndarray) -> np.ndarray:
+    """(n,) the trading state (``TRADING``) before each message, as its halt messages set it
+    (``replay.set_trading_nb``): open until the first."""
+    n = m.shape[0]
+    price = m["price"]
+    sets = np.flatnonzero((m["event"] == rb.HALT) & (price >= -1) & (price <= 1))
+    if sets.size == 0:
+        return np.full(n, TRADING.open, dtype=np.int64)
+    by_price = np.array([TRADING.halted, TRADING.quoting, TRADING.open], dtype=np.int64)
+    state = by_price[price[sets] + 1]
+    last = np.full(n, -1)  # before message j: the last setter before it
+    last[sets[sets + 1 < n] + 1] = np.flatnonzero(sets + 1 < n)
+    np.maximum.accumulate(last, out=last)
+    return np.where(last >= 0, state[np.maximum(last, 0)], TRADING.open)
 
 
 def _last_quotes(bid, ask, bid_on, ask_on, tick) -> np.ndarray:

@@ -27,6 +27,7 @@ from trendgym.envs.execution.layout import (
     MAX_COMPLETION_SECONDS,
     OWN,
     PHASE,
+    TRADING,
 )
 from trendgym.envs.execution.observe import finish_step_nb, refresh_own_nb
 from trendgym.envs.execution.orders import (
@@ -41,6 +42,7 @@ from trendgym.envs.execution.orders import (
 from trendgym.envs.execution.replay import (
     after_replay_flow_nb,
     note_consumed_nb,
+    reject_in_halt_nb,
     replay_reset_nb,
     replay_run_nb,
 )
@@ -126,12 +128,14 @@ def act_phase_nb(i, book, ep):
 
 
 @njit(cache=True, _nrt=False)
-def submit_phase_nb(i, book, trades, fstate, ep, cfg, hooked):
+def submit_phase_nb(i, book, trades, fstate, ep, cfg, hooked, replaying):
     """Send the waiting batch (the action's, or a completion order) and move on."""
     ei = ep.ei
     if hooked and ei[i, EI.hooked] == 0 and hold_for_hook_nb(i, ep.msgs, ei):
         return STATUS.need_hook
     reached = ei[i, EI.n_msgs] > 0  # zero only when the hook dropped the whole batch
+    if replaying:
+        reject_in_halt_nb(i, book, ep)
     status = submit_nb(i, book, trades, ep, cfg[CFG.fee_bps])
     if status != STATUS.done:
         return status
@@ -165,11 +169,17 @@ def complete_cancel_nb(i, book, trades, ep, cfg):
 
 
 @njit(cache=True, _nrt=False)
-def complete_market_nb(i, ep):
-    """A market order for what remains, once a second of flow, until nothing remains."""
+def complete_market_nb(i, ep, fstate):
+    """A market order for what remains, once a second of flow, until nothing remains. While
+    a replayed tape halts trading, no order goes out and the halt's seconds do not count
+    toward giving up: the rest completes at the first second trading is open again."""
     ei = ep.ei
     if ei[i, EI.remaining] == 0:
         ei[i, EI.phase] = PHASE.finish
+        return STATUS.done
+    if ei[i, EI.halt] != TRADING.open:
+        ep.ef[i, EF.t_end] = fstate[i, FS.time] + 1.0
+        ei[i, EI.phase] = PHASE.complete_flow
         return STATUS.done
     if ei[i, EI.iter] >= MAX_COMPLETION_SECONDS:
         return STATUS.stuck
@@ -200,7 +210,7 @@ def step_env_nb(i, book, trades, flow, ep, preset_params, cfg, same_step, hooked
         elif phase == PHASE.act:
             act_phase_nb(i, book, ep)
         elif phase == PHASE.act_submit or phase == PHASE.complete_submit:
-            status = submit_phase_nb(i, book, trades, flow.fstate, ep, cfg, hooked)
+            status = submit_phase_nb(i, book, trades, flow.fstate, ep, cfg, hooked, replaying)
             if replaying and status == STATUS.done:
                 note_consumed_nb(i, book, trades, ep, replay)
         elif phase == PHASE.flow_start:
@@ -210,7 +220,7 @@ def step_env_nb(i, book, trades, flow, ep, preset_params, cfg, same_step, hooked
         elif phase == PHASE.complete_cancel:
             complete_cancel_nb(i, book, trades, ep, cfg)
         elif phase == PHASE.complete_market:
-            status = complete_market_nb(i, ep)
+            status = complete_market_nb(i, ep, flow.fstate)
         elif phase == PHASE.finish:
             finish_step_nb(i, book, flow.istate, ep, cfg, same_step)
         elif phase == PHASE.reset and replaying:

@@ -380,5 +380,7 @@ class ExecutionVectorEnv(NativeVectorEnv):
             )
         attrs["replay_start_time"] = lambda i: float(ef[i, EF.start_time])
         attrs["replay_consumed"] = lambda i: int(ei[i, EI.consumed_msgs])
+        attrs["replay_halted"] = lambda i: int(ei[i, EI.halt])
+        attrs["replay_rejected"] = lambda i: int(ei[i, EI.rejected])
         attrs["episodes"] = lambda i: int(self.episodes[i])
         return attrs
