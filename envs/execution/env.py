@@ -12,11 +12,14 @@ from gymnasium import spaces
 from trendgym.envs import rendering
 from trendgym.envs.checks import check_number
 from trendgym.envs.execution import orders
+from trendgym.envs.execution.infos import infos_nb
 from trendgym.envs.execution.layout import (
     CFG,
     EF,
     EI,
     FLOW_PHASES,
+    INFO_FLOAT,
+    INFO_INT,
     MAX_COMPLETION_SECONDS,
     MSG_SLOTS,
     N_ORDER_TYPES,
@@ -91,7 +94,15 @@ INFO_SPEC = (
     ("replay_rejected", "step", "replay: the agent's orders refused in halts so far"),
 )
 INFO_KEYS = tuple(name for name, _, _ in INFO_SPEC)
-_END_ONLY = tuple(name for name, when, _ in INFO_SPEC if when == "end")
+# where each key's values are: (key, in the int table?, row)
+_INFO_ROWS = tuple(
+    (
+        key,
+        key in INFO_INT._fields,
+        getattr(INFO_INT if key in INFO_INT._fields else INFO_FLOAT, key),
+    )
+    for key in INFO_KEYS
+)
 
 
 def info_table() -> str:
@@ -154,41 +165,12 @@ def episode_infos(
     calibrated: bool = False,
 ) -> dict[str, np.ndarray]:
     """Every row's info (``INFO_SPEC``, one entry per env) from the step kernel's state; rows
-    whose episode has not `ended` hold 0 in the end-only keys. Lots
-    compliance kept from completing are marked at the last mid, so
-    ``shortfall_bps == side·(avg_price/arrival_price − 1)·1e4`` always holds."""
-    side, quantity, remaining = ei[:, EI.side], ei[:, EI.qty], ei[:, EI.remaining]
-    arrival = ef[:, EF.arrival] * tick_size
-    marked = remaining * ef[:, EF.prev_mid]
-    avg = (ei[:, EI.cash] + side * ef[:, EF.fees] + marked) / quantity * tick_size
-    market_qty = ei[:, EI.market_qty]
-    with np.errstate(divide="ignore", invalid="ignore"):  # no market volume: VWAP is arrival
-        vwap = np.where(market_qty > 0, ef[:, EF.market_value] / market_qty * tick_size, arrival)
-    infos = {
-        "remaining": remaining.copy(),
-        "running_shortfall_bps": ef[:, EF.shortfall].copy(),
-        "shortfall_bps": side * (avg / arrival - 1.0) * 1e4,
-        "fill_rate": ei[:, EI.filled_end] / quantity,
-        "arrival_price": arrival,
-        "avg_price": avg,
-        "n_orders": ei[:, EI.n_orders].copy(),
-        "compliance_violations": np.full(ei.shape[0], violations, dtype=np.int64),
-        "unfilled_marked": remaining.copy(),
-        "market_vwap": vwap,
-        "vwap_slippage_bps": side * (avg / vwap - 1.0) * 1e4,
-        "side": side.copy(),
-        "quantity": quantity.copy(),
-        "preset": np.full_like(side, -2) if calibrated else ei[:, EI.preset].copy(),
-        "urgency": ef[:, EF.urgency].copy(),
-        "replay_start_time": ef[:, EF.start_time].copy(),
-        "replay_consumed": ei[:, EI.consumed_msgs].copy(),
-        "replay_halted": ei[:, EI.halt].copy(),
-        "replay_rejected": ei[:, EI.rejected].copy(),
-    }
-    if not ended.all():
-        for key in _END_ONLY:
-            infos[key] = np.where(ended, infos[key], 0)
-    return infos
+    whose episode has not `ended` hold 0 in the end-only keys (see ``infos_nb``)."""
+    n = ei.shape[0]
+    ints = np.empty((len(INFO_INT), n), dtype=np.int64)
+    floats = np.empty((len(INFO_FLOAT), n))
+    infos_nb(ei, ef, tick_size, ended, violations, calibrated, ints, floats)
+    return {key: (ints if is_int else floats)[row] for key, is_int, row in _INFO_ROWS}
 
 
 def _column(table: str, col: int, cast: type, doc: str = "") -> property:

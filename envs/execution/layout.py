@@ -54,6 +54,19 @@ CFG = layout(
 TOB = layout("TopOfBook", "bid ask bid_qty ask_qty bid_depth ask_depth")
 OWN = layout("OwnOrder", "qty price ahead")
 
+# an info's entries (``INFO_SPEC`` in env.py) as rows of two tables the info kernel fills:
+# the int-valued keys and the float-valued ones
+INFO_INT = layout(
+    "InfoInt",
+    "remaining n_orders compliance_violations unfilled_marked side quantity preset "
+    "replay_consumed replay_halted replay_rejected",
+)
+INFO_FLOAT = layout(
+    "InfoFloat",
+    "running_shortfall_bps shortfall_bps fill_rate arrival_price avg_price market_vwap "
+    "vwap_slippage_bps urgency replay_start_time",
+)
+
 # Where an env's step (or reset) stands. A kernel that needs room returns without moving on,
 # so the env resumes in the same phase.
 PHASE = layout(

@@ -351,9 +351,10 @@ class ExecutionVectorEnv(NativeVectorEnv):
         mask = np.ones(n, dtype=bool) if shown is None else shown
         infos: dict[str, Any] = {}
         infos_of = episode_infos(ei, ef, self.tick_size, ended, calibrated=self.template.calibrated)
-        for key, value in infos_of.items():
+        masks = np.repeat(mask[None], len(infos_of), axis=0)  # one row per key, one allocation
+        for j, (key, value) in enumerate(infos_of.items()):
             infos[key] = value if shown is None else np.where(shown, value, value.dtype.type(0))
-            infos[f"_{key}"] = mask.copy()
+            infos[f"_{key}"] = masks[j]
         return infos
 
     # ---------------------------------------------------------------- per-env access
