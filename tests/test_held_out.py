@@ -317,6 +317,7 @@ def test_evaluate_subprocess_with_placebo_on_the_replayed_day(days, calibration,
     argv += ["--ledger", str(tmp_path / "ledger.sqlite")]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    assert "__main__" not in done.stderr  # `python -m trendgym` runs its trials in workers
     assert "validation (every fold, its own seeds): tape window" in done.stdout
     results = json.loads((tmp_path / "report" / "results.json").read_text())
     assert results["tested_on"] == test and results["placebo"]["blind"] == [True]
