@@ -105,3 +105,22 @@ def test_bad_windows_are_refused_naming_them(tape, window, error, words):
 def test_a_window_needs_replay():
     with pytest.raises(ValueError, match="replay_window needs replay="):
         ExecutionEnv(replay_window=[0.0, 100.0])
+
+
+def test_a_tape_file_is_read_once_per_process_until_it_changes(tape, tmp_path):
+    """Envs of the same files share one read (an evaluation builds one per block); a
+    rewritten file is read again."""
+    import os
+
+    from trendgym.envs.lob import write_lobster
+
+    msg, ob = tmp_path / "day_message_1.csv", tmp_path / "day_orderbook_1.csv"
+    write_lobster(tape, msg, ob, levels=1)
+    first = ExecutionEnv(replay=(str(msg), str(ob)), **SHORT).replay_data.tape
+    again = ExecutionEnv(replay=[str(msg), str(ob)], **SHORT).replay_data.tape
+    assert again is first
+    st = os.stat(msg)
+    os.utime(msg, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # as if rewritten
+    fresh = ExecutionEnv(replay=(str(msg), str(ob)), **SHORT).replay_data.tape
+    assert fresh is not first
+    np.testing.assert_array_equal(fresh.messages, first.messages)

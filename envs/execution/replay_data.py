@@ -9,6 +9,7 @@ before its start time and replays at most ``every`` messages to reach it.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -87,7 +88,23 @@ def load_tape(replay: Any, orderbook: Any = None) -> MessageTape:
             raise ValueError(f"{name}: no such file {str(path)!r}")
     if is_dbn(replay) and orderbook is not None:
         raise ValueError("replay_orderbook goes with LOBSTER files, not DBN")
-    return read_tape(replay, orderbook)
+    return _read_once(_stamp(replay), None if orderbook is None else _stamp(orderbook))
+
+
+def _stamp(path: Any) -> tuple[str, str, int, int]:
+    """A file as the cache knows it: the path as given (error messages and the tape's source
+    name it so), where it is, its modification time and size (an edited or replaced file is
+    read again)."""
+    st = os.stat(path)
+    return os.fspath(path), os.path.abspath(path), st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=2)
+def _read_once(replay: tuple, orderbook: tuple | None) -> MessageTape:
+    """The tape of these files, read once per process: an evaluation builds an env per held-out
+    block and per baseline on the same day, and each would otherwise read it again (seconds
+    for a real day); the tape also keeps its checkpoints (see ``prepare``)."""
+    return read_tape(replay[0], None if orderbook is None else orderbook[0])
 
 
 def prepare(
