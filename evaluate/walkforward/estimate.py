@@ -6,8 +6,9 @@ one after the other) plus the periods it scores (validation and every OOS cost s
 Before the trials, the baselines score every OOS block once; every search pays for starting
 its workers. The rates are one core of this project's development machine training PPO
 with the CLI's defaults; they are the model's only calibration. Held-out blocks that replay a
-tape add the time their env takes to build (it reads the tape and rebuilds its checkpoints,
-once per block), measured by building it once.
+tape add the time their env takes to build, measured by building it once here (a process
+reads a tape file once and keeps its checkpoints, so this is a block's cost after a worker's
+first read, which the estimate leaves out: seconds against minutes of training).
 """
 
 from __future__ import annotations
