@@ -125,12 +125,10 @@ def preflight(args: argparse.Namespace) -> None:
 def check_test_env(env_id: str, train: Any, test_env_kwargs: dict[str, Any]) -> None:
     """Refuse test kwargs the env id's domain cannot use, that its env refuses, or whose env
     has other spaces than the training env (`train`: its probe)."""
-    from trendgym.evaluate.walkforward import domain_for
+    from trendgym.evaluate.walkforward.domain import refuse_test_env_kwargs
     from trendgym.train.preflight import probe_env
 
-    refusal = getattr(domain_for(env_id), "test_env_kwargs_refusal", None)
-    if refusal:
-        raise ValueError(f"--test-env-kwargs: {refusal}")
+    refuse_test_env_kwargs(env_id, test_env_kwargs, "--test-env-kwargs")
     test = probe_env(env_id, test_env_kwargs, flag="--test-env-kwargs")
     check_same_spaces(train, test)
 

@@ -34,6 +34,7 @@ from trendgym.evaluate.walkforward import (
     domain_for,
     run_walk_forward,
 )
+from trendgym.evaluate.walkforward.domain import refuse_test_env_kwargs
 from trendgym.evaluate.walkforward.estimate import expected_seconds
 from trendgym.evaluate.walkforward.signals import EvaluationInterrupted, stop_on_signals
 
@@ -572,9 +573,7 @@ def evaluate_agent(
     )
     # an env id without a domain, or test kwargs its domain has no use for, are refused
     # before anything is written
-    refusal = getattr(domain_for(config.env_id), "test_env_kwargs_refusal", None)
-    if refusal and config.test_env_kwargs is not None:
-        raise ValueError(f"test_env_kwargs: {refusal}")
+    refuse_test_env_kwargs(config.env_id, config.test_env_kwargs, "test_env_kwargs")
     if isinstance(ledger, str | os.PathLike):
         ledger = Ledger(ledger)
     if resume and ledger is None:

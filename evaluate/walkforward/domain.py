@@ -69,6 +69,14 @@ def domain_for(env_id: str) -> Domain:
     return _DOMAINS[env_id]()
 
 
+def refuse_test_env_kwargs(env_id: str, test_env_kwargs: Any, flag: str) -> None:
+    """ValueError naming `flag` when `test_env_kwargs` are given to a domain that has no use
+    for them (its ``test_env_kwargs_refusal`` says why); an env id without a domain too."""
+    refusal = getattr(domain_for(env_id), "test_env_kwargs_refusal", None)
+    if refusal and test_env_kwargs is not None:
+        raise ValueError(f"{flag}: {refusal}")
+
+
 def make_env(env_id: str, env_kwargs: Mapping[str, Any], blind: bool = False) -> Any:
     """``gym.make`` in any process; `blind` replaces its observations by noise."""
     import gymnasium as gym

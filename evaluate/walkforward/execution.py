@@ -22,7 +22,8 @@ class ExecutionDomain:
     validation and OOS episodes use ``reset(seed=...)`` with seeds from ranges that training
     never passes, on ``config.test_env_kwargs`` when given (else ``env_kwargs``). When those
     replay a tape, each block also gets its own window of the tape (``replay_window``, see
-    ``windows``), so validation and the folds' OOS episodes never overlap in time. One period = one episode, its "return" = -shortfall_bps / 1e4; a trial is
+    ``windows``), so validation and the folds' OOS episodes never overlap in time. One
+    period = one episode, its "return" = -shortfall_bps / 1e4; a trial is
     scored by its per-episode savings against the best baseline on the same episodes
     (``paired``), since episodes differ far more than policies do. Costs scale the fee
     (``fee_bps``); spread and impact come from the simulated book and are never scaled.
