@@ -1,7 +1,7 @@
 """The engine at a git revision against this tree, in one process: same workloads, timed in turn.
 
-    python benchmarks/ab.py [--before 9b6eedb] [--rounds 7] [--seconds 1.0] [--parallel serial]
-                            [--clock wall|cpu]
+    python benchmarks/ab.py [--before 9b6eedb] [--rounds 7] [--seconds 1.0] [--slices 10]
+                            [--parallel serial] [--clock wall|cpu] [--only TEXT]
 
 The revision's ``__init__.py`` and ``envs/`` are extracted once (``git archive``) into
 ``.ab_cache/<commit>/trendgym_before/`` with every ``trendgym`` import (and env id) renamed
@@ -14,9 +14,10 @@ the kernels, so no timing includes compilation.
 Workloads (both engines, same configuration): Execution-v0 single env (defaults), its native
 vector env (N = 64), Portfolio-v0 single env (30 assets, whole-span episodes), its native
 vector env (N = 64), and ``OrderBook.process`` on a stream recorded from the calm flow. Each
-round times before and after in turn (the order alternates between rounds, so a load drift
-hits both sides alike) for ``--seconds`` each; the table gives each side's median, min and max
-rate, the ratio of the medians and the range of the per-round ratios. Single envs time only
+round gives each side ``--seconds``, cut into ``--slices`` slices taken in turn (B A B A ...;
+the order alternates between rounds), so a spell of load from other processes hits both sides
+of a round alike; the table gives each side's median, min and max rate and the median, min
+and max of the rounds' paired after/before ratios. Single envs time only
 ``step`` calls (resets excluded); vector envs time ``step`` including their autoresets. The
 vector envs run one thread by default (``--parallel serial``): ``prange`` on a shared machine
 measures the other processes more than the kernels; ``--clock cpu`` times this thread's CPU
@@ -311,21 +312,28 @@ def alternate(
     run_after: Callable[[float], float],
     rounds: int,
     seconds: float,
+    slices: int = 1,
 ) -> tuple[list[float], list[float]]:
-    """Rates of each side over `rounds`, timed in turn: B A in odd rounds, A B in even ones."""
+    """Rates of each side over `rounds`, timed in turn: B A in odd rounds, A B in even ones.
+    With `slices` > 1 each side's `seconds` are cut into that many slices taken B A B A ...
+    (the mean of their rates), so both sides of a round see the same spells of load."""
     before, after = [], []
+    part = seconds / slices
     for r in range(rounds):
-        if r % 2:
-            after.append(run_after(seconds))
-            before.append(run_before(seconds))
-        else:
-            before.append(run_before(seconds))
-            after.append(run_after(seconds))
+        first, second = (run_after, run_before) if r % 2 else (run_before, run_after)
+        rates: tuple[list[float], list[float]] = ([], [])
+        for _ in range(slices):
+            rates[0].append(first(part))
+            rates[1].append(second(part))
+        one, two = (statistics.fmean(x) for x in rates)
+        before.append(two if r % 2 else one)
+        after.append(one if r % 2 else two)
     return before, after
 
 
 def summary(before: list[float], after: list[float]) -> dict[str, float]:
-    """Median, min and max of each side; after/before of the medians and per round."""
+    """Median, min and max of each side; the median, min and max of the rounds' after/before
+    (paired: each round's two sides ran under the same load)."""
     paired = [a / b for a, b in zip(after, before, strict=True)]
     return {
         "before": statistics.median(before),
@@ -334,7 +342,7 @@ def summary(before: list[float], after: list[float]) -> dict[str, float]:
         "after": statistics.median(after),
         "after_min": min(after),
         "after_max": max(after),
-        "ratio": statistics.median(after) / statistics.median(before),
+        "ratio": statistics.median(paired),
         "ratio_min": min(paired),
         "ratio_max": max(paired),
     }
@@ -369,7 +377,16 @@ def main() -> None:
     ap.add_argument("--before", default=BEFORE, help="git revision of the 'before' engine")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--seconds", type=float, default=1.0, help="timed seconds per side per round")
+    ap.add_argument(
+        "--slices",
+        type=int,
+        default=10,
+        help="each round's seconds cut into this many slices per side, taken in turn",
+    )
     ap.add_argument("--messages", type=int, default=1_000_000, help="order book stream length")
+    ap.add_argument(
+        "--only", default="", help="time only the workloads whose name contains this text"
+    )
     ap.add_argument(
         "--parallel",
         choices=("serial", "prange", "auto"),
@@ -402,19 +419,22 @@ def main() -> None:
     print(f"after:  this tree ({ROOT}); load {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores")
     print(f"imported both in {time.perf_counter() - t0:.1f} s")
 
-    jobs = checked(workloads(parallel, args.messages), before, after, clock)
+    items = [w for w in workloads(parallel, args.messages) if args.only in w.name]
+    if not items:
+        ap.error(f"--only {args.only!r} matches no workload")
+    jobs = checked(items, before, after, clock)
     print(
-        f"\n{args.rounds} rounds of {args.seconds:g} s ({args.clock} clock) per side, "
-        f"alternating; vector envs {args.parallel}; median [min-max]"
+        f"\n{args.rounds} rounds of {args.seconds:g} s ({args.clock} clock) per side in "
+        f"{args.slices} alternating slices; vector envs {args.parallel}; median [min-max]"
     )
     print(f"{'workload':<28}{'unit':<13}{'before':>28}{'after':>28}{'after/before':>24}")
     for w, run_b, run_a in jobs:
-        s = summary(*alternate(run_b, run_a, args.rounds, args.seconds))
+        s = summary(*alternate(run_b, run_a, args.rounds, args.seconds, args.slices))
         b = f"{_rate(s['before'])} [{_rate(s['before_min'])}-{_rate(s['before_max'])}]"
         a = f"{_rate(s['after'])} [{_rate(s['after_min'])}-{_rate(s['after_max'])}]"
         r = f"{s['ratio']:.3f} [{s['ratio_min']:.3f}-{s['ratio_max']:.3f}]"
         print(f"{w.name:<28}{w.unit:<13}{b:>28}{a:>28}{r:>24}")
-    print("(ratio range: after/before of each round's pair)")
+    print("(after/before: median [min-max] of the rounds' paired ratios)")
 
 
 if __name__ == "__main__":

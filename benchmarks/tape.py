@@ -4,15 +4,19 @@ same messages in the same process. Compile time is excluded (each kernel runs on
 small tape first).
 
 Then Execution-v0 replaying a tape of the same flow beside simulated mode (same kwargs, same
-process): single env steps/s and resets/s, native vector env env-steps/s.
+process): single env steps/s and resets/s, native vector env env-steps/s with the two modes
+timed in turn, round by round (the replay/simulated figure is the median of the rounds' paired
+ratios), on one thread and with the env's own kernel choice.
 
     python benchmarks/tape.py [--messages 1000000] [--preset calm] [--python-messages 200000]
     python benchmarks/tape.py --replay-only [--replay-messages 200000] [--envs 64 256]
+                              [--replay-steps 100000] [--rounds 9]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -89,20 +93,32 @@ def env_rates(env, steps: int, seed: int = 0) -> tuple[float, float]:
     return steps / step_time, n_resets / reset_time if n_resets else float("nan")
 
 
-def vector_rate(venv, steps: int, seed: int = 0) -> float:
-    """Env-steps/s of a native vector env (autoresets included), after a warm-up step."""
+def paired_vector_rates(
+    venvs: dict[str, object], steps: int, rounds: int, clock=time.perf_counter, seed: int = 0
+) -> dict[str, list[float]]:
+    """Env-steps/s of each native vector env (autoresets included) per round: every round
+    steps each env `steps` times with the same actions, in turn (the order alternates between
+    rounds), so a spell of load from other processes hits both modes of a round alike."""
     rng = np.random.default_rng(seed)
-    n = venv.num_envs
-    venv.reset(seed=seed)
-    venv.step(rng.uniform(-1, 1, (n, 3)).astype(np.float32))
-    actions = rng.uniform(-1, 1, (steps, n, 3)).astype(np.float32)
-    t = time.perf_counter()
-    for a in actions:
-        venv.step(a)
-    return steps * n / (time.perf_counter() - t)
+    n = next(iter(venvs.values())).num_envs
+    first = rng.uniform(-1, 1, (n, 3)).astype(np.float32)
+    for venv in venvs.values():
+        venv.reset(seed=seed)
+        venv.step(first)  # untimed: first-call costs
+    rates: dict[str, list[float]] = {name: [] for name in venvs}
+    for r in range(rounds):
+        actions = rng.uniform(-1, 1, (steps, n, 3)).astype(np.float32)
+        for name in list(venvs)[:: 1 if r % 2 == 0 else -1]:
+            t = clock()
+            for a in actions:
+                venvs[name].step(a)
+            rates[name].append(steps * n / (clock() - t))
+    return rates
 
 
-def replay_figures(n_messages: int, preset: str, envs: list[int], steps: int) -> None:
+def replay_figures(
+    n_messages: int, preset: str, envs: list[int], steps: int, rounds: int = 9
+) -> None:
     """Execution-v0 on a recorded tape vs on its simulated flow: steps/s, resets/s."""
     from trendgym.envs.execution import ExecutionEnv
     from trendgym.envs.execution.vector import ExecutionVectorEnv
@@ -123,15 +139,26 @@ def replay_figures(n_messages: int, preset: str, envs: list[int], steps: int) ->
     for name, extra in modes:
         steps_s, resets_s = env_rates(ExecutionEnv(**kw, **extra), steps)
         print(f"{name:<10}{steps_s:>16,.0f}{resets_s:>10,.0f}")
-    print(f"{'mode':<10}{'N':>6}{'env-steps/s':>14}")
+    print(
+        f"native vector env: {rounds} rounds per N, each mode in turn; kernel on one thread "
+        "(CPU time of this thread) and as the env chooses (wall time, both cores); "
+        "median [min-max]"
+    )
+    print(f"{'kernel':<8}{'N':>5}{'simulated':>12}{'replay':>12}{'replay/simulated':>26}")
     for n in envs:
-        rates = {}
-        for name, extra in modes:
-            venv = ExecutionVectorEnv(n, **kw, **extra)
-            rates[name] = vector_rate(venv, max(20, steps // n // 4))
-            print(f"{name:<10}{n:>6}{rates[name]:>14,.0f}")
-        # the machine may be shared: the ratio within one run is the figure to compare
-        print(f"{'ratio':<10}{n:>6}{rates['replay'] / rates['simulated']:>14.2f}")
+        for kernel, parallel, clock in (
+            ("serial", False, time.thread_time),
+            ("auto", None, time.perf_counter),
+        ):
+            venvs = {
+                name: ExecutionVectorEnv(n, parallel=parallel, **kw, **extra)
+                for name, extra in modes
+            }
+            rates = paired_vector_rates(venvs, max(10, steps // n // rounds), rounds, clock)
+            sim, rep = (statistics.median(rates[name]) for name, _ in modes)
+            paired = [r / s for r, s in zip(rates["replay"], rates["simulated"], strict=True)]
+            ratio = f"{statistics.median(paired):.2f} [{min(paired):.2f}-{max(paired):.2f}]"
+            print(f"{kernel:<8}{n:>5}{sim:>12,.0f}{rep:>12,.0f}{ratio:>26}")
 
 
 def main() -> None:
@@ -143,10 +170,11 @@ def main() -> None:
     ap.add_argument("--replay-messages", type=int, default=200_000)
     ap.add_argument("--replay-steps", type=int, default=100_000)
     ap.add_argument("--envs", type=int, nargs="*", default=[64, 256])
+    ap.add_argument("--rounds", type=int, default=9, help="vector env rounds per mode and N")
     args = ap.parse_args()
     if not args.replay_only:
         tape_figures(args)
-    replay_figures(args.replay_messages, args.preset, args.envs, args.replay_steps)
+    replay_figures(args.replay_messages, args.preset, args.envs, args.replay_steps, args.rounds)
 
 
 def tape_figures(args) -> None:

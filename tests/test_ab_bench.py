@@ -44,9 +44,27 @@ def test_alternate_swaps_the_order_each_round():
     before, after = ab.alternate(side("b", 2.0), side("a", 3.0), rounds=4, seconds=0.0)
     assert calls == ["b", "a", "a", "b", "b", "a", "a", "b"]
     assert (before, after) == ([2.0] * 4, [3.0] * 4)
+    # the ratio is the median of the rounds' paired ratios (1.5, 1.0, 2.0), not of the medians
     s = ab.summary([2.0, 4.0, 3.0], [3.0, 4.0, 6.0])
-    assert (s["before"], s["after"], s["ratio"]) == (3.0, 4.0, 4.0 / 3.0)
+    assert (s["before"], s["after"], s["ratio"]) == (3.0, 4.0, 1.5)
     assert (s["ratio_min"], s["ratio_max"]) == (1.0, 2.0)
+
+
+def test_alternate_interleaves_slices_within_a_round():
+    calls: list[tuple[str, float]] = []
+    rates = {"b": iter([1.0, 3.0, 5.0, 7.0]), "a": iter([2.0, 4.0, 6.0, 8.0])}
+
+    def side(name):
+        def run(seconds):
+            calls.append((name, seconds))
+            return next(rates[name])
+
+        return run
+
+    before, after = ab.alternate(side("b"), side("a"), rounds=2, seconds=1.0, slices=2)
+    assert [name for name, _ in calls] == ["b", "a", "b", "a", "a", "b", "a", "b"]
+    assert {seconds for _, seconds in calls} == {0.5}
+    assert (before, after) == ([2.0, 6.0], [3.0, 7.0])  # each round: the mean of its slices
 
 
 @pytest.fixture(scope="module")

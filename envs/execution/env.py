@@ -94,13 +94,9 @@ INFO_SPEC = (
     ("replay_rejected", "step", "replay: the agent's orders refused in halts so far"),
 )
 INFO_KEYS = tuple(name for name, _, _ in INFO_SPEC)
-# where each key's values are: (key, in the int table?, row)
+# where each key's values are in ``(*ints, *floats)``, the rows of ``infos_nb``'s two tables
 _INFO_ROWS = tuple(
-    (
-        key,
-        key in INFO_INT._fields,
-        getattr(INFO_INT if key in INFO_INT._fields else INFO_FLOAT, key),
-    )
+    getattr(INFO_INT, key) if key in INFO_INT._fields else len(INFO_INT) + getattr(INFO_FLOAT, key)
     for key in INFO_KEYS
 )
 
@@ -155,6 +151,25 @@ def encode_action(order_type: int, fraction: float, replace: bool = False) -> np
     return np.array([centre, 2.0 * fraction - 1.0, 1.0 if replace else -1.0], dtype=np.float32)
 
 
+def info_values(
+    ei: np.ndarray,
+    ef: np.ndarray,
+    tick_size: float,
+    ended: np.ndarray,
+    violations: int = 0,
+    *,
+    calibrated: bool = False,
+) -> list[np.ndarray]:
+    """Every key's values (``INFO_KEYS`` order, one entry per env) from the step kernel's
+    state; rows whose episode has not `ended` hold 0 in the end-only keys (see ``infos_nb``).
+    Each key's array is a row of one of two fresh tables: two allocations per call."""
+    n = ei.shape[0]
+    ints = np.empty((len(INFO_INT), n), dtype=np.int64)
+    floats = np.empty((len(INFO_FLOAT), n))
+    infos_nb(ei, ef, tick_size, ended, violations, calibrated, ints, floats)
+    return list(map((*ints, *floats).__getitem__, _INFO_ROWS))
+
+
 def episode_infos(
     ei: np.ndarray,
     ef: np.ndarray,
@@ -164,13 +179,9 @@ def episode_infos(
     *,
     calibrated: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Every row's info (``INFO_SPEC``, one entry per env) from the step kernel's state; rows
-    whose episode has not `ended` hold 0 in the end-only keys (see ``infos_nb``)."""
-    n = ei.shape[0]
-    ints = np.empty((len(INFO_INT), n), dtype=np.int64)
-    floats = np.empty((len(INFO_FLOAT), n))
-    infos_nb(ei, ef, tick_size, ended, violations, calibrated, ints, floats)
-    return {key: (ints if is_int else floats)[row] for key, is_int, row in _INFO_ROWS}
+    """``info_values`` by key."""
+    values = info_values(ei, ef, tick_size, ended, violations, calibrated=calibrated)
+    return dict(zip(INFO_KEYS, values, strict=True))
 
 
 def _column(table: str, col: int, cast: type, doc: str = "") -> property:
@@ -503,12 +514,11 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(f"action must lie in [-1, 1], got {a}")
         row = self._ep.actions[0]
         row[0], row[1], row[2] = a0, a1, a2
-        ei, ef = self._ei[0], self._ef[0]
-        ei[EI.phase] = PHASE.decide
+        self._ei[0, EI.phase] = PHASE.decide
         self._run()
-        terminated = ei[EI.terminated] == 1
+        terminated = self._ei.item(0, EI.terminated) == 1
         info = self._summary() if terminated else self._info()
-        return self._ep.obs[0].copy(), float(ef[EF.reward]), bool(terminated), False, info
+        return self._ep.obs[0].copy(), self._ef.item(0, EF.reward), terminated, False, info
 
     def _act(self, order_type: int, fraction: float, replace: bool, ref_touch: int) -> None:
         """Send the messages of one decoded action now (no flow runs): what a step does first."""
@@ -559,14 +569,14 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         """A step's info before the end: the episode's fixed entries (set at reset), the
         running ones updated."""
         info = self._info_base.copy()
-        ei = self._ei
-        info["remaining"] = int(ei[0, EI.remaining])
-        info["running_shortfall_bps"] = float(self._ef[0, EF.shortfall])
-        info["n_orders"] = int(ei[0, EI.n_orders])
+        item = self._ei.item  # a Python int, without a numpy scalar on the way
+        info["remaining"] = item(0, EI.remaining)
+        info["running_shortfall_bps"] = self._ef.item(0, EF.shortfall)
+        info["n_orders"] = item(0, EI.n_orders)
         info["compliance_violations"] = self.compliance_violations
-        info["replay_consumed"] = int(ei[0, EI.consumed_msgs])
-        info["replay_halted"] = int(ei[0, EI.halt])
-        info["replay_rejected"] = int(ei[0, EI.rejected])
+        info["replay_consumed"] = item(0, EI.consumed_msgs)
+        info["replay_halted"] = item(0, EI.halt)
+        info["replay_rejected"] = item(0, EI.rejected)
         return info
 
     def _summary(self) -> dict[str, Any]:

@@ -87,7 +87,7 @@ def observation_nb(i, book, istate, ep, horizon):
         obs[i, j] = min(max(obs[i, j], OBS_LOW[j]), OBS_HIGH[j])
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def finish_step_nb(i, book, istate, ep, cfg, same_step):
     """The end of a step: update the volatility estimate, the reward (the shortfall's change,
     less the risk penalty before the end) and the observation; keep the terminal rows and

@@ -24,7 +24,7 @@ from trendgym.envs.lob.flow import FS, IS
 from trendgym.envs.lob.layout import STATUS, Book
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def decide_nb(i, ep, fstate, istate, latency):
     """Decode env `i`'s action (order type bin, size fraction, replace flag) and note the
     quote the agent saw; the messages go out after `latency` seconds of flow."""
@@ -100,7 +100,7 @@ def _limit_price_nb(i, ei, tob, order_type):
     return max(price, 1)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def act_nb(i, book, ep):
     """The decoded action as at most two messages in ``ep.msgs[i]``; returns how many."""
     ei, ef, own, msgs = ep.ei, ep.ef, ep.own, ep.msgs
@@ -189,7 +189,7 @@ def _count_batch_nb(i, msgs, ei, ef, trades, n, n_trades):
         ef[i, EF.market_value] += float(value)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def submit_nb(i, book, trades, ep, fee_bps):
     """Send env `i`'s batch to its book, resumable: ``STATUS.done`` or the room it needs."""
     ei, msgs = ep.ei, ep.msgs

@@ -53,7 +53,7 @@ from trendgym.envs.lob.layout import STATUS, Book, FlowState
 from trendgym.envs.prefetch import prefetch_nb
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def run_flow_nb(i, book, trades, flow, ep):
     """Run env `i`'s background flow up to ``ef[i, EF.t_end]``; done or the room it needs."""
     b, f = book, flow
@@ -64,7 +64,7 @@ def run_flow_nb(i, book, trades, flow, ep):
     return status
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def take_flow_nb(i, book, fstate, ep, cfg):
     """Book what the flow did for the agent: market volume, the agent's fills, the OFI; then
     move on from the flow phase that ran."""
@@ -91,7 +91,7 @@ def take_flow_nb(i, book, fstate, ep, cfg):
             ei[i, EI.phase] = PHASE.finish
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def flow_phase_nb(i, book, trades, flow, ep, cfg, replay):
     """A phase that runs flow (or replays the tape): the warm-up step of a reset, or one
     within a step."""
@@ -111,7 +111,7 @@ def flow_phase_nb(i, book, trades, flow, ep, cfg, replay):
     return STATUS.done
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def act_phase_nb(i, book, ep):
     """Turn the decision into messages; a wait goes straight to the step's flow."""
     ei = ep.ei
@@ -127,7 +127,7 @@ def act_phase_nb(i, book, ep):
         ei[i, EI.phase] = PHASE.flow_start
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def submit_phase_nb(i, book, trades, fstate, ep, cfg, hooked, replaying):
     """Send the waiting batch (the action's, or a completion order) and move on."""
     ei = ep.ei
@@ -153,7 +153,7 @@ def submit_phase_nb(i, book, trades, fstate, ep, cfg, hooked, replaying):
     return STATUS.done
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def complete_cancel_nb(i, book, trades, ep, cfg):
     """At the horizon: cancel the resting child (a cancel never needs room), then complete."""
     ei = ep.ei
@@ -168,7 +168,7 @@ def complete_cancel_nb(i, book, trades, ep, cfg):
         ei[i, EI.n_msgs] = 0
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def complete_market_nb(i, ep, fstate):
     """A market order for what remains, once a second of flow, until nothing remains. While
     a replayed tape halts trading, no order goes out and the halt's seconds do not count

@@ -11,14 +11,16 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from trendgym.envs.execution.env import (
+    INFO_KEYS,
     ExecutionEnv,
-    episode_infos,
+    info_values,
     needed_prices,
     trade_room_needed,
 )
 from trendgym.envs.execution.layout import EF, EI, N_RAW, PHASE, PRESET_NAMES, new_episode
 from trendgym.envs.execution.replay_data import empty_replay
 from trendgym.envs.execution.step import vector_run_nb, vector_run_serial_nb
+from trendgym.envs.fastcall import compiled_entry
 from trendgym.envs.lob import kernels as k
 from trendgym.envs.lob.book import grow_pool, grow_trades, id_table_size
 from trendgym.envs.lob.flow import MAX_DEPTH, N_FSTATE, N_ISTATE
@@ -34,6 +36,7 @@ CAPACITY = 128  # initial resting orders per book (grows for all books when one 
 PRICE_LEVELS = 1024
 TRADE_ROOM = 256  # initial trade buffer per book
 _WINDOW_PAD = 64  # ticks kept free on both sides of a recentred book
+_INFO_AND_MASK_KEYS = tuple(x for key in INFO_KEYS for x in (key, f"_{key}"))
 
 
 class ExecutionVectorEnv(NativeVectorEnv):
@@ -139,10 +142,12 @@ class ExecutionVectorEnv(NativeVectorEnv):
         self._status = np.zeros(n, dtype=np.int64)
         self.episodes = np.zeros(n, dtype=np.int64)
         self._autoreset = np.zeros(n, dtype=bool)
+        self._any_autoreset = False  # _autoreset.any(), kept so most steps skip the masks
         self._started = np.zeros(n, dtype=bool)
         self._done = np.zeros(n, dtype=bool)
         self._running = False  # every env has an episode to step (skips the per-step check)
         self.growths = {"pool": 0, "window": 0, "trades": 0, "recentre": 0}
+        self._entries: dict[bool, Any] = {}  # each kernel's compiled function (`compiled_entry`)
 
     @property
     def book(self) -> Book:
@@ -173,7 +178,11 @@ class ExecutionVectorEnv(NativeVectorEnv):
 
         def call() -> int:
             state = (self.book, self.trades, self.flow, self._ep)  # the book may have grown
-            kernel(status, *state, self.preset_params, self.cfg, same_step, self._replay)
+            args = (status, *state, self.preset_params, self.cfg, same_step, self._replay)
+            entry = self._entries.get(use_prange)
+            if entry is None:  # grown arrays keep their types: resolved once per kernel
+                entry = self._entries[use_prange] = compiled_entry(kernel, args)
+            entry(*args)
             return int(status.max()) if status.any() else STATUS.done
 
         run_to_done(call, self._make_room)
@@ -260,6 +269,8 @@ class ExecutionVectorEnv(NativeVectorEnv):
     def _finish_resets(self) -> None:
         """Envs whose reset just ran: count the episode, draw the next one's raw words."""
         done = self.ei[:, EI.reset_done] == 1
+        if not done.any():  # most steps
+            return
         self.ei[done, EI.reset_done] = 0
         self.episodes[done] += 1
         for i in np.flatnonzero(done):
@@ -281,6 +292,7 @@ class ExecutionVectorEnv(NativeVectorEnv):
         self._finish_resets()
         self._started[mask] = True
         self._autoreset[mask] = False
+        self._any_autoreset = bool(self._autoreset.any())
         self._done[mask] = False
         self._running = bool(self._started.all() and not self._done.any())
         return self._ep.obs.copy(), self._infos(mask)
@@ -298,37 +310,44 @@ class ExecutionVectorEnv(NativeVectorEnv):
             why = "NaN or inf" if not np.isfinite(a[i]).all() else "values outside [-1, 1]"
             raise ValueError(f"action of env {i} has {why}: {a[i].tolist()}")
         mode = self.metadata["autoreset_mode"]
-        reset_first = (
-            self._autoreset if mode is AutoresetMode.NEXT_STEP else np.zeros(self.num_envs, bool)
-        )
-        blocked = None if self._running else ~self._started | (self._done & ~reset_first)
-        if blocked is not None and blocked.any():
-            i = int(np.flatnonzero(blocked)[0])
-            raise RuntimeError(f"env {i} has no running episode: reset it before step()")
+        # None: no env starts its next episode first (most steps)
+        next_step = mode is AutoresetMode.NEXT_STEP and self._any_autoreset
+        reset_first = self._autoreset if next_step else None
+        if not self._running:
+            resetting = np.zeros(self.num_envs, bool) if reset_first is None else reset_first
+            blocked = ~self._started | (self._done & ~resetting)
+            if blocked.any():
+                i = int(np.flatnonzero(blocked)[0])
+                raise RuntimeError(f"env {i} has no running episode: reset it before step()")
         self._ep.actions[:] = a
         same_step = mode is AutoresetMode.SAME_STEP
-        self.ei[:, EI.phase] = np.where(reset_first, PHASE.reset, PHASE.decide)
+        if reset_first is None:
+            self.ei[:, EI.phase] = PHASE.decide
+        else:
+            self.ei[:, EI.phase] = np.where(reset_first, PHASE.reset, PHASE.decide)
         self._run(same_step)
         rewards = self.ef[:, EF.reward].copy()
         terminated = self.ei[:, EI.terminated] == 1
-        rewards[reset_first] = 0.0
-        terminated[reset_first] = False
+        if reset_first is not None:
+            rewards[reset_first] = 0.0
+            terminated[reset_first] = False
+        any_ended = bool(terminated.any())
         final = final_obs = None
-        if same_step and terminated.any():
+        if same_step and any_ended:
             final = self._infos(terminated, terminated, self._ep.final_ei, self._ep.final_ef)
             final_obs = self._ep.final_obs.copy()
         self._finish_resets()
         obs = self._ep.obs.copy()
         # next-step autoreset leaves the ended envs' terminal rows in place; same-step has
         # reset them, and their terminal infos go to final_info
-        infos = self._infos(None, terminated & (not same_step))
+        infos = self._infos(None, None if same_step else terminated)
         if final is not None:
             fo = np.full(self.num_envs, None, dtype=object)
             for i in np.flatnonzero(terminated):
                 fo[i] = final_obs[i]
             infos["final_obs"], infos["_final_obs"] = fo, terminated.copy()
             infos["final_info"], infos["_final_info"] = final, terminated.copy()
-        self._autoreset = terminated
+        self._autoreset, self._any_autoreset = terminated, any_ended
         if mode is AutoresetMode.DISABLED:
             self._done = terminated.copy()
             self._running = not self._done.any()
@@ -348,14 +367,14 @@ class ExecutionVectorEnv(NativeVectorEnv):
         ef = self.ef if ef is None else ef
         n = self.num_envs
         ended = np.zeros(n, dtype=bool) if ended is None else ended
-        mask = np.ones(n, dtype=bool) if shown is None else shown
-        infos: dict[str, Any] = {}
-        infos_of = episode_infos(ei, ef, self.tick_size, ended, calibrated=self.template.calibrated)
-        masks = np.repeat(mask[None], len(infos_of), axis=0)  # one row per key, one allocation
-        for j, (key, value) in enumerate(infos_of.items()):
-            infos[key] = value if shown is None else np.where(shown, value, value.dtype.type(0))
-            infos[f"_{key}"] = masks[j]
-        return infos
+        values = info_values(ei, ef, self.tick_size, ended, calibrated=self.template.calibrated)
+        if shown is not None:
+            values = [np.where(shown, v, v.dtype.type(0)) for v in values]
+        masks = np.empty((len(values), n), dtype=bool)  # one row per key, one allocation
+        masks[:] = True if shown is None else shown
+        # key, _key, key, _key, ... as SyncVectorEnv orders them
+        pairs = [x for pair in zip(values, masks, strict=True) for x in pair]
+        return dict(zip(_INFO_AND_MASK_KEYS, pairs, strict=True))
 
     # ---------------------------------------------------------------- per-env access
     def per_env_attrs(self) -> dict[str, Any]:
