@@ -89,7 +89,7 @@ def agent_fill_nb(book, own, qty, fstate):
     return own
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def agent_ahead_nb(book, own, m, tick):
     """Whether execution `m` (on the agent's side) would have met the agent's order first:
     at a worse price, or behind it in the queue of its price (hidden volume: at its price)."""
@@ -120,7 +120,7 @@ def remember_nb(consumed, ei, order_id):
     ei[EI.n_consumed] += 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def remembered_nb(consumed, ei, order_id):
     for j in range(min(ei[EI.n_consumed], CONSUMED_SLOTS)):
         if consumed[j] == order_id:
@@ -128,7 +128,7 @@ def remembered_nb(consumed, ei, order_id):
     return False
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def consumed_hit_nb(book, consumed, ei, m, tick):
     """Whether cancel/execution `m` falls on liquidity the agent took (then counted), and
     whether it must be skipped (the agent took all of it: nothing is left to reduce)."""
@@ -168,7 +168,7 @@ def note_consumed_nb(i, book, trades, ep, replay):
 
 
 # ------------------------------------------------------------------ halts
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def set_trading_nb(ei, price):
     """A halt message's price sets the trading state: -1 halted, 0 quoting, 1 open (any
     other price leaves it)."""
@@ -236,7 +236,7 @@ def crossing_new_nb(book, trades, m, tick, own, fstate, consumed, ei, counters):
     return own
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def replay_message_nb(book, trades, m, tick, own, fstate, consumed, ei, counters):
     """Apply tape message `m` with the agent's resting order (slot `own`, -1 none) in the
     queue (the model in the module doc); returns the agent's slot after it."""
@@ -274,13 +274,13 @@ def replay_message_nb(book, trades, m, tick, own, fstate, consumed, ei, counters
 
 
 # ------------------------------------------------------------------ a stretch of the tape
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _top_nb(levels, meta, side):
     best = meta[k.BEST_BID] if side == k.BUY else meta[k.BEST_ASK]
     return best, (levels[best - meta[k.BASE]].qty if best > 0 else 0)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def track_quotes_nb(book, fstate, istate):
     """After a message: the last known quotes and the order-flow imbalance, as the flow keeps
     them (Cont, Kukanov & Stoikov 2014)."""
