@@ -151,25 +151,6 @@ def encode_action(order_type: int, fraction: float, replace: bool = False) -> np
     return np.array([centre, 2.0 * fraction - 1.0, 1.0 if replace else -1.0], dtype=np.float32)
 
 
-def info_values(
-    ei: np.ndarray,
-    ef: np.ndarray,
-    tick_size: float,
-    ended: np.ndarray,
-    violations: int = 0,
-    *,
-    calibrated: bool = False,
-) -> list[np.ndarray]:
-    """Every key's values (``INFO_KEYS`` order, one entry per env) from the step kernel's
-    state; rows whose episode has not `ended` hold 0 in the end-only keys (see ``infos_nb``).
-    Each key's array is a row of one of two fresh tables: two allocations per call."""
-    n = ei.shape[0]
-    ints = np.empty((len(INFO_INT), n), dtype=np.int64)
-    floats = np.empty((len(INFO_FLOAT), n))
-    infos_nb(ei, ef, tick_size, ended, violations, calibrated, ints, floats)
-    return list(map((*ints, *floats).__getitem__, _INFO_ROWS))
-
-
 def episode_infos(
     ei: np.ndarray,
     ef: np.ndarray,
@@ -179,9 +160,14 @@ def episode_infos(
     *,
     calibrated: bool = False,
 ) -> dict[str, np.ndarray]:
-    """``info_values`` by key."""
-    values = info_values(ei, ef, tick_size, ended, violations, calibrated=calibrated)
-    return dict(zip(INFO_KEYS, values, strict=True))
+    """Every key's values (``INFO_KEYS`` order, one entry per env) from the step kernel's
+    state; rows whose episode has not `ended` hold 0 in the end-only keys (see ``infos_nb``).
+    Each key's array is a row of one of two fresh tables: two allocations per call."""
+    n = ei.shape[0]
+    ints = np.empty((len(INFO_INT), n), dtype=np.int64)
+    floats = np.empty((len(INFO_FLOAT), n))
+    infos_nb(ei, ef, tick_size, ended, violations, calibrated, ints, floats)
+    return dict(zip(INFO_KEYS, map((*ints, *floats).__getitem__, _INFO_ROWS), strict=True))
 
 
 def _column(table: str, col: int, cast: type, doc: str = "") -> property:

@@ -13,7 +13,7 @@ from gymnasium.vector import AutoresetMode
 from trendgym.envs.execution.env import (
     INFO_KEYS,
     ExecutionEnv,
-    info_values,
+    episode_infos,
     needed_prices,
     trade_room_needed,
 )
@@ -367,7 +367,8 @@ class ExecutionVectorEnv(NativeVectorEnv):
         ef = self.ef if ef is None else ef
         n = self.num_envs
         ended = np.zeros(n, dtype=bool) if ended is None else ended
-        values = info_values(ei, ef, self.tick_size, ended, calibrated=self.template.calibrated)
+        rows = episode_infos(ei, ef, self.tick_size, ended, calibrated=self.template.calibrated)
+        values = list(rows.values())
         if shown is not None:
             values = [np.where(shown, v, v.dtype.type(0)) for v in values]
         masks = np.empty((len(values), n), dtype=bool)  # one row per key, one allocation
