@@ -16,7 +16,7 @@ from trendgym.envs.execution.layout import EI
 from trendgym.envs.execution.replay import CONSUMED
 from trendgym.envs.lob import OrderBook
 from trendgym.envs.lob import kernels as k
-from trendgym.envs.lob.flow import OrderFlow, flow_params
+from trendgym.envs.lob.flow import IS, OrderFlow, flow_params
 from trendgym.envs.lob.lobster import write_lobster
 from trendgym.envs.lob.record import record_flow
 from trendgym.envs.lob.tape import TAPE_DTYPE, MessageTape
@@ -48,8 +48,11 @@ TAIL = [(END, 1, 99, 1, 90, 1)]  # far from the touch: only sets where the tape 
 
 
 def place(env, order_type, fraction):
-    """Send one decoded action now, from the touch the agent sees (no tape runs)."""
+    """Send one decoded action now, from the touch the agent sees (no tape runs): the last
+    known quote of its side when that side is empty, as a step's decision takes it."""
     touch = env.book.best_bid() if env.side == 1 else env.book.best_ask()
+    if touch is None:
+        touch = int(env._flow.istate[0, IS.last_bid if env.side == 1 else IS.last_ask])
     env._act(order_type, fraction, False, touch)
 
 

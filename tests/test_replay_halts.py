@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.test_replay import (
@@ -154,6 +154,7 @@ KW = {"horizon": 10, "step_seconds": 1.0, "warmup_seconds": 2.0}
     order_type=st.sampled_from([ORDER.behind_1, ORDER.touch, ORDER.inside, ORDER.market]),
     fraction=st.floats(0.05, 1.0),
 )
+@example(seed=1730, order_type=ORDER.behind_1, fraction=1.0)  # a seller, the ask side empty
 def test_replay_kernel_matches_twin_through_halts(seed, order_type, fraction):
     tape = halted_tape()
     env = ExecutionEnv(replay=tape, **KW)
