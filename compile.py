@@ -21,7 +21,7 @@ from typing import Any
 
 ENV_IDS = ("trendgym/Execution-v0", "trendgym/Portfolio-v0")
 # what a cold compile of each env's first reset+step costs on a 2-core machine (measured)
-COLD_SECONDS = {"trendgym/Execution-v0": "1-3 min", "trendgym/Portfolio-v0": "1-2 min"}
+COLD_SECONDS = {"trendgym/Execution-v0": "3-6 min", "trendgym/Portfolio-v0": "under a minute"}
 
 _installed = False
 _lock = threading.Lock()
