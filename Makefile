@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 # numba compiles the envs' kernels on first use (minutes on a cold cache): pay it once,
 # with a progress line per env, and again only when a file under envs/ changes
 $(COMPILED): $(STAMP) $(KERNELS)
-	$(BIN)/python -m trendgym.compile --vector
+	$(BIN)/python -m trendgym.compile --vector --tape-tools
 	touch $(COMPILED)
 
 compile: $(COMPILED)

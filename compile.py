@@ -92,11 +92,36 @@ def warm(env_id: str, vector: bool = False) -> float:
     return time.perf_counter() - t0
 
 
+def warm_tape_tools() -> float:
+    """Record a few minutes of flow as a tape, calibrate the flow to it and rebuild its book
+    with snapshots, so numba compiles or loads the tape tools' kernels (``trendgym
+    calibrate``, ``read_lobster``'s rebuild); returns the seconds it took."""
+    import numpy as np
+
+    from trendgym.envs.lob import OrderBook, calibrate_flow, record_flow
+    from trendgym.envs.lob.flow import OrderFlow, flow_params
+    from trendgym.envs.lob.tape_facts import tape_facts
+
+    t0 = time.perf_counter()
+    flow = OrderFlow(OrderBook(), flow_params("calm"), np.random.default_rng(0), record=4096)
+    flow.seed_book()
+    tape = record_flow(flow, 300.0, resolution=0.02)
+    calibrate_flow(tape)
+    tape_facts(tape)
+    tape.snapshots(10)
+    return time.perf_counter() - t0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("env_ids", nargs="*", default=list(ENV_IDS), help="default: both envs")
     parser.add_argument(
         "--vector", action="store_true", help="also the native vector envs' kernels"
+    )
+    parser.add_argument(
+        "--tape-tools",
+        action="store_true",
+        help="also the tape tools' kernels (recording, calibration, book rebuilds)",
     )
     parser.add_argument("--serial", action="store_true", help="one env after the other")
     args = parser.parse_args(argv)
@@ -109,14 +134,21 @@ def main(argv: list[str] | None = None) -> None:
             f"trendgym: compiling {env_id} (cached: under a second; cold: {COLD_SECONDS[env_id]})",
             flush=True,
         )
-    if args.serial or len(args.env_ids) == 1:
-        for env_id in args.env_ids:
-            print(f"trendgym: {env_id} ready in {warm(env_id, args.vector):.1f} s", flush=True)
+    if args.tape_tools:
+        print("trendgym: compiling the tape tools (cold: 1-4 min)", flush=True)
+    # what each job warms: an env id, or the tape tools; each runs in its own process
+    work = [(e, warm, (e, args.vector)) for e in args.env_ids]
+    if args.tape_tools:
+        work.append(("the tape tools", warm_tape_tools, ()))
+    if args.serial or len(work) == 1:
+        for name, fn, fn_args in work:
+            print(f"trendgym: {name} ready in {fn(*fn_args):.1f} s", flush=True)
     else:
-        with ProcessPoolExecutor(len(args.env_ids)) as pool:
-            jobs = {e: pool.submit(warm, e, args.vector) for e in args.env_ids}
-            for env_id, job in jobs.items():
-                print(f"trendgym: {env_id} ready in {job.result():.1f} s", flush=True)
+        # two workers: the tape tools follow the faster env on its core
+        with ProcessPoolExecutor(min(2, len(work))) as pool:
+            jobs = {name: pool.submit(fn, *fn_args) for name, fn, fn_args in work}
+            for name, job in jobs.items():
+                print(f"trendgym: {name} ready in {job.result():.1f} s", flush=True)
     print(f"trendgym: kernels compiled and cached in {time.perf_counter() - t0:.1f} s", flush=True)
 
 

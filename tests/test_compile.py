@@ -45,6 +45,12 @@ def test_compile_step_warms_an_env_and_reports_it():
     assert "kernels compiled and cached" in out.stdout
 
 
+def test_compile_step_warms_the_tape_tools_beside_an_env():
+    out = _run([sys.executable, "-m", "trendgym.compile", "trendgym/Portfolio-v0", "--tape-tools"])
+    assert "trendgym: trendgym/Portfolio-v0 ready in " in out.stdout
+    assert "trendgym: the tape tools ready in " in out.stdout
+
+
 def test_compile_step_refuses_an_unknown_id():
     with pytest.raises(SystemExit):
         tg_compile.main(["trendgym/Nope-v0"])
