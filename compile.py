@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
     if args.tape_tools:
-        print("trendgym: compiling the tape tools (cold: 1-4 min)", flush=True)
+        print("trendgym: compiling the tape tools (cached: seconds; cold: 3-5 min)", flush=True)
     # what each job warms: an env id, or the tape tools; each runs in its own process
     work = [(e, warm, (e, args.vector)) for e in args.env_ids]
     if args.tape_tools:

@@ -16,7 +16,6 @@ ratios), on one thread and with the env's own kernel choice.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' twin
 from tests.tape_twin import TwinRebuild  # noqa: E402
+from trendgym.benchmarks.ab import summary  # noqa: E402
 from trendgym.envs.lob import OrderBook, read_lobster, record_flow, write_lobster  # noqa: E402
 from trendgym.envs.lob.flow import OrderFlow, flow_params  # noqa: E402
 from trendgym.envs.lob.tape import MessageTape  # noqa: E402
@@ -155,10 +155,9 @@ def replay_figures(
                 for name, extra in modes
             }
             rates = paired_vector_rates(venvs, max(10, steps // n // rounds), rounds, clock)
-            sim, rep = (statistics.median(rates[name]) for name, _ in modes)
-            paired = [r / s for r, s in zip(rates["replay"], rates["simulated"], strict=True)]
-            ratio = f"{statistics.median(paired):.2f} [{min(paired):.2f}-{max(paired):.2f}]"
-            print(f"{kernel:<8}{n:>5}{sim:>12,.0f}{rep:>12,.0f}{ratio:>26}")
+            s = summary(rates["simulated"], rates["replay"])  # replay / simulated, paired
+            ratio = f"{s['ratio']:.2f} [{s['ratio_min']:.2f}-{s['ratio_max']:.2f}]"
+            print(f"{kernel:<8}{n:>5}{s['before']:>12,.0f}{s['after']:>12,.0f}{ratio:>26}")
 
 
 def main() -> None:
